@@ -1,0 +1,233 @@
+//! The engine port: what the service layer needs from a hypervisor driver.
+//!
+//! The trait lives in the core (not in the engine crate) so the service layer
+//! depends only on this contract; `ironidc-engine` implements it for QEMU and,
+//! later, for remote agents.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::HwStatus;
+
+/// Where an engine keeps the VMs of one host and finds its OS images.
+#[derive(Debug, Clone)]
+pub struct HostContext {
+    pub hs_name: String,
+    /// Directory that holds one sub-directory per VM (`<vms_dir>/<vm_uuid>/`).
+    pub vms_dir: PathBuf,
+    /// Directory that holds the OS base images named in `system_maps`.
+    pub images_dir: PathBuf,
+}
+
+/// The hardware definition of one VM, as the engine needs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VmSpec {
+    pub uuid: String,
+    pub cpu_num: u32,
+    /// Memory in MiB.
+    pub mem_mb: u64,
+    /// System disk size in MiB.
+    pub hdd_mb: u64,
+    /// Base image file name inside `HostContext::images_dir` (already validated).
+    pub os_image: String,
+    /// Network cards, in order (`ethernet0`, `nic0`, …) with their MAC address.
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NicSpec {
+    pub name: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    Start,
+    Stop,
+    HardStop,
+    Reset,
+    HardReset,
+    Pause,
+    Resume,
+}
+
+impl PowerAction {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "start" => Self::Start,
+            "stop" => Self::Stop,
+            "hard_stop" => Self::HardStop,
+            "reset" => Self::Reset,
+            "hard_reset" => Self::HardReset,
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::HardStop => "hard_stop",
+            Self::Reset => "reset",
+            Self::HardReset => "hard_reset",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+/// Power state as observed by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    Stopped,
+    Running,
+    Paused,
+    Crashed,
+    Unknown,
+}
+
+impl PowerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Crashed => "crashed",
+            Self::Unknown => "unknown",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "stopped" => Self::Stopped,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "crashed" => Self::Crashed,
+            _ => Self::Unknown,
+        }
+    }
+    /// The OpenIDCS `vm_flag` name of this state.
+    pub fn vm_flag(self) -> &'static str {
+        match self {
+            Self::Stopped => "STOPPED",
+            Self::Running => "STARTED",
+            Self::Paused => "SUSPEND",
+            Self::Crashed => "CRASHED",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+    /// A QEMU process exists for the VM (running or paused).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Running | Self::Paused)
+    }
+}
+
+/// What `update_vm` did with a changed definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The VM is stopped: the change is in place now.
+    Applied,
+    /// The VM is running: the change is stored and applied at its next start.
+    PendingRestart,
+}
+
+/// Whether an engine can be used on this machine, and why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub enabled: bool,
+    pub platform: &'static str,
+    pub arch: &'static str,
+    pub is_remote: bool,
+    pub messages: Vec<String>,
+}
+
+/// A VM found on a host by `scan`.
+#[derive(Debug, Clone)]
+pub struct ScannedVm {
+    pub spec: VmSpec,
+    pub state: PowerState,
+}
+
+/// Reports progress of a long engine step (0..=100) with a short step name.
+pub trait ProgressSink: Send + Sync {
+    fn report(&self, step: &str, percent: u8);
+}
+
+/// A progress sink that drops every report.
+pub struct NoProgress;
+impl ProgressSink for NoProgress {
+    fn report(&self, _step: &str, _percent: u8) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine is not usable here: {0}")]
+    Unavailable(String),
+    #[error("vm {0} not found on the host")]
+    VmNotFound(String),
+    #[error("vm {0} already exists on the host")]
+    VmExists(String),
+    #[error("base image {0} not found")]
+    ImageNotFound(String),
+    #[error("vm is {state}; {action} is not possible in this state")]
+    InvalidState { state: &'static str, action: &'static str },
+    #[error("guest did not power off within {0} s after the ACPI request; use hard_stop")]
+    StopTimeout(u64),
+    #[error("disk can only grow: current {current_mb} MiB, requested {requested_mb} MiB")]
+    DiskShrink { current_mb: u64, requested_mb: u64 },
+    #[error("path too long for a unix socket: {0}")]
+    SocketPathTooLong(String),
+    #[error("{program} failed ({status}): {stderr}")]
+    Command { program: String, status: String, stderr: String },
+    #[error("QMP: {0}")]
+    Qmp(String),
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}
+
+/// A hypervisor driver. One instance serves every host of its kind; the
+/// `HostContext` tells it where that host keeps its VMs.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Static identity and whether it is usable on this machine.
+    async fn info(&self) -> EngineInfo;
+    /// Create the VM's disk (a linked clone of the base image, grown to
+    /// `hdd_mb`) and its stored definition. Does not start it. On error,
+    /// nothing of the VM is left on the host.
+    async fn create_vm(&self, host: &HostContext, spec: &VmSpec, progress: &dyn ProgressSink)
+        -> Result<(), EngineError>;
+    /// Stop the VM if it runs and remove everything the engine keeps for it.
+    async fn delete_vm(&self, host: &HostContext, uuid: &str) -> Result<(), EngineError>;
+    /// Store a changed definition; applied now when stopped, at next start otherwise.
+    async fn update_vm(&self, host: &HostContext, spec: &VmSpec) -> Result<UpdateOutcome, EngineError>;
+    /// Perform a power action. `Stop` waits up to `stop_timeout` for the guest.
+    async fn power(&self, host: &HostContext, uuid: &str, action: PowerAction, stop_timeout: Duration)
+        -> Result<(), EngineError>;
+    /// Current power state as the hypervisor reports it.
+    async fn state(&self, host: &HostContext, uuid: &str) -> Result<PowerState, EngineError>;
+    /// A resource sample of a VM (CPU, memory, disk of the QEMU process / disk file).
+    async fn sample(&self, host: &HostContext, uuid: &str) -> Result<HwStatus, EngineError>;
+    /// VMs present on the host (whether or not the database knows them).
+    async fn scan(&self, host: &HostContext) -> Result<Vec<ScannedVm>, EngineError>;
+    /// CPU, memory and disk figures of the host itself.
+    async fn host_status(&self, host: &HostContext) -> Result<HwStatus, EngineError>;
+}

@@ -1,0 +1,3 @@
+//! ironidc core: domain model, validation, ports and the service layer.
+pub mod engine;
+pub mod model;

@@ -1,0 +1,205 @@
+//! Domain types shared by every face: hosts, VMs, tasks, log entries and
+//! hardware status samples.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::PowerState;
+
+/// A hardware status sample, with OpenIDCS's `HWStatus` field names.
+/// Sizes are MiB, usages are percent (CPU) or MiB (memory, disk),
+/// network figures are bytes since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HwStatus {
+    pub ac_status: String,
+    pub on_update: i64,
+    pub cpu_model: String,
+    pub cpu_total: u64,
+    pub cpu_usage: f64,
+    pub mem_total: u64,
+    pub mem_usage: u64,
+    pub hdd_total: u64,
+    pub hdd_usage: u64,
+    pub flu_total: u64,
+    pub flu_usage: u64,
+    pub network_u: u64,
+    pub network_d: u64,
+    pub gpu_total: u64,
+    pub gpu_usage: u64,
+}
+
+/// One NIC of a VM as the API describes it (`nic_all.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NicConfig {
+    pub nic_type: String,
+    pub mac_addr: String,
+    pub ip4_addr: String,
+    pub ip6_addr: String,
+    pub nic_gate: String,
+    pub nic_mask: String,
+    pub dns_addr: Vec<String>,
+}
+
+/// Host configuration in OpenIDCS shape. `server_pass` is write-only: the
+/// service never returns it, and the store keeps it encrypted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostConfig {
+    pub server_addr: String,
+    pub server_user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_pass: Option<String>,
+    pub server_port: u16,
+    pub server_area: String,
+    pub filter_name: String,
+    pub images_path: String,
+    pub dvdrom_path: String,
+    pub system_path: String,
+    pub backup_path: String,
+    pub extern_path: String,
+    pub launch_path: String,
+    pub network_nat: String,
+    pub network_pub: String,
+    pub ports_start: u16,
+    pub ports_close: u16,
+    pub remote_port: u16,
+    /// Maximum number of VMs on this host (0 = unlimited).
+    pub limits_nums: u32,
+    pub public_addr: Vec<String>,
+    /// OS images: display name -> (file name in `system_path`, minimum disk GB).
+    pub system_maps: BTreeMap<String, (String, u64)>,
+    /// ISO images: display name -> file name in `dvdrom_path`.
+    pub images_maps: BTreeMap<String, String>,
+    /// Per-VM maxima on this host: `cpu_num`, `mem_num` (MB), `hdd_num` (MB).
+    pub server_plan: ServerPlan,
+    pub extend_data: serde_json::Value,
+}
+
+/// Upper bounds for one VM on a host. Zero means "the engine's default"
+/// (host CPU count, host memory, 2 TiB disk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerPlan {
+    pub cpu_num: u32,
+    pub mem_num: u64,
+    pub hdd_num: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub id: i64,
+    pub name: String,
+    /// Engine key (`qemu`).
+    pub engine: String,
+    pub enabled: bool,
+    pub config: HostConfig,
+    pub created_at: i64,
+}
+
+/// The stored definition of a VM (everything the API accepts on create/update).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VmConfig {
+    pub vm_uuid: String,
+    pub os_name: String,
+    pub cpu_num: u32,
+    pub cpu_per: u32,
+    pub mem_num: u64,
+    pub hdd_num: u64,
+    pub hdd_iop: u32,
+    pub gpu_mem: u64,
+    pub speed_u: u32,
+    pub speed_d: u32,
+    pub nat_num: u32,
+    pub web_num: u32,
+    pub flu_num: u64,
+    pub flu_rst: u32,
+    pub bak_num: u32,
+    pub iso_num: u32,
+    pub pci_num: u32,
+    pub usb_num: u32,
+    pub nic_all: BTreeMap<String, NicConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vm {
+    pub id: i64,
+    pub host_id: i64,
+    pub hs_name: String,
+    pub uuid: String,
+    pub config: VmConfig,
+    /// Last known power state (reconciled with the engine).
+    pub state: PowerState,
+    /// A definition change waits for the next start.
+    pub pending_restart: bool,
+    /// Latest status sample, kept on the row so lists need one query.
+    pub last_status: Option<HwStatus>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            _ => Self::Running,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: i64,
+    pub kind: String,
+    pub hs_name: Option<String>,
+    pub vm_uuid: Option<String>,
+    pub actor: String,
+    pub step: String,
+    pub status: TaskStatus,
+    pub progress: u8,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    pub id: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub source_ip: String,
+    pub face: String,
+    pub action: String,
+    pub hs_name: Option<String>,
+    pub target: Option<String>,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// A status sample of a VM kept in its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmStatusSample {
+    pub ts: i64,
+    pub state: PowerState,
+    pub status: HwStatus,
+}

@@ -1,0 +1,1 @@
+//! Building bootable base images.
