@@ -1,3 +1,12 @@
-//! ironidc core: domain model, validation, ports and the service layer.
+//! ironidc core: domain model, validation, ports (store, engine) and the
+//! service layer that every face calls.
 pub mod engine;
+pub mod error;
 pub mod model;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+pub use error::{CoreError, ErrorClass};
+pub use service::{Actor, EngineRegistry, ServiceOptions, Services};

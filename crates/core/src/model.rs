@@ -137,6 +137,8 @@ pub struct Vm {
     pub pending_restart: bool,
     /// Latest status sample, kept on the row so lists need one query.
     pub last_status: Option<HwStatus>,
+    /// Guest password sealed by `SecretBox`; never shown by any face.
+    pub os_pass_sealed: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

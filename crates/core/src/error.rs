@@ -1,0 +1,76 @@
+//! The one error type of the service layer. Each face maps it to its own
+//! wire format in one place.
+
+use crate::engine::EngineError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Bad input; `field` names the offending field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{kind} {name} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or invalid token")]
+    Unauthorized,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("secret store: {0}")]
+    Secret(String),
+}
+
+/// How a face should classify an error; faces turn this into a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+impl CoreError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.to_string(), message: message.into() }
+    }
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound { kind, name: name.into() }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Invalid { .. } => ErrorClass::BadRequest,
+            Self::NotFound { .. } => ErrorClass::NotFound,
+            Self::Conflict(_) => ErrorClass::Conflict,
+            Self::Unauthorized => ErrorClass::Unauthorized,
+            Self::Unavailable(_) => ErrorClass::Unavailable,
+            Self::Engine(e) => match e {
+                EngineError::VmNotFound(_) | EngineError::ImageNotFound(_) => ErrorClass::NotFound,
+                EngineError::VmExists(_) | EngineError::InvalidState { .. } => ErrorClass::Conflict,
+                EngineError::DiskShrink { .. } | EngineError::SocketPathTooLong(_) => ErrorClass::BadRequest,
+                EngineError::StopTimeout(_) => ErrorClass::Timeout,
+                EngineError::Unavailable(_) => ErrorClass::Unavailable,
+                EngineError::Command { .. } | EngineError::Qmp(_) | EngineError::Io { .. } => ErrorClass::Internal,
+            },
+            Self::Store(StoreError::Conflict(_)) => ErrorClass::Conflict,
+            Self::Store(_) | Self::Secret(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => CoreError::Conflict(format!("{what} already exists")),
+            other => CoreError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Host use cases: register, change, enable/disable, remove, status.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{now, Actor, Services};
+use crate::engine::{Engine, HostContext};
+use crate::error::CoreError;
+use crate::model::{Host, HostConfig, HwStatus};
+use crate::secrets::SecretBox;
+use crate::store::NewHost;
+use crate::validate;
+
+/// Engine names other systems use for engines ironidc does not implement;
+/// named so the error says "not supported" rather than "unknown".
+const FOREIGN_ENGINES: &[&str] =
+    &["LxContainer", "OCInterface", "PromoxSetup", "vSphereESXi", "HyperVSetup", "VirtualBoxs", "VMWareSetup"];
+
+/// Map an engine name from any face to our key (`QEMUServer` → `qemu`).
+pub fn engine_key(name: &str) -> Result<&'static str, CoreError> {
+    match name {
+        "qemu" | "QEMUServer" | "kvm" => Ok("qemu"),
+        other if FOREIGN_ENGINES.contains(&other) => {
+            Err(CoreError::invalid("type", format!("engine {other} is not supported by ironidc (supported: qemu)")))
+        }
+        _ => Err(CoreError::invalid("type", "unknown engine type (supported: qemu, alias QEMUServer)")),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostInput {
+    pub name: String,
+    pub engine: String,
+    pub config: HostConfig,
+    pub enabled: Option<bool>,
+}
+
+/// A host as faces show it; never carries the host password.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub engine: String,
+    pub addr: String,
+    pub status: &'static str,
+    pub enable_host: bool,
+    pub config: HostConfig,
+    pub vm_count: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusSource {
+    Cached,
+    Fresh,
+    NoData,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatusReport {
+    pub status: Option<HwStatus>,
+    pub source: StatusSource,
+    pub cached_at: i64,
+    pub age_seconds: i64,
+}
+
+impl Services {
+    pub(crate) fn engine_of(&self, host: &Host) -> Result<&Arc<dyn Engine>, CoreError> {
+        self.inner
+            .engines
+            .get(&host.engine)
+            .ok_or_else(|| CoreError::Unavailable(format!("engine {} is not available on this controller", host.engine)))
+    }
+
+    pub(crate) fn host_context(&self, host: &Host) -> HostContext {
+        HostContext {
+            hs_name: host.name.clone(),
+            vms_dir: PathBuf::from(&host.config.images_path),
+            images_dir: PathBuf::from(&host.config.system_path),
+        }
+    }
+
+    pub(crate) async fn host(&self, hs_name: &str) -> Result<Host, CoreError> {
+        validate::path_name("hs_name", hs_name)?;
+        self.store().host_by_name(hs_name).await?.ok_or_else(|| CoreError::not_found("host", hs_name))
+    }
+
+    fn view(&self, host: Host, vm_count: i64) -> HostView {
+        let usable = self.inner.engines.get(&host.engine).is_some();
+        let mut config = host.config;
+        config.server_pass = None;
+        HostView {
+            addr: if config.server_addr.is_empty() { "localhost".into() } else { config.server_addr.clone() },
+            status: if host.enabled && usable { "active" } else { "inactive" },
+            enable_host: host.enabled,
+            name: host.name,
+            engine: host.engine,
+            config,
+            vm_count,
+            created_at: host.created_at,
+        }
+    }
+
+    pub async fn list_hosts(&self) -> Result<Vec<HostView>, CoreError> {
+        let hosts = self.store().list_hosts().await?;
+        Ok(hosts.into_iter().map(|h| self.view(h.host, h.vm_count)).collect())
+    }
+
+    pub async fn get_host(&self, hs_name: &str) -> Result<HostView, CoreError> {
+        let host = self.host(hs_name).await?;
+        let count = self.store().list_vms(host.id).await?.len() as i64;
+        Ok(self.view(host, count))
+    }
+
+    pub async fn create_host(&self, actor: &Actor, input: HostInput) -> Result<HostView, CoreError> {
+        let checked = self.check_host_input(&input, None);
+        let (engine, config) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                self.log_refused(actor, "host.create", Some(&input.name), None, &e).await;
+                return Err(e);
+            }
+        };
+        let op = self.begin(actor, "host.create", Some(&input.name), None).await?;
+        let res = self
+            .store()
+            .insert_host(NewHost { name: &input.name, engine, enabled: input.enabled.unwrap_or(true), config: &config })
+            .await
+            .map_err(CoreError::from)
+            .map(|h| self.view(h, 0));
+        op.finish(res, |h| serde_json::json!({"hs_name": h.name})).await
+    }
+
+    /// Replace a host's config. A missing `server_pass` keeps the stored one.
+    pub async fn update_host(&self, actor: &Actor, hs_name: &str, config: HostConfig, enabled: Option<bool>)
+        -> Result<HostView, CoreError> {
+        let host = self.host(hs_name).await?;
+        let input = HostInput { name: host.name.clone(), engine: host.engine.clone(), config, enabled };
+        let config = match self.check_host_input(&input, Some(&host)) {
+            Ok((_, c)) => c,
+            Err(e) => {
+                self.log_refused(actor, "host.update", Some(hs_name), None, &e).await;
+                return Err(e);
+            }
+        };
+        let op = self.begin(actor, "host.update", Some(hs_name), None).await?;
+        let enabled = enabled.unwrap_or(host.enabled);
+        let res = async {
+            self.store().update_host(host.id, enabled, &config).await?;
+            self.forget_host_status(hs_name);
+            self.get_host(hs_name).await
+        }
+        .await;
+        op.finish(res, |_| serde_json::json!({"hs_name": hs_name})).await
+    }
+
+    pub async fn set_host_enabled(&self, actor: &Actor, hs_name: &str, enabled: bool) -> Result<HostView, CoreError> {
+        let host = self.host(hs_name).await?;
+        let op = self.begin(actor, if enabled { "host.enable" } else { "host.disable" }, Some(hs_name), None).await?;
+        let res = async {
+            self.store().update_host(host.id, enabled, &host.config).await?;
+            self.get_host(hs_name).await
+        }
+        .await;
+        op.finish(res, |h| serde_json::json!({"enable_host": h.enable_host})).await
+    }
+
+    /// Remove a host. Refused while it has VMs, unless `force`, which
+    /// deletes those VMs (processes and disks) first.
+    pub async fn delete_host(&self, actor: &Actor, hs_name: &str, force: bool) -> Result<(), CoreError> {
+        let host = self.host(hs_name).await?;
+        let vms = self.store().list_vms(host.id).await?;
+        if !vms.is_empty() && !force {
+            let e = CoreError::Conflict(format!(
+                "host {hs_name} still has {} VM(s); delete them first or pass force=true",
+                vms.len()
+            ));
+            self.log_refused(actor, "host.delete", Some(hs_name), None, &e).await;
+            return Err(e);
+        }
+        let op = self.begin(actor, "host.delete", Some(hs_name), None).await?;
+        let res = async {
+            let total = vms.len().max(1);
+            for (i, vm) in vms.iter().enumerate() {
+                op.step(&format!("deleting vm {}", vm.uuid), (i * 100 / total) as u8).await;
+                self.remove_vm_everywhere(&host, vm).await?;
+            }
+            self.store().delete_host(host.id).await?;
+            self.forget_host_status(hs_name);
+            Ok(())
+        }
+        .await;
+        op.finish(res, |_| serde_json::json!({"deleted_vms": vms.len()})).await
+    }
+
+    /// Host CPU, memory and disk, from a cache unless `refresh` or stale.
+    pub async fn host_status(&self, hs_name: &str, refresh: bool) -> Result<HostStatusReport, CoreError> {
+        let host = self.host(hs_name).await?;
+        let ttl = self.inner.opts.host_status_ttl.as_secs() as i64;
+        let cached = self.cached_host_status(hs_name);
+        if let Some((at, status)) = cached.clone() {
+            if !refresh && now() - at < ttl {
+                return Ok(HostStatusReport {
+                    status: Some(status),
+                    source: StatusSource::Cached,
+                    cached_at: at,
+                    age_seconds: now() - at,
+                });
+            }
+        }
+        let engine = self.engine_of(&host)?;
+        match engine.host_status(&self.host_context(&host)).await {
+            Ok(status) => {
+                let at = now();
+                self.inner
+                    .host_status_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hs_name.to_string(), (at, status.clone()));
+                Ok(HostStatusReport { status: Some(status), source: StatusSource::Fresh, cached_at: at, age_seconds: 0 })
+            }
+            Err(e) => {
+                tracing::warn!(host = hs_name, error = %e, "host status unavailable");
+                Ok(match cached {
+                    Some((at, status)) => HostStatusReport {
+                        status: Some(status),
+                        source: StatusSource::Cached,
+                        cached_at: at,
+                        age_seconds: now() - at,
+                    },
+                    None => HostStatusReport { status: None, source: StatusSource::NoData, cached_at: 0, age_seconds: 0 },
+                })
+            }
+        }
+    }
+
+    fn cached_host_status(&self, hs_name: &str) -> Option<(i64, HwStatus)> {
+        self.inner.host_status_cache.lock().unwrap_or_else(|p| p.into_inner()).get(hs_name).cloned()
+    }
+
+    fn forget_host_status(&self, hs_name: &str) {
+        self.inner.host_status_cache.lock().unwrap_or_else(|p| p.into_inner()).remove(hs_name);
+    }
+
+    /// Validate a host definition and fill defaults. `existing` is the stored
+    /// host on update (its password is kept when none is given).
+    fn check_host_input(&self, input: &HostInput, existing: Option<&Host>)
+        -> Result<(&'static str, HostConfig), CoreError> {
+        validate::path_name("name", &input.name)?;
+        let engine = engine_key(&input.engine)?;
+        let mut config = input.config.clone();
+        let data = &self.inner.opts.data_dir;
+        if config.images_path.is_empty() {
+            config.images_path = data.join("hosts").join(&input.name).join("vms").to_string_lossy().into_owned();
+        }
+        if config.system_path.is_empty() {
+            config.system_path = data.join("images").to_string_lossy().into_owned();
+        }
+        for (field, value) in [
+            ("config.images_path", &config.images_path),
+            ("config.system_path", &config.system_path),
+        ] {
+            validate::absolute_dir(field, value)?;
+        }
+        for (field, value) in [
+            ("config.dvdrom_path", &config.dvdrom_path),
+            ("config.backup_path", &config.backup_path),
+            ("config.extern_path", &config.extern_path),
+            ("config.launch_path", &config.launch_path),
+        ] {
+            if !value.is_empty() {
+                validate::absolute_dir(field, value)?;
+            }
+        }
+        for (display, (file, _min_gb)) in &config.system_maps {
+            if display.trim().is_empty() || display.chars().count() > 64 {
+                return Err(CoreError::invalid("config.system_maps", "display names must be 1 to 64 characters"));
+            }
+            validate::path_name("config.system_maps", file)?;
+        }
+        for file in config.images_maps.values() {
+            validate::path_name("config.images_maps", file)?;
+        }
+        if config.ports_start != 0 && config.ports_close != 0 && config.ports_start > config.ports_close {
+            return Err(CoreError::invalid("config.ports_start", "must not be greater than ports_close"));
+        }
+        config.server_pass = match (config.server_pass.take().filter(|p| !p.is_empty()), existing) {
+            (Some(plain), _) if !SecretBox::is_sealed(&plain) => Some(self.inner.secrets.seal(&plain)?),
+            (Some(_sealed), _) => {
+                return Err(CoreError::invalid("config.server_pass", "must be the password itself"));
+            }
+            (None, Some(host)) => host.config.server_pass.clone(),
+            (None, None) => None,
+        };
+        Ok((engine, config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_aliases() {
+        assert_eq!(engine_key("QEMUServer").ok(), Some("qemu"));
+        assert_eq!(engine_key("qemu").ok(), Some("qemu"));
+        let e = engine_key("HyperVSetup").expect_err("unsupported");
+        assert!(e.to_string().contains("not supported"));
+        assert!(engine_key("bogus").is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Tasks and the operation log: every mutating use case runs inside an
+//! `Operation`, which is a task row while it runs and a log row when it ends.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::Services;
+use crate::engine::ProgressSink;
+use crate::error::CoreError;
+use crate::model::TaskStatus;
+use crate::store::{NewLog, Store};
+
+/// Who asks, from where, through which face.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub source_ip: String,
+    pub face: &'static str,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, source_ip: impl Into<String>, face: &'static str) -> Self {
+        Self { name: name.into(), source_ip: source_ip.into(), face }
+    }
+    /// The operator at the console (`ironidc` CLI and start-up work).
+    pub fn system() -> Self {
+        Self::new("system", "local", "cli")
+    }
+}
+
+pub(crate) struct Operation {
+    pub task_id: i64,
+    action: &'static str,
+    hs_name: Option<String>,
+    target: Option<String>,
+    actor: Actor,
+    store: Arc<dyn Store>,
+}
+
+impl Services {
+    /// Start a task row for a mutating operation.
+    pub(crate) async fn begin(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        hs_name: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<Operation, CoreError> {
+        let task = self.store().create_task(action, hs_name, target, &actor.name).await?;
+        Ok(Operation {
+            task_id: task.id,
+            action,
+            hs_name: hs_name.map(str::to_string),
+            target: target.map(str::to_string),
+            actor: actor.clone(),
+            store: self.inner.store.clone(),
+        })
+    }
+
+    /// Record an operation refused before it started (bad input, not found):
+    /// a log row only, no task.
+    pub(crate) async fn log_refused(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        hs_name: Option<&str>,
+        target: Option<&str>,
+        err: &CoreError,
+    ) {
+        let message = err.to_string();
+        let res = self
+            .store()
+            .insert_log(NewLog {
+                actor: &actor.name,
+                source_ip: &actor.source_ip,
+                face: actor.face,
+                action,
+                hs_name,
+                target,
+                ok: false,
+                message: &message,
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "could not write the operation log");
+        }
+    }
+}
+
+impl Operation {
+    pub async fn step(&self, step: &str, progress: u8) {
+        if let Err(e) = self.store.update_task(self.task_id, step, progress).await {
+            tracing::warn!(task = self.task_id, error = %e, "could not update task");
+        }
+    }
+
+    /// A progress sink for engine calls; reports are written to the task row
+    /// in order by a background writer, so the engine never waits on the store.
+    pub fn progress(&self) -> TaskProgress {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, u8)>();
+        let store = self.store.clone();
+        let id = self.task_id;
+        tokio::spawn(async move {
+            while let Some((step, pct)) = rx.recv().await {
+                let _ = store.update_task(id, &step, pct).await;
+            }
+        });
+        TaskProgress { tx }
+    }
+
+    /// Close the task and write the log row; returns the result unchanged.
+    pub async fn finish<T>(self, result: Result<T, CoreError>, summary: impl FnOnce(&T) -> serde_json::Value)
+        -> Result<T, CoreError> {
+        let (status, value, error) = match &result {
+            Ok(v) => (TaskStatus::Succeeded, Some(summary(v)), None),
+            Err(e) => (TaskStatus::Failed, None, Some(e.to_string())),
+        };
+        if let Err(e) = self.store.finish_task(self.task_id, status, value.as_ref(), error.as_deref()).await {
+            tracing::warn!(task = self.task_id, error = %e, "could not finish task");
+        }
+        let message = error.clone().unwrap_or_else(|| "ok".to_string());
+        let log = NewLog {
+            actor: &self.actor.name,
+            source_ip: &self.actor.source_ip,
+            face: self.actor.face,
+            action: self.action,
+            hs_name: self.hs_name.as_deref(),
+            target: self.target.as_deref(),
+            ok: error.is_none(),
+            message: &message,
+        };
+        if let Err(e) = self.store.insert_log(log).await {
+            tracing::warn!(error = %e, "could not write the operation log");
+        }
+        result
+    }
+}
+
+pub(crate) struct TaskProgress {
+    tx: mpsc::UnboundedSender<(String, u8)>,
+}
+
+impl ProgressSink for TaskProgress {
+    fn report(&self, step: &str, percent: u8) {
+        let _ = self.tx.send((step.to_string(), percent.min(100)));
+    }
+}

@@ -1,0 +1,102 @@
+//! The store port: persistence the service layer needs. `ironidc-store`
+//! implements it over SQLite and PostgreSQL.
+
+use async_trait::async_trait;
+
+use crate::engine::PowerState;
+use crate::model::{Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the string names what collided.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+pub struct NewHost<'a> {
+    pub name: &'a str,
+    pub engine: &'a str,
+    pub enabled: bool,
+    pub config: &'a HostConfig,
+}
+
+pub struct NewVm<'a> {
+    pub host_id: i64,
+    pub uuid: &'a str,
+    pub config: &'a VmConfig,
+    pub state: PowerState,
+    /// The guest password, sealed by `SecretBox`.
+    pub os_pass_sealed: Option<&'a str>,
+}
+
+pub struct NewLog<'a> {
+    pub actor: &'a str,
+    pub source_ip: &'a str,
+    pub face: &'a str,
+    pub action: &'a str,
+    pub hs_name: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub ok: bool,
+    pub message: &'a str,
+}
+
+/// A host with the number of its VMs, as lists show it.
+#[derive(Debug, Clone)]
+pub struct HostSummary {
+    pub host: Host,
+    pub vm_count: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // hosts
+    async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError>;
+    async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError>;
+    async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
+    async fn update_host(&self, id: i64, enabled: bool, config: &HostConfig) -> Result<(), StoreError>;
+    async fn delete_host(&self, id: i64) -> Result<(), StoreError>;
+
+    // vms
+    async fn insert_vm(&self, new: NewVm<'_>) -> Result<Vm, StoreError>;
+    async fn vm_by_uuid(&self, host_id: i64, uuid: &str) -> Result<Option<Vm>, StoreError>;
+    async fn list_vms(&self, host_id: i64) -> Result<Vec<Vm>, StoreError>;
+    async fn all_vms(&self) -> Result<Vec<Vm>, StoreError>;
+    async fn update_vm_config(&self, id: i64, config: &VmConfig, pending_restart: bool) -> Result<(), StoreError>;
+    async fn set_vm_password(&self, id: i64, os_pass_sealed: &str) -> Result<(), StoreError>;
+    async fn set_vm_state(&self, id: i64, state: PowerState, pending_restart: bool) -> Result<(), StoreError>;
+    /// Record a status sample: on the row (latest) and in the history.
+    async fn record_vm_status(&self, id: i64, state: PowerState, status: &HwStatus) -> Result<(), StoreError>;
+    async fn vm_history(&self, id: i64, since: i64, limit: u32) -> Result<Vec<VmStatusSample>, StoreError>;
+    async fn delete_vm(&self, id: i64) -> Result<(), StoreError>;
+    /// (all VMs, running VMs)
+    async fn vm_counts(&self) -> Result<(i64, i64), StoreError>;
+
+    // tasks
+    async fn create_task(&self, kind: &str, hs_name: Option<&str>, vm_uuid: Option<&str>, actor: &str)
+        -> Result<Task, StoreError>;
+    async fn update_task(&self, id: i64, step: &str, progress: u8) -> Result<(), StoreError>;
+    async fn finish_task(
+        &self,
+        id: i64,
+        status: TaskStatus,
+        result: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Mark tasks that were running when the controller stopped as failed.
+    async fn fail_running_tasks(&self, error: &str) -> Result<u64, StoreError>;
+    async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError>;
+
+    // logs
+    async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError>;
+    async fn list_logs(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<LogEntry>, StoreError>;
+
+    // settings
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,417 @@
+//! `Store` over an sqlx `AnyPool`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ironidc_core::engine::PowerState;
+use ironidc_core::model::{Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample};
+use ironidc_core::service::now;
+use ironidc_core::store::{HostSummary, NewHost, NewLog, NewVm, Store, StoreError};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+
+use crate::rows::{self, db, to_json, HOST_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, VM_COLUMNS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::Database("database URL must start with sqlite: or postgres://".into()))
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Connect and migrate. SQLite files are created when missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("database URL: {e}")))?
+            .disable_statement_logging();
+        let pool = match backend {
+            // WAL lets readers run beside the writer; busy_timeout makes a
+            // writer wait for the lock instead of failing at once.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await
+                .map_err(db)?,
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(db)?,
+        };
+        crate::migrate::run(&pool, backend).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Insert many VM rows in one transaction (benchmarks, imports).
+    pub async fn insert_vms_bulk(&self, host_id: i64, configs: &[VmConfig]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let ts = now();
+        for config in configs {
+            sqlx::query(
+                "INSERT INTO vms (host_id, uuid, config, state, pending_restart, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'stopped', 0, $4, $4)",
+            )
+            .bind(host_id)
+            .bind(&config.vm_uuid)
+            .bind(to_json(config)?)
+            .bind(ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn vm_where(&self, clause: &str, binds: (i64, Option<&str>)) -> Result<Vec<Vm>, StoreError> {
+        let sql = format!("SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id {clause}");
+        let mut q = sqlx::query(&sql).bind(binds.0);
+        if let Some(s) = binds.1 {
+            q = q.bind(s.to_string());
+        }
+        q.fetch_all(&self.pool).await.map_err(db)?.iter().map(rows::vm).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError> {
+        let sql = format!(
+            "INSERT INTO hosts (name, engine, enabled, config, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {HOST_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.name)
+            .bind(new.engine)
+            .bind(i64::from(new.enabled))
+            .bind(to_json(new.config)?)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("host {}", new.name)),
+                other => other,
+            })?;
+        rows::host(&row)
+    }
+
+    async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = $1");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(rows::host).transpose()
+    }
+
+    async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {HOST_COLUMNS}, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) AS vm_count \
+             FROM hosts ORDER BY id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter()
+            .map(|r| Ok(HostSummary { host: rows::host(r)?, vm_count: r.try_get("vm_count").map_err(db)? }))
+            .collect()
+    }
+
+    async fn update_host(&self, id: i64, enabled: bool, config: &HostConfig) -> Result<(), StoreError> {
+        sqlx::query("UPDATE hosts SET enabled = $1, config = $2 WHERE id = $3")
+            .bind(i64::from(enabled))
+            .bind(to_json(config)?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_host(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM hosts WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_vm(&self, new: NewVm<'_>) -> Result<Vm, StoreError> {
+        let ts = now();
+        sqlx::query(
+            "INSERT INTO vms (host_id, uuid, config, state, pending_restart, os_pass, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
+        )
+        .bind(new.host_id)
+        .bind(new.uuid)
+        .bind(to_json(new.config)?)
+        .bind(new.state.as_str())
+        .bind(new.os_pass_sealed.map(str::to_string))
+        .bind(ts)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match db(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("vm {}", new.uuid)),
+            other => other,
+        })?;
+        self.vm_by_uuid(new.host_id, new.uuid)
+            .await?
+            .ok_or_else(|| StoreError::Database("inserted vm row vanished".into()))
+    }
+
+    async fn vm_by_uuid(&self, host_id: i64, uuid: &str) -> Result<Option<Vm>, StoreError> {
+        Ok(self.vm_where("WHERE v.host_id = $1 AND v.uuid = $2", (host_id, Some(uuid))).await?.pop())
+    }
+
+    async fn list_vms(&self, host_id: i64) -> Result<Vec<Vm>, StoreError> {
+        self.vm_where("WHERE v.host_id = $1 ORDER BY v.id", (host_id, None)).await
+    }
+
+    async fn all_vms(&self) -> Result<Vec<Vm>, StoreError> {
+        self.vm_where("WHERE v.id >= $1 ORDER BY v.id", (0, None)).await
+    }
+
+    async fn update_vm_config(&self, id: i64, config: &VmConfig, pending_restart: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE vms SET config = $1, pending_restart = $2, updated_at = $3 WHERE id = $4")
+            .bind(to_json(config)?)
+            .bind(i64::from(pending_restart))
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_vm_password(&self, id: i64, os_pass_sealed: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE vms SET os_pass = $1, updated_at = $2 WHERE id = $3")
+            .bind(os_pass_sealed)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_vm_state(&self, id: i64, state: PowerState, pending_restart: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE vms SET state = $1, pending_restart = $2, updated_at = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(i64::from(pending_restart))
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn record_vm_status(&self, id: i64, state: PowerState, status: &HwStatus) -> Result<(), StoreError> {
+        let text = to_json(status)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("UPDATE vms SET state = $1, last_status = $2 WHERE id = $3")
+            .bind(state.as_str())
+            .bind(&text)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO vm_status (vm_id, ts, state, status) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(now())
+            .bind(state.as_str())
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn vm_history(&self, id: i64, since: i64, limit: u32) -> Result<Vec<VmStatusSample>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ts, state, status FROM vm_status WHERE vm_id = $1 AND ts >= $2 ORDER BY ts DESC, id DESC LIMIT $3",
+        )
+        .bind(id)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::sample).collect()
+    }
+
+    async fn delete_vm(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM vm_status WHERE vm_id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM vms WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn vm_counts(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(CASE WHEN state IN ('running', 'paused') THEN 1 END) AS running FROM vms",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((row.try_get("total").map_err(db)?, row.try_get("running").map_err(db)?))
+    }
+
+    async fn create_task(&self, kind: &str, hs_name: Option<&str>, vm_uuid: Option<&str>, actor: &str)
+        -> Result<Task, StoreError> {
+        let sql = format!(
+            "INSERT INTO tasks (kind, hs_name, vm_uuid, actor, step, status, progress, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5) RETURNING {TASK_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(kind)
+            .bind(hs_name.map(str::to_string))
+            .bind(vm_uuid.map(str::to_string))
+            .bind(actor)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        rows::task(&row)
+    }
+
+    async fn update_task(&self, id: i64, step: &str, progress: u8) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET step = $1, progress = $2, updated_at = $3 WHERE id = $4 AND status = 'running'")
+            .bind(step)
+            .bind(i64::from(progress))
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn finish_task(&self, id: i64, status: TaskStatus, result: Option<&serde_json::Value>, error: Option<&str>)
+        -> Result<(), StoreError> {
+        let result = result.map(to_json).transpose()?;
+        // A failed task keeps the progress it reached; a finished one is at 100.
+        let sql = if status == TaskStatus::Succeeded {
+            "UPDATE tasks SET status = $1, step = $2, progress = 100, result = $3, error = $4, updated_at = $5 WHERE id = $6"
+        } else {
+            "UPDATE tasks SET status = $1, step = $2, result = $3, error = $4, updated_at = $5 WHERE id = $6"
+        };
+        sqlx::query(sql)
+        .bind(status.as_str())
+        .bind(if status == TaskStatus::Succeeded { "done" } else { "failed" })
+        .bind(result)
+        .bind(error.map(str::to_string))
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn fail_running_tasks(&self, error: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE tasks SET status = 'failed', step = 'failed', error = $1, updated_at = $2 WHERE status = 'running'")
+            .bind(error)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError> {
+        let rows = match hs_name {
+            Some(h) => {
+                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE hs_name = $1 ORDER BY id DESC LIMIT $2");
+                sqlx::query(&sql).bind(h).bind(i64::from(limit)).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY id DESC LIMIT $1");
+                sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(rows::task).collect()
+    }
+
+    async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO logs (ts, actor, source_ip, face, action, hs_name, target, ok, message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(now())
+        .bind(new.actor)
+        .bind(new.source_ip)
+        .bind(new.face)
+        .bind(new.action)
+        .bind(new.hs_name.map(str::to_string))
+        .bind(new.target.map(str::to_string))
+        .bind(i64::from(new.ok))
+        .bind(new.message)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_logs(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = match hs_name {
+            Some(h) => {
+                let sql = format!("SELECT {LOG_COLUMNS} FROM logs WHERE hs_name = $1 ORDER BY id DESC LIMIT $2");
+                sqlx::query(&sql).bind(h).bind(i64::from(limit)).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("SELECT {LOG_COLUMNS} FROM logs ORDER BY id DESC LIMIT $1");
+                sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(rows::log).collect()
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}

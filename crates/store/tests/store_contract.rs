@@ -1,0 +1,106 @@
+//! One contract run against both backends: SQLite (always) and PostgreSQL
+//! (from `IRONIDC_TEST_POSTGRES_URL`; required when `CI` is set).
+
+use ironidc_core::engine::PowerState;
+use ironidc_core::model::{HostConfig, HwStatus, TaskStatus, VmConfig};
+use ironidc_core::store::{NewHost, NewLog, NewVm, Store, StoreError};
+use ironidc_store::SqlStore;
+
+async fn contract(store: &SqlStore, tag: &str) {
+    let host_name = format!("h-{tag}");
+    let config = HostConfig { server_pass: Some("enc:v1:xyz".into()), ports_start: 10000, ..Default::default() };
+    let host = store
+        .insert_host(NewHost { name: &host_name, engine: "qemu", enabled: true, config: &config })
+        .await
+        .expect("insert host");
+    assert_eq!(host.config.ports_start, 10000);
+    let dup = store.insert_host(NewHost { name: &host_name, engine: "qemu", enabled: true, config: &config }).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "duplicate host must conflict: {dup:?}");
+
+    let vm_name = format!("vm-{tag}");
+    let vm_config = VmConfig { vm_uuid: vm_name.clone(), cpu_num: 2, mem_num: 512, hdd_num: 1024, ..Default::default() };
+    let vm = store
+        .insert_vm(NewVm { host_id: host.id, uuid: &vm_name, config: &vm_config, state: PowerState::Stopped, os_pass_sealed: Some("enc:v1:p") })
+        .await
+        .expect("insert vm");
+    assert_eq!(vm.hs_name, host_name);
+    assert_eq!(vm.config.cpu_num, 2);
+    assert_eq!(vm.os_pass_sealed.as_deref(), Some("enc:v1:p"));
+    let dup = store
+        .insert_vm(NewVm { host_id: host.id, uuid: &vm_name, config: &vm_config, state: PowerState::Stopped, os_pass_sealed: None })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "duplicate vm must conflict");
+
+    store.set_vm_state(vm.id, PowerState::Running, true).await.expect("state");
+    let (total, running) = store.vm_counts().await.expect("counts");
+    assert!(total >= 1 && running >= 1);
+    let status = HwStatus { cpu_usage: 12.5, mem_total: 512, on_update: 1, ..Default::default() };
+    store.record_vm_status(vm.id, PowerState::Running, &status).await.expect("record");
+    let again = store.vm_by_uuid(host.id, &vm_name).await.expect("get").expect("exists");
+    assert_eq!(again.state, PowerState::Running);
+    assert!(again.pending_restart);
+    assert_eq!(again.last_status.as_ref().map(|s| s.cpu_usage), Some(12.5));
+    let history = store.vm_history(vm.id, 0, 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+
+    let hosts = store.list_hosts().await.expect("hosts");
+    let mine = hosts.iter().find(|h| h.host.name == host_name).expect("listed");
+    assert_eq!(mine.vm_count, 1);
+
+    let t1 = store.create_task("vm.create", Some(&host_name), Some(&vm_name), "admin").await.expect("task");
+    store.update_task(t1.id, "cloning", 40).await.expect("update");
+    let t2 = store.create_task("vm.power.start", Some(&host_name), Some(&vm_name), "admin").await.expect("task");
+    store.finish_task(t1.id, TaskStatus::Succeeded, Some(&serde_json::json!({"ok": 1})), None).await.expect("finish");
+    let failed = store.fail_running_tasks("interrupted").await.expect("fail running");
+    assert!(failed >= 1);
+    let tasks = store.list_tasks(Some(&host_name), 10).await.expect("tasks");
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0].id, t2.id, "newest first");
+    assert_eq!(tasks[0].status, TaskStatus::Failed);
+    assert_eq!(tasks[1].status, TaskStatus::Succeeded);
+    assert_eq!(tasks[1].progress, 100);
+    assert_eq!(tasks[1].result, Some(serde_json::json!({"ok": 1})));
+    assert_eq!(store.list_tasks(Some(&host_name), 1).await.expect("limit").len(), 1);
+
+    for ok in [true, false] {
+        store
+            .insert_log(NewLog { actor: "admin", source_ip: "127.0.0.1", face: "openidcs", action: "vm.create", hs_name: Some(&host_name), target: Some(&vm_name), ok, message: "m" })
+            .await
+            .expect("log");
+    }
+    let logs = store.list_logs(Some(&host_name), 10).await.expect("logs");
+    assert_eq!(logs.len(), 2);
+    assert!(!logs[0].ok && logs[1].ok, "newest first");
+
+    store.set_setting("k", "v1").await.expect("set");
+    store.set_setting("k", "v2").await.expect("overwrite");
+    assert_eq!(store.get_setting("k").await.expect("get").as_deref(), Some("v2"));
+
+    store.delete_vm(vm.id).await.expect("delete vm");
+    assert!(store.vm_by_uuid(host.id, &vm_name).await.expect("get").is_none());
+    store.delete_host(host.id).await.expect("delete host");
+    assert!(store.host_by_name(&host_name).await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn sqlite_contract() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+    let store = SqlStore::connect(&url).await.expect("connect");
+    contract(&store, "sqlite").await;
+    // Re-opening runs no migration twice.
+    drop(store);
+    SqlStore::connect(&url).await.expect("reconnect");
+}
+
+#[tokio::test]
+async fn postgres_contract() {
+    let Ok(url) = std::env::var("IRONIDC_TEST_POSTGRES_URL") else {
+        assert!(std::env::var("CI").is_err(), "CI must set IRONIDC_TEST_POSTGRES_URL");
+        eprintln!("SKIPPED: set IRONIDC_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL store contract");
+        return;
+    };
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let tag = format!("pg{}", std::process::id());
+    contract(&store, &tag).await;
+}
