@@ -1,1 +1,71 @@
-fn main() {}
+//! The `ironidc` binary: `serve` (the controller), `image demo` (a bootable
+//! demo image built from Debian packages).
+
+mod config;
+mod progress;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ironidc", version, about = "A virtualization control plane for IDC and VPS operators")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller: the HTTP API over the local QEMU engine.
+    Serve(serve::ServeArgs),
+    /// Build OS images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build `DIR/demo.qcow2`: a Debian kernel and a busybox userland that
+    /// boots to a shell on the serial console, from Debian packages.
+    Demo {
+        /// Output directory.
+        dir: PathBuf,
+        /// Where downloaded packages are cached between builds.
+        #[arg(long, env = "IRONIDC_IMAGE_CACHE")]
+        cache: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Image { command: ImageCommand::Demo { dir, cache } } => build_demo(dir, cache),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironidc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_demo(dir: PathBuf, cache: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&dir)?;
+    let cache = cache.unwrap_or_else(|| dir.join(".cache"));
+    let out = dir.join("demo.qcow2");
+    let bar = progress::BarProgress::new();
+    let opts = ironidc_engine::image::DemoImageOptions::new(cache);
+    let image = ironidc_engine::image::build_demo_image(&out, &opts, &bar)?;
+    bar.finish("done");
+    println!("built {} (kernel {})", image.qcow2_path.display(), image.kernel_version);
+    println!("use it in a host config: \"system_path\": \"{}\", \"system_maps\": {{\"demo\": [\"demo.qcow2\", 0]}}",
+        std::fs::canonicalize(&dir).unwrap_or(dir).display());
+    Ok(())
+}

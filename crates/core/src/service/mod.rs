@@ -19,7 +19,7 @@ use crate::model::HwStatus;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
-pub use auth::TokenInfo;
+pub use auth::{TokenBootstrap, TokenInfo};
 pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use hosts::{HostInput, HostStatusReport, HostView, StatusSource};
 pub use journal::Actor;

@@ -1,0 +1,152 @@
+//! `/api/client/*`: VMs by `hs_name` and `vm_uuid`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use ironidc_core::engine::PowerAction;
+use ironidc_core::model::VmConfig;
+use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
+use serde::{Deserialize, Serialize};
+
+use super::envelope::{ApiError, ApiResult, Data};
+use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
+use crate::AppState;
+
+/// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
+#[derive(Serialize)]
+pub struct VmEntry {
+    uuid: String,
+    hs_name: String,
+    config: VmConfig,
+    status: Vec<ironidc_core::model::HwStatus>,
+    state: &'static str,
+    vm_flag: &'static str,
+    pending_restart: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<VmView> for VmEntry {
+    fn from(v: VmView) -> Self {
+        Self {
+            uuid: v.uuid,
+            hs_name: v.hs_name,
+            config: v.config,
+            status: v.status.into_iter().collect(),
+            state: v.state,
+            vm_flag: v.vm_flag,
+            pending_restart: v.pending_restart,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+pub async fn list(State(s): State<AppState>, _admin: Admin, PathParams(hs_name): PathParams<String>)
+    -> ApiResult<BTreeMap<String, VmEntry>> {
+    let vms = s.services.list_vms(&hs_name).await?;
+    Ok(Data(vms.into_iter().map(|v| (v.uuid.clone(), VmEntry::from(v))).collect()))
+}
+
+pub async fn detail(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): PathParams<(String, String)>)
+    -> ApiResult<VmEntry> {
+    Ok(Data(s.services.get_vm(&hs, &vm).await?.into()))
+}
+
+/// Take a write-only secret out of a body before the rest is decoded.
+fn take_secret(body: &mut serde_json::Map<String, serde_json::Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.remove(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_request(format!("{field}: must be a string"))),
+    }
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams(hs_name): PathParams<String>,
+    JsonObject(mut body): JsonObject,
+) -> ApiResult<serde_json::Value> {
+    let os_pass = take_secret(&mut body, "os_pass")?;
+    take_secret(&mut body, "vc_pass")?;
+    let config: VmConfig = from_json(body.into())?;
+    let created = s.services.create_vm(&actor, &hs_name, VmCreateInput { config, os_pass }).await?;
+    Ok(Data(serde_json::json!({
+        "vm_uuid": created.vm.uuid,
+        "task_id": created.task_id,
+        "vm": VmEntry::from(created.vm),
+    })))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(mut body): JsonObject,
+) -> ApiResult<serde_json::Value> {
+    let os_pass = take_secret(&mut body, "os_pass")?;
+    take_secret(&mut body, "vc_pass")?;
+    let updated = s.services.update_vm(&actor, &hs, &vm, VmUpdateInput { patch: body, os_pass }).await?;
+    Ok(Data(serde_json::json!({
+        "applied": updated.applied,
+        "message": updated.message,
+        "task_id": updated.task_id,
+        "vm": VmEntry::from(updated.vm),
+    })))
+}
+
+pub async fn remove(State(s): State<AppState>, Admin(actor): Admin, PathParams((hs, vm)): PathParams<(String, String)>)
+    -> ApiResult<serde_json::Value> {
+    s.services.delete_vm(&actor, &hs, &vm).await?;
+    Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
+}
+
+#[derive(Deserialize)]
+struct PowerBody {
+    action: String,
+}
+
+pub async fn power(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: PowerBody = from_json(body.into())?;
+    let action = PowerAction::parse(&req.action).ok_or_else(|| {
+        ApiError::bad_request("action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume")
+    })?;
+    Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?))
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    /// Minutes of history.
+    limit: Option<u32>,
+}
+
+pub async fn status(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    Params(q): Params<StatusQuery>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.vm_status(&hs, &vm, q.limit.unwrap_or(60)).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct ScanBody {
+    #[serde(default)]
+    prefix: String,
+}
+
+pub async fn scan(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams(hs_name): PathParams<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: ScanBody = from_json(body.into())?;
+    Ok(Data(s.services.scan_vms(&actor, &hs_name, &req.prefix).await?))
+}

@@ -1,0 +1,62 @@
+//! Configuration of `ironidc serve`: file (`ironidc.toml`) < environment
+//! (`IRONIDC_…`) < flags. Clap resolves environment and flags; the file
+//! fills what neither gave; defaults serve a newcomer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What `ironidc.toml` may contain; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub token: Option<String>,
+    pub stop_timeout_secs: Option<u64>,
+    pub reconcile_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+}
+
+impl FileConfig {
+    /// Read `path` if given (it must exist), else `./ironidc.toml` if present.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("ironidc.toml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+        };
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })
+    }
+}
+
+/// The resolved settings of `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub token: Option<String>,
+    pub stop_timeout_secs: u64,
+    pub reconcile_interval_secs: u64,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1880";
+
+/// The embedded default database: a SQLite file in the data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("ironidc.db").display())
+}

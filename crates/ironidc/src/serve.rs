@@ -1,0 +1,134 @@
+//! `ironidc serve`: open the store, wire the service layer to the engines,
+//! reconcile with what runs, and serve the HTTP faces.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironidc_core::secrets::SecretBox;
+use ironidc_core::service::TokenBootstrap;
+use ironidc_core::{EngineRegistry, ServiceOptions, Services};
+use ironidc_engine::qemu::{QemuEngine, QemuOptions};
+use ironidc_store::SqlStore;
+
+use crate::config::{sqlite_url, FileConfig, ServeConfig, DEFAULT_LISTEN};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (default: ./ironidc.toml when present).
+    #[arg(long, env = "IRONIDC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:1880].
+    #[arg(long, env = "IRONIDC_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory: database, VM disks, sockets [default: ./data].
+    #[arg(long, env = "IRONIDC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://… [default: SQLite in the data directory].
+    #[arg(long, env = "IRONIDC_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Admin bearer token, stored (hashed) on first start only.
+    #[arg(long, env = "IRONIDC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seconds `stop` waits for the guest to power off [default: 60].
+    #[arg(long, env = "IRONIDC_STOP_TIMEOUT")]
+    stop_timeout: Option<u64>,
+    /// Seconds between reconciliations of VM states [default: 15].
+    #[arg(long, env = "IRONIDC_RECONCILE_INTERVAL")]
+    reconcile_interval: Option<u64>,
+}
+
+impl ServeArgs {
+    fn resolve(self) -> Result<ServeConfig, Box<dyn std::error::Error>> {
+        let file = FileConfig::load(self.config.as_deref())?;
+        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        std::fs::create_dir_all(&data_dir)?;
+        let data_dir = std::fs::canonicalize(&data_dir)?;
+        Ok(ServeConfig {
+            listen: match self.listen.or(file.listen) {
+                Some(a) => a,
+                None => DEFAULT_LISTEN.parse()?,
+            },
+            database_url: self.database_url.or(file.database_url).unwrap_or_else(|| sqlite_url(&data_dir)),
+            token: self.token.or(file.token).filter(|t| !t.is_empty()),
+            stop_timeout_secs: self.stop_timeout.or(file.stop_timeout_secs).unwrap_or(60),
+            reconcile_interval_secs: self.reconcile_interval.or(file.reconcile_interval_secs).unwrap_or(15).max(1),
+            data_dir,
+        })
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IRONIDC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let config = args.resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
+    let engines = EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
+    let mut opts = ServiceOptions::new(config.data_dir.clone());
+    opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
+    let services = Services::new(Arc::new(store), engines, secrets, opts);
+
+    match services.bootstrap_token(config.token.as_deref()).await? {
+        TokenBootstrap::Generated(token) => {
+            // Shown once, on the terminal only: the store keeps a hash.
+            println!("ironidc: generated admin token (shown once, store it now): {token}");
+        }
+        TokenBootstrap::Configured => tracing::info!("admin token set from configuration"),
+        TokenBootstrap::Existing => {}
+    }
+
+    let interrupted = services.fail_interrupted_tasks().await?;
+    if interrupted > 0 {
+        tracing::warn!(tasks = interrupted, "tasks interrupted by the previous stop were marked failed");
+    }
+    let report = services.reconcile_vm_states().await?;
+    tracing::info!(checked = report.checked, changed = report.changed, "re-attached to running VMs");
+    spawn_reconciler(services.clone(), Duration::from_secs(config.reconcile_interval_secs));
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
+    let app = ironidc_api::app(services).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // VMs are separate processes and keep running; the next start re-attaches.
+    tracing::info!("ironidc stopped; VMs keep running");
+    Ok(())
+}
+
+fn spawn_reconciler(services: Services, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = services.reconcile_vm_states().await {
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
