@@ -1,0 +1,207 @@
+//! Shared harness of the end-to-end tests: the real `ironidc` binary on a
+//! free port with its own data directory, a blocking JSON client, and the
+//! demo image built once per machine (cached under `target/`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+pub fn workspace_target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+}
+
+/// True when QEMU tests can run here. Off CI a missing QEMU skips the test
+/// with a message; in CI (`CI` set) it fails it, so CI never skips.
+pub fn qemu_available(test: &str) -> bool {
+    let ok = Command::new("qemu-system-x86_64").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{test}: qemu-system-x86_64 is required in CI");
+        eprintln!("SKIPPED {test}: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86 qemu-utils)");
+    }
+    ok
+}
+
+/// The demo image, built once (the builder writes to a temp file and
+/// renames, so concurrent test binaries never see a half-built image).
+pub fn demo_image_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace_target().join("ironidc-test-images");
+        let image = dir.join("demo.qcow2");
+        if !image.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            let cache = std::env::var_os("IRONIDC_IMAGE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_target().join("ironidc-image-cache"));
+            let opts = ironidc_engine::image::DemoImageOptions::new(cache);
+            ironidc_engine::image::build_demo_image(&image, &opts, &ironidc_core::engine::NoProgress)
+                .expect("build demo image");
+        }
+        std::fs::canonicalize(&dir).unwrap()
+    })
+    .clone()
+}
+
+/// A small qcow2 that is not bootable: enough for tests that create VMs but
+/// never start them.
+pub fn blank_image_dir(root: &Path) -> PathBuf {
+    let dir = root.join("blank-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(dir.join("blank.qcow2"))
+        .arg("16M")
+        .status()
+        .expect("qemu-img");
+    assert!(out.success());
+    dir
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    client: reqwest::blocking::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[("IRONIDC_TOKEN", TOKEN)], None)
+    }
+
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)], port: Option<u16>) -> Self {
+        let port = port.unwrap_or_else(free_port);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironidc"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("IRONIDC_ACCEL", "tcg")
+            .env("IRONIDC_STOP_TIMEOUT", "45")
+            .env("IRONIDC_RECONCILE_INTERVAL", "2")
+            .env_remove("IRONIDC_TOKEN")
+            .env_remove("IRONIDC_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ironidc");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            port,
+            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.client.get(format!("{}/api/system/statis", self.base)).send().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("ironidc did not start listening on {}", self.base);
+    }
+
+    /// A request with the admin token; returns (HTTP status, envelope).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(Some(TOKEN), method, path, body)
+    }
+
+    pub fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub fn raw(&self, method: &str, path: &str, body: &'static str) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// Assert a 200 envelope and return its `data`.
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        assert_eq!(v["code"], 200, "{v}");
+        assert!(v["timestamp"].as_i64().unwrap_or(0) > 1_600_000_000, "{v}");
+        v["data"].clone()
+    }
+
+    /// Kill the controller without a clean shutdown (VMs must survive).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll until `f` returns true or `secs` pass.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+pub fn host_body(name: &str, images: &Path, os_file: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "type": "QEMUServer",
+        "config": {
+            "system_path": images.to_string_lossy(),
+            "system_maps": { "demo": [os_file, 0] },
+            "server_pass": "host-secret-password",
+            "ports_start": 20000,
+            "ports_close": 20100,
+            "server_plan": { "cpu_num": 4, "mem_num": 2048, "hdd_num": 20480 }
+        }
+    })
+}
