@@ -179,7 +179,10 @@ pub enum EngineError {
     #[error("base image {0} not found")]
     ImageNotFound(String),
     #[error("vm is {state}; {action} is not possible in this state")]
-    InvalidState { state: &'static str, action: &'static str },
+    InvalidState {
+        state: &'static str,
+        action: &'static str,
+    },
     #[error("guest did not power off within {0} s after the ACPI request; use hard_stop")]
     StopTimeout(u64),
     #[error("disk can only grow: current {current_mb} MiB, requested {requested_mb} MiB")]
@@ -187,7 +190,11 @@ pub enum EngineError {
     #[error("path too long for a unix socket: {0}")]
     SocketPathTooLong(String),
     #[error("{program} failed ({status}): {stderr}")]
-    Command { program: String, status: String, stderr: String },
+    Command {
+        program: String,
+        status: String,
+        stderr: String,
+    },
     #[error("QMP: {0}")]
     Qmp(String),
     #[error("I/O on {path}: {source}")]
@@ -200,7 +207,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -213,15 +223,28 @@ pub trait Engine: Send + Sync {
     /// Create the VM's disk (a linked clone of the base image, grown to
     /// `hdd_mb`) and its stored definition. Does not start it. On error,
     /// nothing of the VM is left on the host.
-    async fn create_vm(&self, host: &HostContext, spec: &VmSpec, progress: &dyn ProgressSink)
-        -> Result<(), EngineError>;
+    async fn create_vm(
+        &self,
+        host: &HostContext,
+        spec: &VmSpec,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError>;
     /// Stop the VM if it runs and remove everything the engine keeps for it.
     async fn delete_vm(&self, host: &HostContext, uuid: &str) -> Result<(), EngineError>;
     /// Store a changed definition; applied now when stopped, at next start otherwise.
-    async fn update_vm(&self, host: &HostContext, spec: &VmSpec) -> Result<UpdateOutcome, EngineError>;
+    async fn update_vm(
+        &self,
+        host: &HostContext,
+        spec: &VmSpec,
+    ) -> Result<UpdateOutcome, EngineError>;
     /// Perform a power action. `Stop` waits up to `stop_timeout` for the guest.
-    async fn power(&self, host: &HostContext, uuid: &str, action: PowerAction, stop_timeout: Duration)
-        -> Result<(), EngineError>;
+    async fn power(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        action: PowerAction,
+        stop_timeout: Duration,
+    ) -> Result<(), EngineError>;
     /// Current power state as the hypervisor reports it.
     async fn state(&self, host: &HostContext, uuid: &str) -> Result<PowerState, EngineError>;
     /// A resource sample of a VM (CPU, memory, disk of the QEMU process / disk file).

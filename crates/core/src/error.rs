@@ -39,10 +39,16 @@ pub enum ErrorClass {
 
 impl CoreError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.to_string(), message: message.into() }
+        Self::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
-        Self::NotFound { kind, name: name.into() }
+        Self::NotFound {
+            kind,
+            name: name.into(),
+        }
     }
 
     pub fn class(&self) -> ErrorClass {
@@ -55,10 +61,14 @@ impl CoreError {
             Self::Engine(e) => match e {
                 EngineError::VmNotFound(_) | EngineError::ImageNotFound(_) => ErrorClass::NotFound,
                 EngineError::VmExists(_) | EngineError::InvalidState { .. } => ErrorClass::Conflict,
-                EngineError::DiskShrink { .. } | EngineError::SocketPathTooLong(_) => ErrorClass::BadRequest,
+                EngineError::DiskShrink { .. } | EngineError::SocketPathTooLong(_) => {
+                    ErrorClass::BadRequest
+                }
                 EngineError::StopTimeout(_) => ErrorClass::Timeout,
                 EngineError::Unavailable(_) => ErrorClass::Unavailable,
-                EngineError::Command { .. } | EngineError::Qmp(_) | EngineError::Io { .. } => ErrorClass::Internal,
+                EngineError::Command { .. } | EngineError::Qmp(_) | EngineError::Io { .. } => {
+                    ErrorClass::Internal
+                }
             },
             Self::Store(StoreError::Conflict(_)) => ErrorClass::Conflict,
             Self::Store(_) | Self::Secret(_) => ErrorClass::Internal,

@@ -28,7 +28,9 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn from_key(key: [u8; 32]) -> Self {
-        Self { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) }
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        }
     }
 
     /// Load the key file, creating it (mode 0600) with a random key when absent.
@@ -36,10 +38,9 @@ impl SecretBox {
         let err = |e: std::io::Error| CoreError::Secret(format!("{}: {e}", path.display()));
         match std::fs::read(path) {
             Ok(bytes) => {
-                let key: [u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| CoreError::Secret(format!("{}: key must be 32 bytes", path.display())))?;
+                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    CoreError::Secret(format!("{}: key must be 32 bytes", path.display()))
+                })?;
                 Ok(Self::from_key(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -72,7 +73,10 @@ impl SecretBox {
             return Err(bad());
         }
         let (nonce, ct) = raw.split_at(12);
-        let plain = self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| bad())?;
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
     }
 
@@ -87,7 +91,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)
 }
 

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use crate::engine::PowerState;
-use crate::model::{Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample};
+use crate::model::{
+    Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,7 +61,12 @@ pub trait Store: Send + Sync {
     async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError>;
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError>;
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
-    async fn update_host(&self, id: i64, enabled: bool, config: &HostConfig) -> Result<(), StoreError>;
+    async fn update_host(
+        &self,
+        id: i64,
+        enabled: bool,
+        config: &HostConfig,
+    ) -> Result<(), StoreError>;
     async fn delete_host(&self, id: i64) -> Result<(), StoreError>;
 
     // vms
@@ -67,19 +74,44 @@ pub trait Store: Send + Sync {
     async fn vm_by_uuid(&self, host_id: i64, uuid: &str) -> Result<Option<Vm>, StoreError>;
     async fn list_vms(&self, host_id: i64) -> Result<Vec<Vm>, StoreError>;
     async fn all_vms(&self) -> Result<Vec<Vm>, StoreError>;
-    async fn update_vm_config(&self, id: i64, config: &VmConfig, pending_restart: bool) -> Result<(), StoreError>;
+    async fn update_vm_config(
+        &self,
+        id: i64,
+        config: &VmConfig,
+        pending_restart: bool,
+    ) -> Result<(), StoreError>;
     async fn set_vm_password(&self, id: i64, os_pass_sealed: &str) -> Result<(), StoreError>;
-    async fn set_vm_state(&self, id: i64, state: PowerState, pending_restart: bool) -> Result<(), StoreError>;
+    async fn set_vm_state(
+        &self,
+        id: i64,
+        state: PowerState,
+        pending_restart: bool,
+    ) -> Result<(), StoreError>;
     /// Record a status sample: on the row (latest) and in the history.
-    async fn record_vm_status(&self, id: i64, state: PowerState, status: &HwStatus) -> Result<(), StoreError>;
-    async fn vm_history(&self, id: i64, since: i64, limit: u32) -> Result<Vec<VmStatusSample>, StoreError>;
+    async fn record_vm_status(
+        &self,
+        id: i64,
+        state: PowerState,
+        status: &HwStatus,
+    ) -> Result<(), StoreError>;
+    async fn vm_history(
+        &self,
+        id: i64,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<VmStatusSample>, StoreError>;
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError>;
     /// (all VMs, running VMs)
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError>;
 
     // tasks
-    async fn create_task(&self, kind: &str, hs_name: Option<&str>, vm_uuid: Option<&str>, actor: &str)
-        -> Result<Task, StoreError>;
+    async fn create_task(
+        &self,
+        kind: &str,
+        hs_name: Option<&str>,
+        vm_uuid: Option<&str>,
+        actor: &str,
+    ) -> Result<Task, StoreError>;
     async fn update_task(&self, id: i64, step: &str, progress: u8) -> Result<(), StoreError>;
     async fn finish_task(
         &self,
@@ -94,7 +126,11 @@ pub trait Store: Send + Sync {
 
     // logs
     async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError>;
-    async fn list_logs(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<LogEntry>, StoreError>;
+    async fn list_logs(
+        &self,
+        hs_name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError>;
 
     // settings
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;

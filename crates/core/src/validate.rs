@@ -16,9 +16,15 @@ pub fn path_name(field: &'static str, value: &str) -> Result<(), CoreError> {
         return Err(CoreError::invalid(field, "must be at most 64 characters"));
     }
     if !first.is_ascii_alphanumeric() {
-        return Err(CoreError::invalid(field, "must start with a letter or a digit"));
+        return Err(CoreError::invalid(
+            field,
+            "must start with a letter or a digit",
+        ));
     }
-    if !bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
         return Err(CoreError::invalid(
             field,
             "may only contain ASCII letters, digits, '_', '.' and '-'",
@@ -34,11 +40,17 @@ pub fn absolute_dir(field: &'static str, value: &str) -> Result<(), CoreError> {
     if !path.is_absolute() {
         return Err(CoreError::invalid(field, "must be an absolute path"));
     }
-    if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(CoreError::invalid(field, "must not contain '..'"));
     }
     if value.chars().any(|c| c.is_control()) {
-        return Err(CoreError::invalid(field, "must not contain control characters"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -47,9 +59,14 @@ pub fn absolute_dir(field: &'static str, value: &str) -> Result<(), CoreError> {
 pub fn mac_address(field: &'static str, value: &str) -> Result<(), CoreError> {
     let parts: Vec<&str> = value.split(':').collect();
     let ok = parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
     if !ok {
-        return Err(CoreError::invalid(field, "must be a MAC address like 52:54:00:12:34:56"));
+        return Err(CoreError::invalid(
+            field,
+            "must be a MAC address like 52:54:00:12:34:56",
+        ));
     }
     Ok(())
 }
@@ -63,7 +80,17 @@ mod tests {
         for good in ["a", "vm-1", "Host_2.local", "0abc", &"x".repeat(64)] {
             assert!(path_name("f", good).is_ok(), "{good}");
         }
-        for bad in ["", "../x", ".hidden", "-x", "a/b", "é", "a b", &"x".repeat(65), "a\0"] {
+        for bad in [
+            "",
+            "../x",
+            ".hidden",
+            "-x",
+            "a/b",
+            "é",
+            "a b",
+            &"x".repeat(65),
+            "a\0",
+        ] {
             let err = path_name("vm_uuid", bad).expect_err(bad);
             assert!(err.to_string().contains("vm_uuid"), "{err}");
         }

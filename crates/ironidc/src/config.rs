@@ -22,9 +22,15 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
 }
 
 impl FileConfig {
@@ -36,10 +42,20 @@ impl FileConfig {
         };
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
     }
 }
 
@@ -58,5 +74,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:1880";
 
 /// The embedded default database: a SQLite file in the data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("ironidc.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("ironidc.db").display()
+    )
 }

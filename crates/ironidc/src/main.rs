@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ironidc", version, about = "A virtualization control plane for IDC and VPS operators")]
+#[command(
+    name = "ironidc",
+    version,
+    about = "A virtualization control plane for IDC and VPS operators"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Image { command: ImageCommand::Demo { dir, cache } } => build_demo(dir, cache),
+        Command::Image {
+            command: ImageCommand::Demo { dir, cache },
+        } => build_demo(dir, cache),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,7 +70,11 @@ fn build_demo(dir: PathBuf, cache: Option<PathBuf>) -> Result<(), Box<dyn std::e
     let opts = ironidc_engine::image::DemoImageOptions::new(cache);
     let image = ironidc_engine::image::build_demo_image(&out, &opts, &bar)?;
     bar.finish("done");
-    println!("built {} (kernel {})", image.qcow2_path.display(), image.kernel_version);
+    println!(
+        "built {} (kernel {})",
+        image.qcow2_path.display(),
+        image.kernel_version
+    );
     println!("use it in a host config: \"system_path\": \"{}\", \"system_maps\": {{\"demo\": [\"demo.qcow2\", 0]}}",
         std::fs::canonicalize(&dir).unwrap_or(dir).display());
     Ok(())

@@ -10,9 +10,11 @@ pub struct BarProgress {
 impl BarProgress {
     pub fn new() -> Self {
         let bar = ProgressBar::new(100);
-        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:40}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{bar:40}] {pos:>3}% {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         bar.set_style(style);
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Self { bar }

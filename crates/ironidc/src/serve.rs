@@ -42,7 +42,10 @@ pub struct ServeArgs {
 impl ServeArgs {
     fn resolve(self) -> Result<ServeConfig, Box<dyn std::error::Error>> {
         let file = FileConfig::load(self.config.as_deref())?;
-        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
         std::fs::create_dir_all(&data_dir)?;
         let data_dir = std::fs::canonicalize(&data_dir)?;
         Ok(ServeConfig {
@@ -50,10 +53,17 @@ impl ServeArgs {
                 Some(a) => a,
                 None => DEFAULT_LISTEN.parse()?,
             },
-            database_url: self.database_url.or(file.database_url).unwrap_or_else(|| sqlite_url(&data_dir)),
+            database_url: self
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| sqlite_url(&data_dir)),
             token: self.token.or(file.token).filter(|t| !t.is_empty()),
             stop_timeout_secs: self.stop_timeout.or(file.stop_timeout_secs).unwrap_or(60),
-            reconcile_interval_secs: self.reconcile_interval.or(file.reconcile_interval_secs).unwrap_or(15).max(1),
+            reconcile_interval_secs: self
+                .reconcile_interval
+                .or(file.reconcile_interval_secs)
+                .unwrap_or(15)
+                .max(1),
             data_dir,
         })
     }
@@ -68,14 +78,17 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let config = args.resolve()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config))
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqlStore::connect(&config.database_url).await?;
     let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
-    let engines = EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
+    let engines =
+        EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
     let mut opts = ServiceOptions::new(config.data_dir.clone());
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
     let services = Services::new(Arc::new(store), engines, secrets, opts);
@@ -91,16 +104,28 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
 
     let interrupted = services.fail_interrupted_tasks().await?;
     if interrupted > 0 {
-        tracing::warn!(tasks = interrupted, "tasks interrupted by the previous stop were marked failed");
+        tracing::warn!(
+            tasks = interrupted,
+            "tasks interrupted by the previous stop were marked failed"
+        );
     }
     let report = services.reconcile_vm_states().await?;
-    tracing::info!(checked = report.checked, changed = report.changed, "re-attached to running VMs");
-    spawn_reconciler(services.clone(), Duration::from_secs(config.reconcile_interval_secs));
+    tracing::info!(
+        checked = report.checked,
+        changed = report.changed,
+        "re-attached to running VMs"
+    );
+    spawn_reconciler(
+        services.clone(),
+        Duration::from_secs(config.reconcile_interval_secs),
+    );
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
     let app = ironidc_api::app(services).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     // VMs are separate processes and keep running; the next start re-attaches.
     tracing::info!("ironidc stopped; VMs keep running");
     Ok(())

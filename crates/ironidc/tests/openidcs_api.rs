@@ -63,25 +63,47 @@ fn hosts_crud_and_secrets_stay_hidden() {
     let s = Server::start(dir.path());
 
     let engines = s.ok("GET", "/api/system/engine", None);
-    assert_eq!(engines["engine_types"]["qemu"]["enabled"], true, "{engines}");
-    assert!(engines["engine_types"]["qemu"]["messages"].as_array().is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        engines["engine_types"]["qemu"]["enabled"], true,
+        "{engines}"
+    );
+    assert!(engines["engine_types"]["qemu"]["messages"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty()));
 
-    let created = s.ok("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
+    let created = s.ok(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
     assert_eq!(created["type"], "qemu");
     let list = s.ok("GET", "/api/server/detail", None);
     assert_eq!(list["h1"]["status"], "active");
     assert_eq!(list["h1"]["vm_count"], 0);
     let text = list.to_string();
-    assert!(!text.contains("host-secret-password") && !text.contains("server_pass"), "{text}");
+    assert!(
+        !text.contains("host-secret-password") && !text.contains("server_pass"),
+        "{text}"
+    );
     // The stored config is encrypted at rest.
     let db = std::fs::read(dir.path().join("ironidc.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains("host-secret-password"));
 
-    let (status, v) = s.call("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
+    let (status, v) = s.call(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
     assert_eq!(status, 409, "{v}");
 
     let detail = s.ok("GET", "/api/server/detail/h1?status=true", None);
-    assert!(detail["status_detail"]["status"]["mem_total"].as_u64().unwrap() > 0, "{detail}");
+    assert!(
+        detail["status_detail"]["status"]["mem_total"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{detail}"
+    );
     let st = s.ok("GET", "/api/server/status/h1?refresh=true", None);
     assert_eq!(st["source"], "fresh");
     assert!(st["status"]["cpu_total"].as_u64().unwrap() >= 1);
@@ -91,15 +113,34 @@ fn hosts_crud_and_secrets_stay_hidden() {
     let mut update = host_body("h1", &images, "blank.qcow2");
     update["config"]["ports_start"] = json!(30000);
     update["config"]["ports_close"] = json!(30100);
-    update["config"].as_object_mut().unwrap().remove("server_pass");
-    let updated = s.ok("PUT", "/api/server/update/h1", Some(json!({"config": update["config"]})));
+    update["config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("server_pass");
+    let updated = s.ok(
+        "PUT",
+        "/api/server/update/h1",
+        Some(json!({"config": update["config"]})),
+    );
     assert_eq!(updated["config"]["ports_start"], 30000);
 
-    let off = s.ok("POST", "/api/server/powers/h1", Some(json!({"enable": false})));
+    let off = s.ok(
+        "POST",
+        "/api/server/powers/h1",
+        Some(json!({"enable": false})),
+    );
     assert_eq!(off["enable_host"], false);
-    let (status, v) = s.call("POST", "/api/client/create/h1", Some(json!({"os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})));
+    let (status, v) = s.call(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})),
+    );
     assert_eq!(status, 409, "a disabled host takes no VM: {v}");
-    s.ok("POST", "/api/server/powers/h1", Some(json!({"enable": true})));
+    s.ok(
+        "POST",
+        "/api/server/powers/h1",
+        Some(json!({"enable": true})),
+    );
 
     // Delete is refused while VMs exist, allowed with force.
     s.ok("POST", "/api/client/create/h1", Some(json!({"vm_uuid": "keep1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})));
@@ -108,7 +149,10 @@ fn hosts_crud_and_secrets_stay_hidden() {
     assert!(v["msg"].as_str().unwrap().contains("force"));
     s.ok("DELETE", "/api/server/delete/h1?force=true", None);
     assert_eq!(s.ok("GET", "/api/server/detail", None), json!({}));
-    assert!(!dir.path().join("hosts/h1/vms/keep1").exists(), "force delete removes the VM's files");
+    assert!(
+        !dir.path().join("hosts/h1/vms/keep1").exists(),
+        "force delete removes the VM's files"
+    );
 }
 
 #[test]
@@ -116,11 +160,25 @@ fn bad_input_is_refused_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
     let images = blank_image_dir(dir.path());
     let s = Server::start(dir.path());
-    s.ok("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
 
     let long = "x".repeat(65);
-    for (name, field) in [("../x", "name"), ("", "name"), ("é", "name"), (long.as_str(), "name"), ("a/b", "name")] {
-        let (status, v) = s.call("POST", "/api/server/create", Some(host_body(name, &images, "blank.qcow2")));
+    for (name, field) in [
+        ("../x", "name"),
+        ("", "name"),
+        ("é", "name"),
+        (long.as_str(), "name"),
+        ("a/b", "name"),
+    ] {
+        let (status, v) = s.call(
+            "POST",
+            "/api/server/create",
+            Some(host_body(name, &images, "blank.qcow2")),
+        );
         assert_eq!(status, 400, "{name:?}: {v}");
         assert!(v["msg"].as_str().unwrap().starts_with(field), "{v}");
     }
@@ -134,7 +192,11 @@ fn bad_input_is_refused_with_the_field_named() {
     assert!(v["msg"].as_str().unwrap().starts_with("type"), "{v}");
 
     // Path parameters that would escape: percent-encoded traversal and non-ASCII.
-    for path in ["/api/client/detail/%2E%2E%2Fx", "/api/client/detail/h1/%2E%2E%2Fx", "/api/client/detail/h1/%C3%A9"] {
+    for path in [
+        "/api/client/detail/%2E%2E%2Fx",
+        "/api/client/detail/h1/%2E%2E%2Fx",
+        "/api/client/detail/h1/%C3%A9",
+    ] {
         let (status, v) = s.call("GET", path, None);
         assert_eq!(status, 400, "{path}: {v}");
     }
@@ -142,10 +204,15 @@ fn bad_input_is_refused_with_the_field_named() {
     assert_eq!(status, 404, "{v}");
     let (status, v) = s.call("GET", "/api/client/detail/h1/novm", None);
     assert_eq!(status, 404, "{v}");
-    let (status, _) = s.call("POST", "/api/client/powers/h1/novm", Some(json!({"action": "start"})));
+    let (status, _) = s.call(
+        "POST",
+        "/api/client/powers/h1/novm",
+        Some(json!({"action": "start"})),
+    );
     assert_eq!(status, 404);
 
-    let base = json!({"vm_uuid": "v1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64});
+    let base =
+        json!({"vm_uuid": "v1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64});
     let cases = [
         ("cpu_num", json!(0)),
         ("cpu_num", json!(5)),
@@ -165,7 +232,10 @@ fn bad_input_is_refused_with_the_field_named() {
         body[field] = value.clone();
         let (status, v) = s.call("POST", "/api/client/create/h1", Some(body));
         assert_eq!(status, 400, "{field}={value}: {v}");
-        assert!(v["msg"].as_str().unwrap().starts_with(field), "{field}: {v}");
+        assert!(
+            v["msg"].as_str().unwrap().starts_with(field),
+            "{field}: {v}"
+        );
     }
     for (path, body) in [
         ("/api/client/create/h1", "{not json"),
@@ -183,10 +253,18 @@ fn bad_input_is_refused_with_the_field_named() {
 
     let vm = s.ok("POST", "/api/client/create/h1", Some(base.clone()));
     assert_eq!(vm["vm_uuid"], "v1");
-    let (status, v) = s.call("POST", "/api/client/powers/h1/v1", Some(json!({"action": "explode"})));
+    let (status, v) = s.call(
+        "POST",
+        "/api/client/powers/h1/v1",
+        Some(json!({"action": "explode"})),
+    );
     assert_eq!(status, 400);
     assert!(v["msg"].as_str().unwrap().starts_with("action"));
-    let (status, v) = s.call("PUT", "/api/client/update/h1/v1", Some(json!({"hdd_num": 32})));
+    let (status, v) = s.call(
+        "PUT",
+        "/api/client/update/h1/v1",
+        Some(json!({"hdd_num": 32})),
+    );
     assert_eq!(status, 400, "disks only grow: {v}");
     assert!(v["msg"].as_str().unwrap().starts_with("hdd_num"));
     let (status, _) = s.call("GET", "/api/system/tasker?limit=0", None);
@@ -198,7 +276,11 @@ fn vm_create_update_delete_tasks_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let images = blank_image_dir(dir.path());
     let s = Server::start(dir.path());
-    s.ok("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
 
     // A blank vm_uuid is generated and returned; the password never comes back.
     let created = s.ok(
@@ -210,29 +292,53 @@ fn vm_create_update_delete_tasks_and_logs() {
     let uuid = created["vm_uuid"].as_str().unwrap().to_string();
     assert_eq!(uuid.len(), 36, "{created}");
     assert!(created["task_id"].as_i64().unwrap() > 0);
-    let mac = created["vm"]["config"]["nic_all"]["ethernet0"]["mac_addr"].as_str().unwrap().to_string();
+    let mac = created["vm"]["config"]["nic_all"]["ethernet0"]["mac_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(mac.starts_with("52:54:00:"), "{mac}");
     assert!(!created.to_string().contains("guest-pass-123"));
 
     // The disk is a linked clone of the image, grown to hdd_num.
     let disk = dir.path().join(format!("hosts/h1/vms/{uuid}/disk.qcow2"));
-    let info = std::process::Command::new("qemu-img").args(["info", "--output=json"]).arg(&disk).output().unwrap();
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&disk)
+        .output()
+        .unwrap();
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert!(info["backing-filename"].as_str().unwrap().ends_with("blank.qcow2"), "{info}");
+    assert!(
+        info["backing-filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("blank.qcow2"),
+        "{info}"
+    );
     assert_eq!(info["virtual-size"].as_u64().unwrap(), 256 * 1024 * 1024);
 
     let list = s.ok("GET", &format!("/api/client/detail/h1"), None);
     assert_eq!(list[&uuid]["state"], "stopped");
     assert_eq!(list[&uuid]["vm_flag"], "STOPPED");
-    let updated = s.ok("PUT", &format!("/api/client/update/h1/{uuid}"), Some(json!({"cpu_num": 2, "mem_num": 256, "hdd_num": 512})));
+    let updated = s.ok(
+        "PUT",
+        &format!("/api/client/update/h1/{uuid}"),
+        Some(json!({"cpu_num": 2, "mem_num": 256, "hdd_num": 512})),
+    );
     assert_eq!(updated["applied"], "now");
     assert_eq!(updated["vm"]["config"]["cpu_num"], 2);
-    let info = std::process::Command::new("qemu-img").args(["info", "--output=json"]).arg(&disk).output().unwrap();
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&disk)
+        .output()
+        .unwrap();
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["virtual-size"].as_u64().unwrap(), 512 * 1024 * 1024);
 
     let stats = s.ok("GET", "/api/system/statis", None);
-    assert_eq!(stats, json!({"host_count": 1, "vm_count": 1, "running_vm_count": 0}));
+    assert_eq!(
+        stats,
+        json!({"host_count": 1, "vm_count": 1, "running_vm_count": 0})
+    );
 
     s.ok("DELETE", &format!("/api/client/delete/h1/{uuid}"), None);
     assert!(!disk.exists());
@@ -240,9 +346,22 @@ fn vm_create_update_delete_tasks_and_logs() {
 
     // Tasks and logs: newest first, filtered by host, limited.
     let tasks = s.ok("GET", "/api/system/tasker?hs_name=h1&limit=100", None);
-    let kinds: Vec<&str> = tasks.as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["vm.delete", "vm.update", "vm.create", "host.create"], "{tasks}");
-    assert!(tasks.as_array().unwrap().iter().all(|t| t["status"] == "succeeded" && t["progress"] == 100));
+    let kinds: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["vm.delete", "vm.update", "vm.create", "host.create"],
+        "{tasks}"
+    );
+    assert!(tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "succeeded" && t["progress"] == 100));
     let one = s.ok("GET", "/api/system/tasker?hs_name=h1&limit=1", None);
     assert_eq!(one.as_array().unwrap().len(), 1);
     let logs = s.ok("GET", "/api/system/logger/detail?hs_name=h1", None);
@@ -252,7 +371,11 @@ fn vm_create_update_delete_tasks_and_logs() {
     assert_eq!(first["source_ip"], "127.0.0.1");
     assert_eq!(first["ok"], true);
     // A refused create is logged as failed.
-    let (status, _) = s.call("POST", "/api/client/create/h1", Some(json!({"os_name": "demo", "cpu_num": 0, "mem_num": 128, "hdd_num": 64})));
+    let (status, _) = s.call(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"os_name": "demo", "cpu_num": 0, "mem_num": 128, "hdd_num": 64})),
+    );
     assert_eq!(status, 400);
     let logs = s.ok("GET", "/api/system/logger/detail?hs_name=h1&limit=1", None);
     assert_eq!(logs[0]["ok"], false);
@@ -264,14 +387,33 @@ fn concurrent_creates_of_one_name_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let images = blank_image_dir(dir.path());
     let s = Server::start(dir.path());
-    s.ok("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
-    let body = json!({"vm_uuid": "race", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64});
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
+    let body =
+        json!({"vm_uuid": "race", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64});
     let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| s.call("POST", "/api/client/create/h1", Some(body.clone())).0)).collect();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.call("POST", "/api/client/create/h1", Some(body.clone()))
+                        .0
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|&c| c == 200 || c == 409), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&c| c == 200 || c == 409),
+        "{statuses:?}"
+    );
     let list = s.ok("GET", "/api/client/detail/h1", None);
     assert_eq!(list.as_object().unwrap().len(), 1);
     assert!(dir.path().join("hosts/h1/vms/race/disk.qcow2").exists());
@@ -291,19 +433,43 @@ fn tokens_reset_set_and_first_start() {
         assert!(n > 0, "no token printed");
         line.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let generated = line.lines().next().unwrap().trim().rsplit(' ').next().unwrap().to_string();
+    let generated = line
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(generated.len() >= 32, "{line}");
     let (status, info) = s.call_as(Some(&generated), "GET", "/api/token/current", None);
     assert_eq!(status, 200);
     assert_eq!(info["data"]["token_set"], true);
-    assert!(!info.to_string().contains(&generated), "the token is never shown again");
+    assert!(
+        !info.to_string().contains(&generated),
+        "the token is never shown again"
+    );
     let db = std::fs::read(dir.path().join("ironidc.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains(&generated), "stored only as a hash");
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&generated),
+        "stored only as a hash"
+    );
 
-    let (status, v) = s.call_as(Some(&generated), "POST", "/api/system/create", Some(json!({"token": "short"})));
+    let (status, v) = s.call_as(
+        Some(&generated),
+        "POST",
+        "/api/system/create",
+        Some(json!({"token": "short"})),
+    );
     assert_eq!(status, 400);
     assert!(v["msg"].as_str().unwrap().starts_with("token"));
-    let (status, _) = s.call_as(Some(&generated), "POST", "/api/token/set", Some(json!({"token": TOKEN})));
+    let (status, _) = s.call_as(
+        Some(&generated),
+        "POST",
+        "/api/token/set",
+        Some(json!({"token": TOKEN})),
+    );
     assert_eq!(status, 200);
     let (status, _) = s.call_as(Some(&generated), "GET", "/api/system/tquery", None);
     assert_eq!(status, 401, "the old token is gone");
@@ -315,10 +481,19 @@ fn tokens_reset_set_and_first_start() {
     assert_eq!(status, 200);
     drop(s);
     // A restart keeps the token; IRONIDC_TOKEN only applies on first start.
-    let s = Server::start_with(dir.path(), &[("IRONIDC_TOKEN", "another-token-1234567890")], None);
+    let s = Server::start_with(
+        dir.path(),
+        &[("IRONIDC_TOKEN", "another-token-1234567890")],
+        None,
+    );
     let (status, _) = s.call_as(Some(&fresh), "GET", "/api/system/statis", None);
     assert_eq!(status, 200);
-    let (status, _) = s.call_as(Some("another-token-1234567890"), "GET", "/api/system/statis", None);
+    let (status, _) = s.call_as(
+        Some("another-token-1234567890"),
+        "GET",
+        "/api/system/statis",
+        None,
+    );
     assert_eq!(status, 401);
 }
 
@@ -327,7 +502,11 @@ fn config_export_and_import() {
     let dir = tempfile::tempdir().unwrap();
     let images = blank_image_dir(dir.path());
     let s = Server::start(dir.path());
-    s.ok("POST", "/api/server/create", Some(host_body("h1", &images, "blank.qcow2")));
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(host_body("h1", &images, "blank.qcow2")),
+    );
     s.ok("POST", "/api/client/create/h1", Some(json!({"vm_uuid": "v1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})));
     let exported = s.ok("POST", "/api/system/saving", None);
     assert_eq!(exported["hosts"][0]["name"], "h1");
@@ -339,14 +518,19 @@ fn config_export_and_import() {
     let dir2 = tempfile::tempdir().unwrap();
     let s2 = Server::start(dir2.path());
     let mut cfg = exported.clone();
-    cfg["hosts"][0]["config"]["images_path"] = json!(dir.path().join("hosts/h1/vms").to_string_lossy());
+    cfg["hosts"][0]["config"]["images_path"] =
+        json!(dir.path().join("hosts/h1/vms").to_string_lossy());
     let mut ghost = cfg["vms"][0].clone();
     ghost["config"]["vm_uuid"] = json!("ghost");
     cfg["vms"].as_array_mut().unwrap().push(ghost);
     let report = s2.ok("POST", "/api/system/loader", Some(cfg));
     assert_eq!(report["hosts_created"], json!(["h1"]));
     assert_eq!(report["vms_imported"], json!(["h1/v1"]));
-    assert_eq!(report["vms_skipped"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["vms_skipped"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
     let list = s2.ok("GET", "/api/client/detail/h1", None);
     assert!(list.get("v1").is_some() && list.get("ghost").is_none());
     let (status, _) = s2.call("POST", "/api/system/loader", Some(json!({"version": 99})));

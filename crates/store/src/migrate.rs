@@ -25,11 +25,12 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
         .await
         .map_err(err)?;
     for m in MIGRATIONS {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM ironidc_migrations WHERE version = $1")
-            .bind(m.version)
-            .fetch_optional(pool)
-            .await
-            .map_err(err)?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM ironidc_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(pool)
+                .await
+                .map_err(err)?;
         if applied.is_some() {
             continue;
         }
@@ -40,7 +41,10 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
         let mut tx = pool.begin().await.map_err(err)?;
         // The files hold plain DDL without semicolons inside literals.
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(&mut *tx).await.map_err(err)?;
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         }
         sqlx::query("INSERT INTO ironidc_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(m.version)

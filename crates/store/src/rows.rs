@@ -31,12 +31,16 @@ pub fn host(row: &AnyRow) -> Result<Host, StoreError> {
         name: row.try_get("name").map_err(db)?,
         engine: row.try_get("engine").map_err(db)?,
         enabled: row.try_get::<i64, _>("enabled").map_err(db)? != 0,
-        config: json("host config", &row.try_get::<String, _>("config").map_err(db)?)?,
+        config: json(
+            "host config",
+            &row.try_get::<String, _>("config").map_err(db)?,
+        )?,
         created_at: row.try_get("created_at").map_err(db)?,
     })
 }
 
-pub const VM_COLUMNS: &str = "v.id, v.host_id, h.name AS hs_name, v.uuid, v.config, v.state, v.pending_restart, \
+pub const VM_COLUMNS: &str =
+    "v.id, v.host_id, h.name AS hs_name, v.uuid, v.config, v.state, v.pending_restart, \
      v.last_status, v.os_pass, v.created_at, v.updated_at";
 
 pub fn vm(row: &AnyRow) -> Result<Vm, StoreError> {
@@ -46,7 +50,10 @@ pub fn vm(row: &AnyRow) -> Result<Vm, StoreError> {
         host_id: row.try_get("host_id").map_err(db)?,
         hs_name: row.try_get("hs_name").map_err(db)?,
         uuid: row.try_get("uuid").map_err(db)?,
-        config: json("vm config", &row.try_get::<String, _>("config").map_err(db)?)?,
+        config: json(
+            "vm config",
+            &row.try_get::<String, _>("config").map_err(db)?,
+        )?,
         state: PowerState::parse(&row.try_get::<String, _>("state").map_err(db)?),
         pending_restart: row.try_get::<i64, _>("pending_restart").map_err(db)? != 0,
         last_status: last_status.map(|s| json("vm status", &s)).transpose()?,
@@ -60,7 +67,10 @@ pub fn sample(row: &AnyRow) -> Result<VmStatusSample, StoreError> {
     Ok(VmStatusSample {
         ts: row.try_get("ts").map_err(db)?,
         state: PowerState::parse(&row.try_get::<String, _>("state").map_err(db)?),
-        status: json("vm status", &row.try_get::<String, _>("status").map_err(db)?)?,
+        status: json(
+            "vm status",
+            &row.try_get::<String, _>("status").map_err(db)?,
+        )?,
     })
 }
 
@@ -85,7 +95,8 @@ pub fn task(row: &AnyRow) -> Result<Task, StoreError> {
     })
 }
 
-pub const LOG_COLUMNS: &str = "id, ts, actor, source_ip, face, action, hs_name, target, ok, message";
+pub const LOG_COLUMNS: &str =
+    "id, ts, actor, source_ip, face, action, hs_name, target, ok, message";
 
 pub fn log(row: &AnyRow) -> Result<LogEntry, StoreError> {
     Ok(LogEntry {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ironidc_core::engine::PowerState;
-use ironidc_core::model::{Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample};
+use ironidc_core::model::{
+    Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample,
+};
 use ironidc_core::service::now;
 use ironidc_core::store::{HostSummary, NewHost, NewLog, NewVm, Store, StoreError};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -26,7 +28,9 @@ impl Backend {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Self::Postgres)
         } else {
-            Err(StoreError::Database("database URL must start with sqlite: or postgres://".into()))
+            Err(StoreError::Database(
+                "database URL must start with sqlite: or postgres://".into(),
+            ))
         }
     }
 }
@@ -78,7 +82,11 @@ impl SqlStore {
     }
 
     /// Insert many VM rows in one transaction (benchmarks, imports).
-    pub async fn insert_vms_bulk(&self, host_id: i64, configs: &[VmConfig]) -> Result<(), StoreError> {
+    pub async fn insert_vms_bulk(
+        &self,
+        host_id: i64,
+        configs: &[VmConfig],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let ts = now();
         for config in configs {
@@ -97,13 +105,23 @@ impl SqlStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn vm_where(&self, clause: &str, binds: (i64, Option<&str>)) -> Result<Vec<Vm>, StoreError> {
-        let sql = format!("SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id {clause}");
+    async fn vm_where(
+        &self,
+        clause: &str,
+        binds: (i64, Option<&str>),
+    ) -> Result<Vec<Vm>, StoreError> {
+        let sql =
+            format!("SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id {clause}");
         let mut q = sqlx::query(&sql).bind(binds.0);
         if let Some(s) = binds.1 {
             q = q.bind(s.to_string());
         }
-        q.fetch_all(&self.pool).await.map_err(db)?.iter().map(rows::vm).collect()
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::vm)
+            .collect()
     }
 }
 
@@ -131,7 +149,11 @@ impl Store for SqlStore {
 
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError> {
         let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = $1");
-        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(rows::host).transpose()
     }
 
@@ -142,11 +164,21 @@ impl Store for SqlStore {
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
         rows.iter()
-            .map(|r| Ok(HostSummary { host: rows::host(r)?, vm_count: r.try_get("vm_count").map_err(db)? }))
+            .map(|r| {
+                Ok(HostSummary {
+                    host: rows::host(r)?,
+                    vm_count: r.try_get("vm_count").map_err(db)?,
+                })
+            })
             .collect()
     }
 
-    async fn update_host(&self, id: i64, enabled: bool, config: &HostConfig) -> Result<(), StoreError> {
+    async fn update_host(
+        &self,
+        id: i64,
+        enabled: bool,
+        config: &HostConfig,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE hosts SET enabled = $1, config = $2 WHERE id = $3")
             .bind(i64::from(enabled))
             .bind(to_json(config)?)
@@ -158,7 +190,11 @@ impl Store for SqlStore {
     }
 
     async fn delete_host(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM hosts WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db)?;
+        sqlx::query("DELETE FROM hosts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -186,26 +222,41 @@ impl Store for SqlStore {
     }
 
     async fn vm_by_uuid(&self, host_id: i64, uuid: &str) -> Result<Option<Vm>, StoreError> {
-        Ok(self.vm_where("WHERE v.host_id = $1 AND v.uuid = $2", (host_id, Some(uuid))).await?.pop())
+        Ok(self
+            .vm_where(
+                "WHERE v.host_id = $1 AND v.uuid = $2",
+                (host_id, Some(uuid)),
+            )
+            .await?
+            .pop())
     }
 
     async fn list_vms(&self, host_id: i64) -> Result<Vec<Vm>, StoreError> {
-        self.vm_where("WHERE v.host_id = $1 ORDER BY v.id", (host_id, None)).await
+        self.vm_where("WHERE v.host_id = $1 ORDER BY v.id", (host_id, None))
+            .await
     }
 
     async fn all_vms(&self) -> Result<Vec<Vm>, StoreError> {
-        self.vm_where("WHERE v.id >= $1 ORDER BY v.id", (0, None)).await
+        self.vm_where("WHERE v.id >= $1 ORDER BY v.id", (0, None))
+            .await
     }
 
-    async fn update_vm_config(&self, id: i64, config: &VmConfig, pending_restart: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE vms SET config = $1, pending_restart = $2, updated_at = $3 WHERE id = $4")
-            .bind(to_json(config)?)
-            .bind(i64::from(pending_restart))
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn update_vm_config(
+        &self,
+        id: i64,
+        config: &VmConfig,
+        pending_restart: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE vms SET config = $1, pending_restart = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(to_json(config)?)
+        .bind(i64::from(pending_restart))
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -220,19 +271,31 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn set_vm_state(&self, id: i64, state: PowerState, pending_restart: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE vms SET state = $1, pending_restart = $2, updated_at = $3 WHERE id = $4")
-            .bind(state.as_str())
-            .bind(i64::from(pending_restart))
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn set_vm_state(
+        &self,
+        id: i64,
+        state: PowerState,
+        pending_restart: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE vms SET state = $1, pending_restart = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(pending_restart))
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
-    async fn record_vm_status(&self, id: i64, state: PowerState, status: &HwStatus) -> Result<(), StoreError> {
+    async fn record_vm_status(
+        &self,
+        id: i64,
+        state: PowerState,
+        status: &HwStatus,
+    ) -> Result<(), StoreError> {
         let text = to_json(status)?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("UPDATE vms SET state = $1, last_status = $2 WHERE id = $3")
@@ -253,7 +316,12 @@ impl Store for SqlStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn vm_history(&self, id: i64, since: i64, limit: u32) -> Result<Vec<VmStatusSample>, StoreError> {
+    async fn vm_history(
+        &self,
+        id: i64,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<VmStatusSample>, StoreError> {
         let rows = sqlx::query(
             "SELECT ts, state, status FROM vm_status WHERE vm_id = $1 AND ts >= $2 ORDER BY ts DESC, id DESC LIMIT $3",
         )
@@ -268,8 +336,16 @@ impl Store for SqlStore {
 
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM vm_status WHERE vm_id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
-        sqlx::query("DELETE FROM vms WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM vm_status WHERE vm_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM vms WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -280,11 +356,19 @@ impl Store for SqlStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok((row.try_get("total").map_err(db)?, row.try_get("running").map_err(db)?))
+        Ok((
+            row.try_get("total").map_err(db)?,
+            row.try_get("running").map_err(db)?,
+        ))
     }
 
-    async fn create_task(&self, kind: &str, hs_name: Option<&str>, vm_uuid: Option<&str>, actor: &str)
-        -> Result<Task, StoreError> {
+    async fn create_task(
+        &self,
+        kind: &str,
+        hs_name: Option<&str>,
+        vm_uuid: Option<&str>,
+        actor: &str,
+    ) -> Result<Task, StoreError> {
         let sql = format!(
             "INSERT INTO tasks (kind, hs_name, vm_uuid, actor, step, status, progress, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5) RETURNING {TASK_COLUMNS}"
@@ -313,8 +397,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn finish_task(&self, id: i64, status: TaskStatus, result: Option<&serde_json::Value>, error: Option<&str>)
-        -> Result<(), StoreError> {
+    async fn finish_task(
+        &self,
+        id: i64,
+        status: TaskStatus,
+        result: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         let result = result.map(to_json).transpose()?;
         // A failed task keeps the progress it reached; a finished one is at 100.
         let sql = if status == TaskStatus::Succeeded {
@@ -323,15 +412,19 @@ impl Store for SqlStore {
             "UPDATE tasks SET status = $1, step = $2, result = $3, error = $4, updated_at = $5 WHERE id = $6"
         };
         sqlx::query(sql)
-        .bind(status.as_str())
-        .bind(if status == TaskStatus::Succeeded { "done" } else { "failed" })
-        .bind(result)
-        .bind(error.map(str::to_string))
-        .bind(now())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+            .bind(status.as_str())
+            .bind(if status == TaskStatus::Succeeded {
+                "done"
+            } else {
+                "failed"
+            })
+            .bind(result)
+            .bind(error.map(str::to_string))
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -348,12 +441,21 @@ impl Store for SqlStore {
     async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError> {
         let rows = match hs_name {
             Some(h) => {
-                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE hs_name = $1 ORDER BY id DESC LIMIT $2");
-                sqlx::query(&sql).bind(h).bind(i64::from(limit)).fetch_all(&self.pool).await
+                let sql = format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE hs_name = $1 ORDER BY id DESC LIMIT $2"
+                );
+                sqlx::query(&sql)
+                    .bind(h)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
             }
             None => {
                 let sql = format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY id DESC LIMIT $1");
-                sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await
+                sqlx::query(&sql)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
             }
         }
         .map_err(db)?;
@@ -380,15 +482,28 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn list_logs(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+    async fn list_logs(
+        &self,
+        hs_name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         let rows = match hs_name {
             Some(h) => {
-                let sql = format!("SELECT {LOG_COLUMNS} FROM logs WHERE hs_name = $1 ORDER BY id DESC LIMIT $2");
-                sqlx::query(&sql).bind(h).bind(i64::from(limit)).fetch_all(&self.pool).await
+                let sql = format!(
+                    "SELECT {LOG_COLUMNS} FROM logs WHERE hs_name = $1 ORDER BY id DESC LIMIT $2"
+                );
+                sqlx::query(&sql)
+                    .bind(h)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
             }
             None => {
                 let sql = format!("SELECT {LOG_COLUMNS} FROM logs ORDER BY id DESC LIMIT $1");
-                sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await
+                sqlx::query(&sql)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
             }
         }
         .map_err(db)?;

@@ -8,35 +8,90 @@ use ironidc_store::SqlStore;
 
 async fn contract(store: &SqlStore, tag: &str) {
     let host_name = format!("h-{tag}");
-    let config = HostConfig { server_pass: Some("enc:v1:xyz".into()), ports_start: 10000, ..Default::default() };
+    let config = HostConfig {
+        server_pass: Some("enc:v1:xyz".into()),
+        ports_start: 10000,
+        ..Default::default()
+    };
     let host = store
-        .insert_host(NewHost { name: &host_name, engine: "qemu", enabled: true, config: &config })
+        .insert_host(NewHost {
+            name: &host_name,
+            engine: "qemu",
+            enabled: true,
+            config: &config,
+        })
         .await
         .expect("insert host");
     assert_eq!(host.config.ports_start, 10000);
-    let dup = store.insert_host(NewHost { name: &host_name, engine: "qemu", enabled: true, config: &config }).await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "duplicate host must conflict: {dup:?}");
+    let dup = store
+        .insert_host(NewHost {
+            name: &host_name,
+            engine: "qemu",
+            enabled: true,
+            config: &config,
+        })
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "duplicate host must conflict: {dup:?}"
+    );
 
     let vm_name = format!("vm-{tag}");
-    let vm_config = VmConfig { vm_uuid: vm_name.clone(), cpu_num: 2, mem_num: 512, hdd_num: 1024, ..Default::default() };
+    let vm_config = VmConfig {
+        vm_uuid: vm_name.clone(),
+        cpu_num: 2,
+        mem_num: 512,
+        hdd_num: 1024,
+        ..Default::default()
+    };
     let vm = store
-        .insert_vm(NewVm { host_id: host.id, uuid: &vm_name, config: &vm_config, state: PowerState::Stopped, os_pass_sealed: Some("enc:v1:p") })
+        .insert_vm(NewVm {
+            host_id: host.id,
+            uuid: &vm_name,
+            config: &vm_config,
+            state: PowerState::Stopped,
+            os_pass_sealed: Some("enc:v1:p"),
+        })
         .await
         .expect("insert vm");
     assert_eq!(vm.hs_name, host_name);
     assert_eq!(vm.config.cpu_num, 2);
     assert_eq!(vm.os_pass_sealed.as_deref(), Some("enc:v1:p"));
     let dup = store
-        .insert_vm(NewVm { host_id: host.id, uuid: &vm_name, config: &vm_config, state: PowerState::Stopped, os_pass_sealed: None })
+        .insert_vm(NewVm {
+            host_id: host.id,
+            uuid: &vm_name,
+            config: &vm_config,
+            state: PowerState::Stopped,
+            os_pass_sealed: None,
+        })
         .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "duplicate vm must conflict");
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "duplicate vm must conflict"
+    );
 
-    store.set_vm_state(vm.id, PowerState::Running, true).await.expect("state");
+    store
+        .set_vm_state(vm.id, PowerState::Running, true)
+        .await
+        .expect("state");
     let (total, running) = store.vm_counts().await.expect("counts");
     assert!(total >= 1 && running >= 1);
-    let status = HwStatus { cpu_usage: 12.5, mem_total: 512, on_update: 1, ..Default::default() };
-    store.record_vm_status(vm.id, PowerState::Running, &status).await.expect("record");
-    let again = store.vm_by_uuid(host.id, &vm_name).await.expect("get").expect("exists");
+    let status = HwStatus {
+        cpu_usage: 12.5,
+        mem_total: 512,
+        on_update: 1,
+        ..Default::default()
+    };
+    store
+        .record_vm_status(vm.id, PowerState::Running, &status)
+        .await
+        .expect("record");
+    let again = store
+        .vm_by_uuid(host.id, &vm_name)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(again.state, PowerState::Running);
     assert!(again.pending_restart);
     assert_eq!(again.last_status.as_ref().map(|s| s.cpu_usage), Some(12.5));
@@ -44,14 +99,37 @@ async fn contract(store: &SqlStore, tag: &str) {
     assert_eq!(history.len(), 1);
 
     let hosts = store.list_hosts().await.expect("hosts");
-    let mine = hosts.iter().find(|h| h.host.name == host_name).expect("listed");
+    let mine = hosts
+        .iter()
+        .find(|h| h.host.name == host_name)
+        .expect("listed");
     assert_eq!(mine.vm_count, 1);
 
-    let t1 = store.create_task("vm.create", Some(&host_name), Some(&vm_name), "admin").await.expect("task");
-    store.update_task(t1.id, "cloning", 40).await.expect("update");
-    let t2 = store.create_task("vm.power.start", Some(&host_name), Some(&vm_name), "admin").await.expect("task");
-    store.finish_task(t1.id, TaskStatus::Succeeded, Some(&serde_json::json!({"ok": 1})), None).await.expect("finish");
-    let failed = store.fail_running_tasks("interrupted").await.expect("fail running");
+    let t1 = store
+        .create_task("vm.create", Some(&host_name), Some(&vm_name), "admin")
+        .await
+        .expect("task");
+    store
+        .update_task(t1.id, "cloning", 40)
+        .await
+        .expect("update");
+    let t2 = store
+        .create_task("vm.power.start", Some(&host_name), Some(&vm_name), "admin")
+        .await
+        .expect("task");
+    store
+        .finish_task(
+            t1.id,
+            TaskStatus::Succeeded,
+            Some(&serde_json::json!({"ok": 1})),
+            None,
+        )
+        .await
+        .expect("finish");
+    let failed = store
+        .fail_running_tasks("interrupted")
+        .await
+        .expect("fail running");
     assert!(failed >= 1);
     let tasks = store.list_tasks(Some(&host_name), 10).await.expect("tasks");
     assert_eq!(tasks.len(), 2);
@@ -60,11 +138,27 @@ async fn contract(store: &SqlStore, tag: &str) {
     assert_eq!(tasks[1].status, TaskStatus::Succeeded);
     assert_eq!(tasks[1].progress, 100);
     assert_eq!(tasks[1].result, Some(serde_json::json!({"ok": 1})));
-    assert_eq!(store.list_tasks(Some(&host_name), 1).await.expect("limit").len(), 1);
+    assert_eq!(
+        store
+            .list_tasks(Some(&host_name), 1)
+            .await
+            .expect("limit")
+            .len(),
+        1
+    );
 
     for ok in [true, false] {
         store
-            .insert_log(NewLog { actor: "admin", source_ip: "127.0.0.1", face: "openidcs", action: "vm.create", hs_name: Some(&host_name), target: Some(&vm_name), ok, message: "m" })
+            .insert_log(NewLog {
+                actor: "admin",
+                source_ip: "127.0.0.1",
+                face: "openidcs",
+                action: "vm.create",
+                hs_name: Some(&host_name),
+                target: Some(&vm_name),
+                ok,
+                message: "m",
+            })
             .await
             .expect("log");
     }
@@ -74,10 +168,17 @@ async fn contract(store: &SqlStore, tag: &str) {
 
     store.set_setting("k", "v1").await.expect("set");
     store.set_setting("k", "v2").await.expect("overwrite");
-    assert_eq!(store.get_setting("k").await.expect("get").as_deref(), Some("v2"));
+    assert_eq!(
+        store.get_setting("k").await.expect("get").as_deref(),
+        Some("v2")
+    );
 
     store.delete_vm(vm.id).await.expect("delete vm");
-    assert!(store.vm_by_uuid(host.id, &vm_name).await.expect("get").is_none());
+    assert!(store
+        .vm_by_uuid(host.id, &vm_name)
+        .await
+        .expect("get")
+        .is_none());
     store.delete_host(host.id).await.expect("delete host");
     assert!(store.host_by_name(&host_name).await.expect("get").is_none());
 }
@@ -96,7 +197,10 @@ async fn sqlite_contract() {
 #[tokio::test]
 async fn postgres_contract() {
     let Ok(url) = std::env::var("IRONIDC_TEST_POSTGRES_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must set IRONIDC_TEST_POSTGRES_URL");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set IRONIDC_TEST_POSTGRES_URL"
+        );
         eprintln!("SKIPPED: set IRONIDC_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL store contract");
         return;
     };

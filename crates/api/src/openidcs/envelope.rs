@@ -39,7 +39,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
-        Self { status, msg: msg.into() }
+        Self {
+            status,
+            msg: msg.into(),
+        }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, msg)
@@ -63,7 +66,10 @@ impl From<CoreError> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
         }
-        Self { status, msg: e.to_string() }
+        Self {
+            status,
+            msg: e.to_string(),
+        }
     }
 }
 

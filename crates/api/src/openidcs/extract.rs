@@ -19,7 +19,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+        let unauthorized =
+            || ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -31,13 +32,22 @@ impl FromRequestParts<AppState> for Admin {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(unauthorized)?;
-        if !state.services.check_token(token).await.map_err(ApiError::from)? {
+        if !state
+            .services
+            .check_token(token)
+            .await
+            .map_err(ApiError::from)?
+        {
             return Err(unauthorized());
         }
         if let Some(user) = parts.extensions.get::<RequestUser>() {
             let _ = user.0.set("admin".into());
         }
-        Ok(Admin(Actor::new("admin", crate::client_ip(parts), "openidcs")))
+        Ok(Admin(Actor::new(
+            "admin",
+            crate::client_ip(parts),
+            "openidcs",
+        )))
     }
 }
 
@@ -80,10 +90,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Params).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::bad_request(format!("{path}: {}", e.into_inner()))
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Params)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::bad_request(format!("{path}: {}", e.into_inner()))
+            })
     }
 }
 

@@ -11,9 +11,14 @@ use super::envelope::{ApiError, ApiResult, Data};
 use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
 use crate::AppState;
 
-pub async fn list(State(s): State<AppState>, _admin: Admin) -> ApiResult<BTreeMap<String, HostView>> {
+pub async fn list(
+    State(s): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<BTreeMap<String, HostView>> {
     let hosts = s.services.list_hosts().await?;
-    Ok(Data(hosts.into_iter().map(|h| (h.name.clone(), h)).collect()))
+    Ok(Data(
+        hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -33,7 +38,10 @@ pub async fn detail(
     if q.status {
         let status = s.services.host_status(&hs_name, false).await?;
         if let Some(obj) = value.as_object_mut() {
-            obj.insert("status_detail".into(), serde_json::to_value(status).unwrap_or_default());
+            obj.insert(
+                "status_detail".into(),
+                serde_json::to_value(status).unwrap_or_default(),
+            );
         }
     }
     Ok(Data(value))
@@ -49,10 +57,18 @@ struct CreateHost {
     enable_host: Option<bool>,
 }
 
-pub async fn create(State(s): State<AppState>, Admin(actor): Admin, JsonObject(body): JsonObject)
-    -> ApiResult<HostView> {
+pub async fn create(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HostView> {
     let req: CreateHost = from_json(body.into())?;
-    let input = HostInput { name: req.name, engine: req.engine, config: req.config, enabled: req.enable_host };
+    let input = HostInput {
+        name: req.name,
+        engine: req.engine,
+        config: req.config,
+        enabled: req.enable_host,
+    };
     Ok(Data(s.services.create_host(&actor, input).await?))
 }
 
@@ -69,7 +85,11 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: UpdateHost = from_json(body.into())?;
-    Ok(Data(s.services.update_host(&actor, &hs_name, req.config, req.enable_host).await?))
+    Ok(Data(
+        s.services
+            .update_host(&actor, &hs_name, req.config, req.enable_host)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -85,7 +105,9 @@ pub async fn remove(
     Params(q): Params<DeleteQuery>,
 ) -> ApiResult<serde_json::Value> {
     s.services.delete_host(&actor, &hs_name, q.force).await?;
-    Ok(Data(serde_json::json!({ "hs_name": hs_name, "deleted": true })))
+    Ok(Data(
+        serde_json::json!({ "hs_name": hs_name, "deleted": true }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -100,7 +122,11 @@ pub async fn enable(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: EnableHost = from_json(body.into())?;
-    Ok(Data(s.services.set_host_enabled(&actor, &hs_name, req.enable).await?))
+    Ok(Data(
+        s.services
+            .set_host_enabled(&actor, &hs_name, req.enable)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

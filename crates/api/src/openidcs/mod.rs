@@ -46,7 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/client/detail/{hs_name}/{vm_uuid}", get(vms::detail))
         .route("/api/client/create/{hs_name}", post(vms::create))
         .route("/api/client/update/{hs_name}/{vm_uuid}", put(vms::update))
-        .route("/api/client/delete/{hs_name}/{vm_uuid}", delete(vms::remove))
+        .route(
+            "/api/client/delete/{hs_name}/{vm_uuid}",
+            delete(vms::remove),
+        )
         .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
         .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
         .route("/api/client/scaner/{hs_name}", post(vms::scan))
@@ -62,5 +65,8 @@ async fn not_found(_admin: Admin) -> ApiError {
 }
 
 async fn method_not_allowed(_admin: Admin) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
 }

@@ -42,19 +42,32 @@ impl From<VmView> for VmEntry {
     }
 }
 
-pub async fn list(State(s): State<AppState>, _admin: Admin, PathParams(hs_name): PathParams<String>)
-    -> ApiResult<BTreeMap<String, VmEntry>> {
+pub async fn list(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams(hs_name): PathParams<String>,
+) -> ApiResult<BTreeMap<String, VmEntry>> {
     let vms = s.services.list_vms(&hs_name).await?;
-    Ok(Data(vms.into_iter().map(|v| (v.uuid.clone(), VmEntry::from(v))).collect()))
+    Ok(Data(
+        vms.into_iter()
+            .map(|v| (v.uuid.clone(), VmEntry::from(v)))
+            .collect(),
+    ))
 }
 
-pub async fn detail(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): PathParams<(String, String)>)
-    -> ApiResult<VmEntry> {
+pub async fn detail(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<VmEntry> {
     Ok(Data(s.services.get_vm(&hs, &vm).await?.into()))
 }
 
 /// Take a write-only secret out of a body before the rest is decoded.
-fn take_secret(body: &mut serde_json::Map<String, serde_json::Value>, field: &str) -> Result<Option<String>, ApiError> {
+fn take_secret(
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
     match body.remove(field) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
@@ -71,7 +84,10 @@ pub async fn create(
     let os_pass = take_secret(&mut body, "os_pass")?;
     take_secret(&mut body, "vc_pass")?;
     let config: VmConfig = from_json(body.into())?;
-    let created = s.services.create_vm(&actor, &hs_name, VmCreateInput { config, os_pass }).await?;
+    let created = s
+        .services
+        .create_vm(&actor, &hs_name, VmCreateInput { config, os_pass })
+        .await?;
     Ok(Data(serde_json::json!({
         "vm_uuid": created.vm.uuid,
         "task_id": created.task_id,
@@ -87,7 +103,18 @@ pub async fn update(
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
     take_secret(&mut body, "vc_pass")?;
-    let updated = s.services.update_vm(&actor, &hs, &vm, VmUpdateInput { patch: body, os_pass }).await?;
+    let updated = s
+        .services
+        .update_vm(
+            &actor,
+            &hs,
+            &vm,
+            VmUpdateInput {
+                patch: body,
+                os_pass,
+            },
+        )
+        .await?;
     Ok(Data(serde_json::json!({
         "applied": updated.applied,
         "message": updated.message,
@@ -96,8 +123,11 @@ pub async fn update(
     })))
 }
 
-pub async fn remove(State(s): State<AppState>, Admin(actor): Admin, PathParams((hs, vm)): PathParams<(String, String)>)
-    -> ApiResult<serde_json::Value> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<serde_json::Value> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
 }
@@ -115,7 +145,9 @@ pub async fn power(
 ) -> ApiResult<impl Serialize> {
     let req: PowerBody = from_json(body.into())?;
     let action = PowerAction::parse(&req.action).ok_or_else(|| {
-        ApiError::bad_request("action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume")
+        ApiError::bad_request(
+            "action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume",
+        )
     })?;
     Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?))
 }
@@ -132,7 +164,11 @@ pub async fn status(
     PathParams((hs, vm)): PathParams<(String, String)>,
     Params(q): Params<StatusQuery>,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.vm_status(&hs, &vm, q.limit.unwrap_or(60)).await?))
+    Ok(Data(
+        s.services
+            .vm_status(&hs, &vm, q.limit.unwrap_or(60))
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -148,5 +184,7 @@ pub async fn scan(
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ScanBody = from_json(body.into())?;
-    Ok(Data(s.services.scan_vms(&actor, &hs_name, &req.prefix).await?))
+    Ok(Data(
+        s.services.scan_vms(&actor, &hs_name, &req.prefix).await?,
+    ))
 }

@@ -38,7 +38,10 @@ pub enum TokenBootstrap {
 
 impl Services {
     /// On first start, store the configured token or generate one.
-    pub async fn bootstrap_token(&self, configured: Option<&str>) -> Result<TokenBootstrap, CoreError> {
+    pub async fn bootstrap_token(
+        &self,
+        configured: Option<&str>,
+    ) -> Result<TokenBootstrap, CoreError> {
         if self.store().get_setting(HASH_KEY).await?.is_some() {
             if let Some(given) = configured {
                 if !self.check_token(given).await? {
@@ -70,7 +73,11 @@ impl Services {
     }
 
     pub async fn token_info(&self) -> Result<TokenInfo, CoreError> {
-        let hint = self.store().get_setting(HINT_KEY).await?.unwrap_or_default();
+        let hint = self
+            .store()
+            .get_setting(HINT_KEY)
+            .await?
+            .unwrap_or_default();
         let set_at = self
             .store()
             .get_setting(SET_AT_KEY)
@@ -78,7 +85,12 @@ impl Services {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let token_set = self.store().get_setting(HASH_KEY).await?.is_some();
-        Ok(TokenInfo { token_set, hint, set_at, token: None })
+        Ok(TokenInfo {
+            token_set,
+            hint,
+            set_at,
+            token: None,
+        })
     }
 
     /// Replace the token with a new random one and return it (once).
@@ -93,7 +105,8 @@ impl Services {
             }),
             Err(e) => Err(e),
         };
-        op.finish(res, |_| serde_json::json!({"token_reset": true})).await
+        op.finish(res, |_| serde_json::json!({"token_reset": true}))
+            .await
     }
 
     /// Set the token to a value chosen by the operator.
@@ -107,24 +120,35 @@ impl Services {
             Ok(()) => self.token_info().await,
             Err(e) => Err(e),
         };
-        op.finish(res, |_| serde_json::json!({"token_set": true})).await
+        op.finish(res, |_| serde_json::json!({"token_set": true}))
+            .await
     }
 
     async fn store_token(&self, token: &str) -> Result<(), CoreError> {
         let hint: String = token.chars().take(4).collect();
-        self.store().set_setting(HASH_KEY, &token_hash(token)).await?;
+        self.store()
+            .set_setting(HASH_KEY, &token_hash(token))
+            .await?;
         self.store().set_setting(HINT_KEY, &hint).await?;
-        self.store().set_setting(SET_AT_KEY, &now().to_string()).await?;
+        self.store()
+            .set_setting(SET_AT_KEY, &now().to_string())
+            .await?;
         Ok(())
     }
 }
 
 fn validate_token(token: &str) -> Result<(), CoreError> {
     if token.chars().count() < MIN_TOKEN_LEN {
-        return Err(CoreError::invalid("token", format!("must be at least {MIN_TOKEN_LEN} characters")));
+        return Err(CoreError::invalid(
+            "token",
+            format!("must be at least {MIN_TOKEN_LEN} characters"),
+        ));
     }
     if !token.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(CoreError::invalid("token", "may only contain printable ASCII without spaces"));
+        return Err(CoreError::invalid(
+            "token",
+            "may only contain printable ASCII without spaces",
+        ));
     }
     Ok(())
 }

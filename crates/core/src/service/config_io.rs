@@ -68,29 +68,55 @@ impl Services {
             let mut config = host.config.clone();
             config.server_pass = None;
             for vm in self.store().list_vms(host.id).await? {
-                vms.push(ExportedVm { hs_name: host.name.clone(), config: vm.config });
+                vms.push(ExportedVm {
+                    hs_name: host.name.clone(),
+                    config: vm.config,
+                });
             }
-            hosts.push(ExportedHost { name: host.name, engine: host.engine, enabled: host.enabled, config });
+            hosts.push(ExportedHost {
+                name: host.name,
+                engine: host.engine,
+                enabled: host.enabled,
+                config,
+            });
         }
-        Ok(ExportedConfig { version: FORMAT_VERSION, exported_at: now(), hosts, vms })
+        Ok(ExportedConfig {
+            version: FORMAT_VERSION,
+            exported_at: now(),
+            hosts,
+            vms,
+        })
     }
 
-    pub async fn import_config(&self, actor: &Actor, cfg: ExportedConfig) -> Result<ConfigImportReport, CoreError> {
+    pub async fn import_config(
+        &self,
+        actor: &Actor,
+        cfg: ExportedConfig,
+    ) -> Result<ConfigImportReport, CoreError> {
         if cfg.version != FORMAT_VERSION {
-            return Err(CoreError::invalid("version", format!("unsupported version (expected {FORMAT_VERSION})")));
+            return Err(CoreError::invalid(
+                "version",
+                format!("unsupported version (expected {FORMAT_VERSION})"),
+            ));
         }
         let mut report = ConfigImportReport::default();
         for h in cfg.hosts {
             match self.host(&h.name).await {
                 Ok(_) => {
-                    self.update_host(actor, &h.name, h.config, Some(h.enabled)).await?;
+                    self.update_host(actor, &h.name, h.config, Some(h.enabled))
+                        .await?;
                     report.hosts_updated.push(h.name);
                 }
                 Err(CoreError::NotFound { .. }) => {
                     let name = h.name.clone();
                     self.create_host(
                         actor,
-                        HostInput { name: h.name, engine: h.engine, config: h.config, enabled: Some(h.enabled) },
+                        HostInput {
+                            name: h.name,
+                            engine: h.engine,
+                            config: h.config,
+                            enabled: Some(h.enabled),
+                        },
                     )
                     .await?;
                     report.hosts_created.push(name);
@@ -112,14 +138,21 @@ impl Services {
                 }
             };
             if let Some(existing) = self.store().vm_by_uuid(host.id, &v.config.vm_uuid).await? {
-                self.store().update_vm_config(existing.id, &v.config, existing.pending_restart).await?;
+                self.store()
+                    .update_vm_config(existing.id, &v.config, existing.pending_restart)
+                    .await?;
                 report.vms_updated.push(key);
                 continue;
             }
             let engine = self.engine_of(&host)?;
             let present = engine.scan(&self.host_context(&host)).await?;
-            let Some(found) = present.into_iter().find(|s| s.spec.uuid == v.config.vm_uuid) else {
-                report.vms_skipped.push(format!("{key}: the host has no such VM"));
+            let Some(found) = present
+                .into_iter()
+                .find(|s| s.spec.uuid == v.config.vm_uuid)
+            else {
+                report
+                    .vms_skipped
+                    .push(format!("{key}: the host has no such VM"));
                 continue;
             };
             let inserted = self

@@ -15,17 +15,28 @@ use crate::validate;
 
 /// Engine names other systems use for engines ironidc does not implement;
 /// named so the error says "not supported" rather than "unknown".
-const FOREIGN_ENGINES: &[&str] =
-    &["LxContainer", "OCInterface", "PromoxSetup", "vSphereESXi", "HyperVSetup", "VirtualBoxs", "VMWareSetup"];
+const FOREIGN_ENGINES: &[&str] = &[
+    "LxContainer",
+    "OCInterface",
+    "PromoxSetup",
+    "vSphereESXi",
+    "HyperVSetup",
+    "VirtualBoxs",
+    "VMWareSetup",
+];
 
 /// Map an engine name from any face to our key (`QEMUServer` → `qemu`).
 pub fn engine_key(name: &str) -> Result<&'static str, CoreError> {
     match name {
         "qemu" | "QEMUServer" | "kvm" => Ok("qemu"),
-        other if FOREIGN_ENGINES.contains(&other) => {
-            Err(CoreError::invalid("type", format!("engine {other} is not supported by ironidc (supported: qemu)")))
-        }
-        _ => Err(CoreError::invalid("type", "unknown engine type (supported: qemu, alias QEMUServer)")),
+        other if FOREIGN_ENGINES.contains(&other) => Err(CoreError::invalid(
+            "type",
+            format!("engine {other} is not supported by ironidc (supported: qemu)"),
+        )),
+        _ => Err(CoreError::invalid(
+            "type",
+            "unknown engine type (supported: qemu, alias QEMUServer)",
+        )),
     }
 }
 
@@ -69,10 +80,12 @@ pub struct HostStatusReport {
 
 impl Services {
     pub(crate) fn engine_of(&self, host: &Host) -> Result<&Arc<dyn Engine>, CoreError> {
-        self.inner
-            .engines
-            .get(&host.engine)
-            .ok_or_else(|| CoreError::Unavailable(format!("engine {} is not available on this controller", host.engine)))
+        self.inner.engines.get(&host.engine).ok_or_else(|| {
+            CoreError::Unavailable(format!(
+                "engine {} is not available on this controller",
+                host.engine
+            ))
+        })
     }
 
     pub(crate) fn host_context(&self, host: &Host) -> HostContext {
@@ -85,7 +98,10 @@ impl Services {
 
     pub(crate) async fn host(&self, hs_name: &str) -> Result<Host, CoreError> {
         validate::path_name("hs_name", hs_name)?;
-        self.store().host_by_name(hs_name).await?.ok_or_else(|| CoreError::not_found("host", hs_name))
+        self.store()
+            .host_by_name(hs_name)
+            .await?
+            .ok_or_else(|| CoreError::not_found("host", hs_name))
     }
 
     fn view(&self, host: Host, vm_count: i64) -> HostView {
@@ -93,8 +109,16 @@ impl Services {
         let mut config = host.config;
         config.server_pass = None;
         HostView {
-            addr: if config.server_addr.is_empty() { "localhost".into() } else { config.server_addr.clone() },
-            status: if host.enabled && usable { "active" } else { "inactive" },
+            addr: if config.server_addr.is_empty() {
+                "localhost".into()
+            } else {
+                config.server_addr.clone()
+            },
+            status: if host.enabled && usable {
+                "active"
+            } else {
+                "inactive"
+            },
             enable_host: host.enabled,
             name: host.name,
             engine: host.engine,
@@ -106,7 +130,10 @@ impl Services {
 
     pub async fn list_hosts(&self) -> Result<Vec<HostView>, CoreError> {
         let hosts = self.store().list_hosts().await?;
-        Ok(hosts.into_iter().map(|h| self.view(h.host, h.vm_count)).collect())
+        Ok(hosts
+            .into_iter()
+            .map(|h| self.view(h.host, h.vm_count))
+            .collect())
     }
 
     pub async fn get_host(&self, hs_name: &str) -> Result<HostView, CoreError> {
@@ -115,38 +142,64 @@ impl Services {
         Ok(self.view(host, count))
     }
 
-    pub async fn create_host(&self, actor: &Actor, input: HostInput) -> Result<HostView, CoreError> {
+    pub async fn create_host(
+        &self,
+        actor: &Actor,
+        input: HostInput,
+    ) -> Result<HostView, CoreError> {
         let checked = self.check_host_input(&input, None);
         let (engine, config) = match checked {
             Ok(v) => v,
             Err(e) => {
-                self.log_refused(actor, "host.create", Some(&input.name), None, &e).await;
+                self.log_refused(actor, "host.create", Some(&input.name), None, &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "host.create", Some(&input.name), None).await?;
+        let op = self
+            .begin(actor, "host.create", Some(&input.name), None)
+            .await?;
         let res = self
             .store()
-            .insert_host(NewHost { name: &input.name, engine, enabled: input.enabled.unwrap_or(true), config: &config })
+            .insert_host(NewHost {
+                name: &input.name,
+                engine,
+                enabled: input.enabled.unwrap_or(true),
+                config: &config,
+            })
             .await
             .map_err(CoreError::from)
             .map(|h| self.view(h, 0));
-        op.finish(res, |h| serde_json::json!({"hs_name": h.name})).await
+        op.finish(res, |h| serde_json::json!({"hs_name": h.name}))
+            .await
     }
 
     /// Replace a host's config. A missing `server_pass` keeps the stored one.
-    pub async fn update_host(&self, actor: &Actor, hs_name: &str, config: HostConfig, enabled: Option<bool>)
-        -> Result<HostView, CoreError> {
+    pub async fn update_host(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        config: HostConfig,
+        enabled: Option<bool>,
+    ) -> Result<HostView, CoreError> {
         let host = self.host(hs_name).await?;
-        let input = HostInput { name: host.name.clone(), engine: host.engine.clone(), config, enabled };
+        let input = HostInput {
+            name: host.name.clone(),
+            engine: host.engine.clone(),
+            config,
+            enabled,
+        };
         let config = match self.check_host_input(&input, Some(&host)) {
             Ok((_, c)) => c,
             Err(e) => {
-                self.log_refused(actor, "host.update", Some(hs_name), None, &e).await;
+                self.log_refused(actor, "host.update", Some(hs_name), None, &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "host.update", Some(hs_name), None).await?;
+        let op = self
+            .begin(actor, "host.update", Some(hs_name), None)
+            .await?;
         let enabled = enabled.unwrap_or(host.enabled);
         let res = async {
             self.store().update_host(host.id, enabled, &config).await?;
@@ -154,23 +207,48 @@ impl Services {
             self.get_host(hs_name).await
         }
         .await;
-        op.finish(res, |_| serde_json::json!({"hs_name": hs_name})).await
+        op.finish(res, |_| serde_json::json!({"hs_name": hs_name}))
+            .await
     }
 
-    pub async fn set_host_enabled(&self, actor: &Actor, hs_name: &str, enabled: bool) -> Result<HostView, CoreError> {
+    pub async fn set_host_enabled(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        enabled: bool,
+    ) -> Result<HostView, CoreError> {
         let host = self.host(hs_name).await?;
-        let op = self.begin(actor, if enabled { "host.enable" } else { "host.disable" }, Some(hs_name), None).await?;
+        let op = self
+            .begin(
+                actor,
+                if enabled {
+                    "host.enable"
+                } else {
+                    "host.disable"
+                },
+                Some(hs_name),
+                None,
+            )
+            .await?;
         let res = async {
-            self.store().update_host(host.id, enabled, &host.config).await?;
+            self.store()
+                .update_host(host.id, enabled, &host.config)
+                .await?;
             self.get_host(hs_name).await
         }
         .await;
-        op.finish(res, |h| serde_json::json!({"enable_host": h.enable_host})).await
+        op.finish(res, |h| serde_json::json!({"enable_host": h.enable_host}))
+            .await
     }
 
     /// Remove a host. Refused while it has VMs, unless `force`, which
     /// deletes those VMs (processes and disks) first.
-    pub async fn delete_host(&self, actor: &Actor, hs_name: &str, force: bool) -> Result<(), CoreError> {
+    pub async fn delete_host(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        force: bool,
+    ) -> Result<(), CoreError> {
         let host = self.host(hs_name).await?;
         let vms = self.store().list_vms(host.id).await?;
         if !vms.is_empty() && !force {
@@ -178,14 +256,18 @@ impl Services {
                 "host {hs_name} still has {} VM(s); delete them first or pass force=true",
                 vms.len()
             ));
-            self.log_refused(actor, "host.delete", Some(hs_name), None, &e).await;
+            self.log_refused(actor, "host.delete", Some(hs_name), None, &e)
+                .await;
             return Err(e);
         }
-        let op = self.begin(actor, "host.delete", Some(hs_name), None).await?;
+        let op = self
+            .begin(actor, "host.delete", Some(hs_name), None)
+            .await?;
         let res = async {
             let total = vms.len().max(1);
             for (i, vm) in vms.iter().enumerate() {
-                op.step(&format!("deleting vm {}", vm.uuid), (i * 100 / total) as u8).await;
+                op.step(&format!("deleting vm {}", vm.uuid), (i * 100 / total) as u8)
+                    .await;
                 self.remove_vm_everywhere(&host, vm).await?;
             }
             self.store().delete_host(host.id).await?;
@@ -193,11 +275,16 @@ impl Services {
             Ok(())
         }
         .await;
-        op.finish(res, |_| serde_json::json!({"deleted_vms": vms.len()})).await
+        op.finish(res, |_| serde_json::json!({"deleted_vms": vms.len()}))
+            .await
     }
 
     /// Host CPU, memory and disk, from a cache unless `refresh` or stale.
-    pub async fn host_status(&self, hs_name: &str, refresh: bool) -> Result<HostStatusReport, CoreError> {
+    pub async fn host_status(
+        &self,
+        hs_name: &str,
+        refresh: bool,
+    ) -> Result<HostStatusReport, CoreError> {
         let host = self.host(hs_name).await?;
         let ttl = self.inner.opts.host_status_ttl.as_secs() as i64;
         let cached = self.cached_host_status(hs_name);
@@ -220,7 +307,12 @@ impl Services {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(hs_name.to_string(), (at, status.clone()));
-                Ok(HostStatusReport { status: Some(status), source: StatusSource::Fresh, cached_at: at, age_seconds: 0 })
+                Ok(HostStatusReport {
+                    status: Some(status),
+                    source: StatusSource::Fresh,
+                    cached_at: at,
+                    age_seconds: 0,
+                })
             }
             Err(e) => {
                 tracing::warn!(host = hs_name, error = %e, "host status unavailable");
@@ -231,30 +323,52 @@ impl Services {
                         cached_at: at,
                         age_seconds: now() - at,
                     },
-                    None => HostStatusReport { status: None, source: StatusSource::NoData, cached_at: 0, age_seconds: 0 },
+                    None => HostStatusReport {
+                        status: None,
+                        source: StatusSource::NoData,
+                        cached_at: 0,
+                        age_seconds: 0,
+                    },
                 })
             }
         }
     }
 
     fn cached_host_status(&self, hs_name: &str) -> Option<(i64, HwStatus)> {
-        self.inner.host_status_cache.lock().unwrap_or_else(|p| p.into_inner()).get(hs_name).cloned()
+        self.inner
+            .host_status_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hs_name)
+            .cloned()
     }
 
     fn forget_host_status(&self, hs_name: &str) {
-        self.inner.host_status_cache.lock().unwrap_or_else(|p| p.into_inner()).remove(hs_name);
+        self.inner
+            .host_status_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hs_name);
     }
 
     /// Validate a host definition and fill defaults. `existing` is the stored
     /// host on update (its password is kept when none is given).
-    fn check_host_input(&self, input: &HostInput, existing: Option<&Host>)
-        -> Result<(&'static str, HostConfig), CoreError> {
+    fn check_host_input(
+        &self,
+        input: &HostInput,
+        existing: Option<&Host>,
+    ) -> Result<(&'static str, HostConfig), CoreError> {
         validate::path_name("name", &input.name)?;
         let engine = engine_key(&input.engine)?;
         let mut config = input.config.clone();
         let data = &self.inner.opts.data_dir;
         if config.images_path.is_empty() {
-            config.images_path = data.join("hosts").join(&input.name).join("vms").to_string_lossy().into_owned();
+            config.images_path = data
+                .join("hosts")
+                .join(&input.name)
+                .join("vms")
+                .to_string_lossy()
+                .into_owned();
         }
         if config.system_path.is_empty() {
             config.system_path = data.join("images").to_string_lossy().into_owned();
@@ -277,20 +391,37 @@ impl Services {
         }
         for (display, (file, _min_gb)) in &config.system_maps {
             if display.trim().is_empty() || display.chars().count() > 64 {
-                return Err(CoreError::invalid("config.system_maps", "display names must be 1 to 64 characters"));
+                return Err(CoreError::invalid(
+                    "config.system_maps",
+                    "display names must be 1 to 64 characters",
+                ));
             }
             validate::path_name("config.system_maps", file)?;
         }
         for file in config.images_maps.values() {
             validate::path_name("config.images_maps", file)?;
         }
-        if config.ports_start != 0 && config.ports_close != 0 && config.ports_start > config.ports_close {
-            return Err(CoreError::invalid("config.ports_start", "must not be greater than ports_close"));
+        if config.ports_start != 0
+            && config.ports_close != 0
+            && config.ports_start > config.ports_close
+        {
+            return Err(CoreError::invalid(
+                "config.ports_start",
+                "must not be greater than ports_close",
+            ));
         }
-        config.server_pass = match (config.server_pass.take().filter(|p| !p.is_empty()), existing) {
-            (Some(plain), _) if !SecretBox::is_sealed(&plain) => Some(self.inner.secrets.seal(&plain)?),
+        config.server_pass = match (
+            config.server_pass.take().filter(|p| !p.is_empty()),
+            existing,
+        ) {
+            (Some(plain), _) if !SecretBox::is_sealed(&plain) => {
+                Some(self.inner.secrets.seal(&plain)?)
+            }
             (Some(_sealed), _) => {
-                return Err(CoreError::invalid("config.server_pass", "must be the password itself"));
+                return Err(CoreError::invalid(
+                    "config.server_pass",
+                    "must be the password itself",
+                ));
             }
             (None, Some(host)) => host.config.server_pass.clone(),
             (None, None) => None,

@@ -21,7 +21,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(name: impl Into<String>, source_ip: impl Into<String>, face: &'static str) -> Self {
-        Self { name: name.into(), source_ip: source_ip.into(), face }
+        Self {
+            name: name.into(),
+            source_ip: source_ip.into(),
+            face,
+        }
     }
     /// The operator at the console (`ironidc` CLI and start-up work).
     pub fn system() -> Self {
@@ -47,7 +51,10 @@ impl Services {
         hs_name: Option<&str>,
         target: Option<&str>,
     ) -> Result<Operation, CoreError> {
-        let task = self.store().create_task(action, hs_name, target, &actor.name).await?;
+        let task = self
+            .store()
+            .create_task(action, hs_name, target, &actor.name)
+            .await?;
         Ok(Operation {
             task_id: task.id,
             action,
@@ -110,13 +117,20 @@ impl Operation {
     }
 
     /// Close the task and write the log row; returns the result unchanged.
-    pub async fn finish<T>(self, result: Result<T, CoreError>, summary: impl FnOnce(&T) -> serde_json::Value)
-        -> Result<T, CoreError> {
+    pub async fn finish<T>(
+        self,
+        result: Result<T, CoreError>,
+        summary: impl FnOnce(&T) -> serde_json::Value,
+    ) -> Result<T, CoreError> {
         let (status, value, error) = match &result {
             Ok(v) => (TaskStatus::Succeeded, Some(summary(v)), None),
             Err(e) => (TaskStatus::Failed, None, Some(e.to_string())),
         };
-        if let Err(e) = self.store.finish_task(self.task_id, status, value.as_ref(), error.as_deref()).await {
+        if let Err(e) = self
+            .store
+            .finish_task(self.task_id, status, value.as_ref(), error.as_deref())
+            .await
+        {
             tracing::warn!(task = self.task_id, error = %e, "could not finish task");
         }
         let message = error.clone().unwrap_or_else(|| "ok".to_string());

@@ -24,7 +24,10 @@ pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use hosts::{HostInput, HostStatusReport, HostView, StatusSource};
 pub use journal::Actor;
 pub use system::{EngineTypeView, Stats};
-pub use vms::{CreatedVm, PowerOutcome, ScanReport, UpdatedVm, VmCreateInput, VmStatusReport, VmUpdateInput, VmView};
+pub use vms::{
+    CreatedVm, PowerOutcome, ScanReport, UpdatedVm, VmCreateInput, VmStatusReport, VmUpdateInput,
+    VmView,
+};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -87,7 +90,12 @@ struct Inner {
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, engines: EngineRegistry, secrets: SecretBox, opts: ServiceOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engines: EngineRegistry,
+        secrets: SecretBox,
+        opts: ServiceOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -105,7 +113,11 @@ impl Services {
     }
 
     fn vm_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.inner.vm_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .inner
+            .vm_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.entry(uuid.to_string()).or_default().clone()
     }
 }

@@ -16,7 +16,10 @@ pub struct ReconcileReport {
 impl Services {
     /// Mark tasks interrupted by a controller stop as failed.
     pub async fn fail_interrupted_tasks(&self) -> Result<u64, CoreError> {
-        Ok(self.store().fail_running_tasks("interrupted: the controller stopped while the task ran").await?)
+        Ok(self
+            .store()
+            .fail_running_tasks("interrupted: the controller stopped while the task ran")
+            .await?)
     }
 
     /// Ask the engines for the state of every known VM and store changes.
@@ -25,12 +28,16 @@ impl Services {
         let hosts = self.store().list_hosts().await?;
         for summary in hosts {
             let host = summary.host;
-            let Ok(engine) = self.engine_of(&host) else { continue };
+            let Ok(engine) = self.engine_of(&host) else {
+                continue;
+            };
             let ctx = self.host_context(&host);
             for vm in self.store().list_vms(host.id).await? {
                 // A VM busy with an operation is left to that operation.
                 let lock = self.vm_lock(&vm.uuid);
-                let Ok(_guard) = lock.try_lock() else { continue };
+                let Ok(_guard) = lock.try_lock() else {
+                    continue;
+                };
                 report.checked += 1;
                 let state = match engine.state(&ctx, &vm.uuid).await {
                     Ok(s) => s,
@@ -41,7 +48,9 @@ impl Services {
                 };
                 if state != vm.state {
                     tracing::info!(vm = %vm.uuid, from = vm.state.as_str(), to = state.as_str(), "vm state reconciled");
-                    self.store().set_vm_state(vm.id, state, vm.pending_restart).await?;
+                    self.store()
+                        .set_vm_state(vm.id, state, vm.pending_restart)
+                        .await?;
                     report.changed += 1;
                 }
             }

@@ -31,7 +31,11 @@ impl Services {
     pub async fn stats(&self) -> Result<Stats, CoreError> {
         let host_count = self.store().list_hosts().await?.len() as i64;
         let (vm_count, running_vm_count) = self.store().vm_counts().await?;
-        Ok(Stats { host_count, vm_count, running_vm_count })
+        Ok(Stats {
+            host_count,
+            vm_count,
+            running_vm_count,
+        })
     }
 
     pub async fn engine_types(&self) -> Vec<EngineTypeView> {
@@ -40,21 +44,42 @@ impl Services {
         keys.sort();
         for key in keys {
             if let Some(engine) = self.inner.engines.get(key) {
-                let aliases = if **key == *"qemu" { vec!["QEMUServer", "kvm"] } else { Vec::new() };
-                out.push(EngineTypeView { info: engine.info().await, aliases });
+                let aliases = if **key == *"qemu" {
+                    vec!["QEMUServer", "kvm"]
+                } else {
+                    Vec::new()
+                };
+                out.push(EngineTypeView {
+                    info: engine.info().await,
+                    aliases,
+                });
             }
         }
         out
     }
 
-    pub async fn logs(&self, hs_name: Option<&str>, limit: Option<u32>) -> Result<Vec<LogEntry>, CoreError> {
+    pub async fn logs(
+        &self,
+        hs_name: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<LogEntry>, CoreError> {
         let limit = clamp_limit(limit)?;
-        Ok(self.store().list_logs(hs_name.filter(|h| !h.is_empty()), limit).await?)
+        Ok(self
+            .store()
+            .list_logs(hs_name.filter(|h| !h.is_empty()), limit)
+            .await?)
     }
 
-    pub async fn tasks(&self, hs_name: Option<&str>, limit: Option<u32>) -> Result<Vec<Task>, CoreError> {
+    pub async fn tasks(
+        &self,
+        hs_name: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Task>, CoreError> {
         let limit = clamp_limit(limit)?;
-        Ok(self.store().list_tasks(hs_name.filter(|h| !h.is_empty()), limit).await?)
+        Ok(self
+            .store()
+            .list_tasks(hs_name.filter(|h| !h.is_empty()), limit)
+            .await?)
     }
 }
 

@@ -110,12 +110,21 @@ struct VmLimits {
 impl Services {
     pub(crate) async fn vm(&self, host: &Host, vm_uuid: &str) -> Result<Vm, CoreError> {
         validate::path_name("vm_uuid", vm_uuid)?;
-        self.store().vm_by_uuid(host.id, vm_uuid).await?.ok_or_else(|| CoreError::not_found("vm", vm_uuid))
+        self.store()
+            .vm_by_uuid(host.id, vm_uuid)
+            .await?
+            .ok_or_else(|| CoreError::not_found("vm", vm_uuid))
     }
 
     pub async fn list_vms(&self, hs_name: &str) -> Result<Vec<VmView>, CoreError> {
         let host = self.host(hs_name).await?;
-        Ok(self.store().list_vms(host.id).await?.into_iter().map(VmView::from).collect())
+        Ok(self
+            .store()
+            .list_vms(host.id)
+            .await?
+            .into_iter()
+            .map(VmView::from)
+            .collect())
     }
 
     pub async fn get_vm(&self, hs_name: &str, vm_uuid: &str) -> Result<VmView, CoreError> {
@@ -123,17 +132,25 @@ impl Services {
         Ok(self.vm(&host, vm_uuid).await?.into())
     }
 
-    pub async fn create_vm(&self, actor: &Actor, hs_name: &str, input: VmCreateInput) -> Result<CreatedVm, CoreError> {
+    pub async fn create_vm(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        input: VmCreateInput,
+    ) -> Result<CreatedVm, CoreError> {
         let host = self.host(hs_name).await?;
         let prepared = self.prepare_create(&host, input).await;
         let (config, spec, sealed) = match prepared {
             Ok(v) => v,
             Err(e) => {
-                self.log_refused(actor, "vm.create", Some(hs_name), None, &e).await;
+                self.log_refused(actor, "vm.create", Some(hs_name), None, &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "vm.create", Some(hs_name), Some(&config.vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.create", Some(hs_name), Some(&config.vm_uuid))
+            .await?;
         let task_id = op.task_id;
         let res = async {
             op.step("registering", 5).await;
@@ -166,14 +183,21 @@ impl Services {
             Ok(CreatedVm { vm: vm.into(), task_id })
         }
         .await;
-        op.finish(res, |c| serde_json::json!({"vm_uuid": c.vm.uuid})).await
+        op.finish(res, |c| serde_json::json!({"vm_uuid": c.vm.uuid}))
+            .await
     }
 
     /// Validate a create request and fill the generated parts (name, MACs).
-    async fn prepare_create(&self, host: &Host, input: VmCreateInput)
-        -> Result<(VmConfig, VmSpec, Option<String>), CoreError> {
+    async fn prepare_create(
+        &self,
+        host: &Host,
+        input: VmCreateInput,
+    ) -> Result<(VmConfig, VmSpec, Option<String>), CoreError> {
         if !host.enabled {
-            return Err(CoreError::Conflict(format!("host {} is disabled", host.name)));
+            return Err(CoreError::Conflict(format!(
+                "host {} is disabled",
+                host.name
+            )));
         }
         let mut config = input.config;
         if config.vm_uuid.trim().is_empty() {
@@ -182,11 +206,22 @@ impl Services {
         validate::path_name("vm_uuid", &config.vm_uuid)?;
         let limits = self.vm_limits(host).await;
         check_resources(&config, &limits)?;
-        let (image, min_gb) = host.config.system_maps.get(&config.os_name).cloned().ok_or_else(|| {
-            CoreError::invalid("os_name", format!("unknown system {:?} on host {}", config.os_name, host.name))
-        })?;
+        let (image, min_gb) = host
+            .config
+            .system_maps
+            .get(&config.os_name)
+            .cloned()
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "os_name",
+                    format!("unknown system {:?} on host {}", config.os_name, host.name),
+                )
+            })?;
         if config.hdd_num < min_gb * 1024 {
-            return Err(CoreError::invalid("hdd_num", format!("{} needs at least {min_gb} GB", config.os_name)));
+            return Err(CoreError::invalid(
+                "hdd_num",
+                format!("{} needs at least {min_gb} GB", config.os_name),
+            ));
         }
         if host.config.limits_nums > 0 {
             let count = self.store().list_vms(host.id).await?.len();
@@ -210,7 +245,10 @@ impl Services {
         let plan = host.config.server_plan;
         let needs_host = plan.cpu_num == 0 || plan.mem_num == 0;
         let status = if needs_host {
-            self.host_status(&host.name, false).await.ok().and_then(|r| r.status)
+            self.host_status(&host.name, false)
+                .await
+                .ok()
+                .and_then(|r| r.status)
         } else {
             None
         };
@@ -222,14 +260,31 @@ impl Services {
             }
         };
         VmLimits {
-            cpu: pick(plan.cpu_num as u64, status.as_ref().map(|s| s.cpu_total), 256) as u32,
-            mem_mb: pick(plan.mem_num, status.as_ref().map(|s| s.mem_total), 1024 * 1024),
-            hdd_mb: if plan.hdd_num > 0 { plan.hdd_num } else { DEFAULT_HDD_MAX_MB },
+            cpu: pick(
+                plan.cpu_num as u64,
+                status.as_ref().map(|s| s.cpu_total),
+                256,
+            ) as u32,
+            mem_mb: pick(
+                plan.mem_num,
+                status.as_ref().map(|s| s.mem_total),
+                1024 * 1024,
+            ),
+            hdd_mb: if plan.hdd_num > 0 {
+                plan.hdd_num
+            } else {
+                DEFAULT_HDD_MAX_MB
+            },
         }
     }
 
-    pub async fn update_vm(&self, actor: &Actor, hs_name: &str, vm_uuid: &str, input: VmUpdateInput)
-        -> Result<UpdatedVm, CoreError> {
+    pub async fn update_vm(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+        input: VmUpdateInput,
+    ) -> Result<UpdatedVm, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let lock = self.vm_lock(vm_uuid);
@@ -237,36 +292,62 @@ impl Services {
         let merged = match self.merge_update(&host, &vm, &input).await {
             Ok(c) => c,
             Err(e) => {
-                self.log_refused(actor, "vm.update", Some(hs_name), Some(vm_uuid), &e).await;
+                self.log_refused(actor, "vm.update", Some(hs_name), Some(vm_uuid), &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "vm.update", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.update", Some(hs_name), Some(vm_uuid))
+            .await?;
         let task_id = op.task_id;
         let res = async {
-            let image = host.config.system_maps.get(&merged.os_name).map(|(f, _)| f.clone()).unwrap_or_default();
+            let image = host
+                .config
+                .system_maps
+                .get(&merged.os_name)
+                .map(|(f, _)| f.clone())
+                .unwrap_or_default();
             let engine = self.engine_of(&host)?;
-            let outcome = engine.update_vm(&self.host_context(&host), &spec_of(&merged, &image)).await?;
+            let outcome = engine
+                .update_vm(&self.host_context(&host), &spec_of(&merged, &image))
+                .await?;
             let pending = vm.pending_restart || outcome == UpdateOutcome::PendingRestart;
-            self.store().update_vm_config(vm.id, &merged, pending).await?;
+            self.store()
+                .update_vm_config(vm.id, &merged, pending)
+                .await?;
             if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
-                self.store().set_vm_password(vm.id, &self.inner.secrets.seal(p)?).await?;
+                self.store()
+                    .set_vm_password(vm.id, &self.inner.secrets.seal(p)?)
+                    .await?;
             }
             let fresh = self.vm(&host, vm_uuid).await?;
             let (applied, message) = match outcome {
                 UpdateOutcome::Applied => ("now", "changes applied".to_string()),
                 UpdateOutcome::PendingRestart => (
                     "next_start",
-                    "the VM is running: CPU, memory and disk changes apply at its next start".to_string(),
+                    "the VM is running: CPU, memory and disk changes apply at its next start"
+                        .to_string(),
                 ),
             };
-            Ok(UpdatedVm { vm: fresh.into(), applied, message, task_id })
+            Ok(UpdatedVm {
+                vm: fresh.into(),
+                applied,
+                message,
+                task_id,
+            })
         }
         .await;
-        op.finish(res, |u| serde_json::json!({"applied": u.applied})).await
+        op.finish(res, |u| serde_json::json!({"applied": u.applied}))
+            .await
     }
 
-    async fn merge_update(&self, host: &Host, vm: &Vm, input: &VmUpdateInput) -> Result<VmConfig, CoreError> {
+    async fn merge_update(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        input: &VmUpdateInput,
+    ) -> Result<VmConfig, CoreError> {
         let mut current = serde_json::to_value(&vm.config)
             .map_err(|e| CoreError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
         for (key, value) in &input.patch {
@@ -275,7 +356,10 @@ impl Services {
                     return Err(CoreError::invalid("vm_uuid", "cannot be changed"));
                 }
                 "os_name" if value.as_str() != Some(vm.config.os_name.as_str()) => {
-                    return Err(CoreError::invalid("os_name", "cannot be changed by update; reinstall the VM instead"));
+                    return Err(CoreError::invalid(
+                        "os_name",
+                        "cannot be changed by update; reinstall the VM instead",
+                    ));
                 }
                 "os_pass" | "vc_pass" => {}
                 _ => {
@@ -300,14 +384,22 @@ impl Services {
         Ok(merged)
     }
 
-    pub async fn delete_vm(&self, actor: &Actor, hs_name: &str, vm_uuid: &str) -> Result<(), CoreError> {
+    pub async fn delete_vm(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<(), CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
-        let op = self.begin(actor, "vm.delete", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.delete", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = self.remove_vm_everywhere(&host, &vm).await;
-        op.finish(res, |_| serde_json::json!({"deleted": vm_uuid})).await
+        op.finish(res, |_| serde_json::json!({"deleted": vm_uuid}))
+            .await
     }
 
     /// Stop the VM, remove its files, then its row. A VM whose files are
@@ -322,33 +414,56 @@ impl Services {
         Ok(())
     }
 
-    pub async fn power_vm(&self, actor: &Actor, hs_name: &str, vm_uuid: &str, action: PowerAction)
-        -> Result<PowerOutcome, CoreError> {
+    pub async fn power_vm(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+        action: PowerAction,
+    ) -> Result<PowerOutcome, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let action_name = power_action_name(action);
-        let op = self.begin(actor, action_name, Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, action_name, Some(hs_name), Some(vm_uuid))
+            .await?;
         let task_id = op.task_id;
         let res = async {
             let engine = self.engine_of(&host)?;
             let ctx = self.host_context(&host);
             op.step(action.as_str(), 10).await;
-            let outcome = engine.power(&ctx, vm_uuid, action, self.inner.opts.stop_timeout).await;
+            let outcome = engine
+                .power(&ctx, vm_uuid, action, self.inner.opts.stop_timeout)
+                .await;
             // Whatever happened, the row follows what the engine now sees.
-            let state = engine.state(&ctx, vm_uuid).await.unwrap_or(PowerState::Unknown);
+            let state = engine
+                .state(&ctx, vm_uuid)
+                .await
+                .unwrap_or(PowerState::Unknown);
             let pending = vm.pending_restart && !(action == PowerAction::Start && outcome.is_ok());
             self.store().set_vm_state(vm.id, state, pending).await?;
             outcome?;
-            Ok(PowerOutcome { action: action.as_str(), state: state.as_str(), vm_flag: state.vm_flag(), task_id })
+            Ok(PowerOutcome {
+                action: action.as_str(),
+                state: state.as_str(),
+                vm_flag: state.vm_flag(),
+                task_id,
+            })
         }
         .await;
-        op.finish(res, |p| serde_json::json!({"state": p.state})).await
+        op.finish(res, |p| serde_json::json!({"state": p.state}))
+            .await
     }
 
     /// Power state now, plus the samples of the last `minutes` minutes.
-    pub async fn vm_status(&self, hs_name: &str, vm_uuid: &str, minutes: u32) -> Result<VmStatusReport, CoreError> {
+    pub async fn vm_status(
+        &self,
+        hs_name: &str,
+        vm_uuid: &str,
+        minutes: u32,
+    ) -> Result<VmStatusReport, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let engine = self.engine_of(&host)?;
@@ -356,11 +471,21 @@ impl Services {
         let state = engine.state(&ctx, vm_uuid).await?;
         let current = engine.sample(&ctx, vm_uuid).await?;
         let last_at = vm.last_status.as_ref().map(|s| s.on_update).unwrap_or(0);
-        if state != vm.state || now() - last_at >= self.inner.opts.status_sample_every.as_secs() as i64 {
-            self.store().record_vm_status(vm.id, state, &current).await?;
+        if state != vm.state
+            || now() - last_at >= self.inner.opts.status_sample_every.as_secs() as i64
+        {
+            self.store()
+                .record_vm_status(vm.id, state, &current)
+                .await?;
         }
         let since = now() - i64::from(minutes.max(1)) * 60;
-        let history = self.store().vm_history(vm.id, since, 1000).await?.into_iter().map(|s| s.status).collect();
+        let history = self
+            .store()
+            .vm_history(vm.id, since, 1000)
+            .await?
+            .into_iter()
+            .map(|s| s.status)
+            .collect();
         Ok(VmStatusReport {
             power_status: state.vm_flag(),
             state: state.as_str(),
@@ -371,20 +496,36 @@ impl Services {
     }
 
     /// Import VMs present on the host but missing from the database.
-    pub async fn scan_vms(&self, actor: &Actor, hs_name: &str, prefix: &str) -> Result<ScanReport, CoreError> {
+    pub async fn scan_vms(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        prefix: &str,
+    ) -> Result<ScanReport, CoreError> {
         let host = self.host(hs_name).await?;
         let op = self.begin(actor, "vm.scan", Some(hs_name), None).await?;
         let res = async {
             let engine = self.engine_of(&host)?;
             let found = engine.scan(&self.host_context(&host)).await?;
-            let mut report =
-                ScanReport { scanned: found.len(), added: 0, added_vms: Vec::new(), prefix_filter: prefix.to_string() };
+            let mut report = ScanReport {
+                scanned: found.len(),
+                added: 0,
+                added_vms: Vec::new(),
+                prefix_filter: prefix.to_string(),
+            };
             for item in found {
                 let spec = item.spec;
-                if !spec.uuid.starts_with(prefix) || validate::path_name("vm_uuid", &spec.uuid).is_err() {
+                if !spec.uuid.starts_with(prefix)
+                    || validate::path_name("vm_uuid", &spec.uuid).is_err()
+                {
                     continue;
                 }
-                if self.store().vm_by_uuid(host.id, &spec.uuid).await?.is_some() {
+                if self
+                    .store()
+                    .vm_by_uuid(host.id, &spec.uuid)
+                    .await?
+                    .is_some()
+                {
                     continue;
                 }
                 let config = config_of_scanned(&host, &spec);
@@ -411,7 +552,11 @@ impl Services {
             Ok(report)
         }
         .await;
-        op.finish(res, |r| serde_json::json!({"scanned": r.scanned, "added": r.added})).await
+        op.finish(
+            res,
+            |r| serde_json::json!({"scanned": r.scanned, "added": r.added}),
+        )
+        .await
     }
 }
 
@@ -429,39 +574,62 @@ fn power_action_name(action: PowerAction) -> &'static str {
 
 fn check_resources(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreError> {
     if config.cpu_num == 0 || config.cpu_num > limits.cpu {
-        return Err(CoreError::invalid("cpu_num", format!("must be between 1 and {}", limits.cpu)));
+        return Err(CoreError::invalid(
+            "cpu_num",
+            format!("must be between 1 and {}", limits.cpu),
+        ));
     }
     if config.mem_num < MIN_MEM_MB || config.mem_num > limits.mem_mb {
-        return Err(CoreError::invalid("mem_num", format!("must be between {MIN_MEM_MB} and {} MB", limits.mem_mb)));
+        return Err(CoreError::invalid(
+            "mem_num",
+            format!("must be between {MIN_MEM_MB} and {} MB", limits.mem_mb),
+        ));
     }
     if config.hdd_num == 0 || config.hdd_num > limits.hdd_mb {
-        return Err(CoreError::invalid("hdd_num", format!("must be between 1 and {} MB", limits.hdd_mb)));
+        return Err(CoreError::invalid(
+            "hdd_num",
+            format!("must be between 1 and {} MB", limits.hdd_mb),
+        ));
     }
     Ok(())
 }
 
 /// Validate NIC names, types and MACs; give every NIC without a MAC a
 /// locally administered one in QEMU's 52:54:00 range.
-fn normalize_nics(nics: BTreeMap<String, NicConfig>) -> Result<BTreeMap<String, NicConfig>, CoreError> {
+fn normalize_nics(
+    nics: BTreeMap<String, NicConfig>,
+) -> Result<BTreeMap<String, NicConfig>, CoreError> {
     let mut out = BTreeMap::new();
     let mut seen_macs = std::collections::HashSet::new();
     for (name, mut nic) in nics {
         validate::path_name("nic_all", &name)?;
         if !matches!(nic.nic_type.as_str(), "" | "nat" | "pub") {
-            return Err(CoreError::invalid(&format!("nic_all.{name}.nic_type"), "must be nat or pub"));
+            return Err(CoreError::invalid(
+                &format!("nic_all.{name}.nic_type"),
+                "must be nat or pub",
+            ));
         }
         if nic.nic_type.is_empty() {
             nic.nic_type = "nat".into();
         }
         if nic.mac_addr.is_empty() {
             let mut rng = rand::thread_rng();
-            nic.mac_addr = format!("52:54:00:{:02x}:{:02x}:{:02x}", rng.gen::<u8>(), rng.gen::<u8>(), rng.gen::<u8>());
+            nic.mac_addr = format!(
+                "52:54:00:{:02x}:{:02x}:{:02x}",
+                rng.gen::<u8>(),
+                rng.gen::<u8>(),
+                rng.gen::<u8>()
+            );
         }
-        validate::mac_address("mac_addr", &nic.mac_addr)
-            .map_err(|_| CoreError::invalid(&format!("nic_all.{name}.mac_addr"), "must be a MAC address"))?;
+        validate::mac_address("mac_addr", &nic.mac_addr).map_err(|_| {
+            CoreError::invalid(&format!("nic_all.{name}.mac_addr"), "must be a MAC address")
+        })?;
         nic.mac_addr = nic.mac_addr.to_ascii_lowercase();
         if !seen_macs.insert(nic.mac_addr.clone()) {
-            return Err(CoreError::invalid(&format!("nic_all.{name}.mac_addr"), "is used twice"));
+            return Err(CoreError::invalid(
+                &format!("nic_all.{name}.mac_addr"),
+                "is used twice",
+            ));
         }
         out.insert(name, nic);
     }
@@ -475,7 +643,14 @@ fn spec_of(config: &VmConfig, image: &str) -> VmSpec {
         mem_mb: config.mem_num,
         hdd_mb: config.hdd_num,
         os_image: image.to_string(),
-        nics: config.nic_all.iter().map(|(name, nic)| NicSpec { name: name.clone(), mac: nic.mac_addr.clone() }).collect(),
+        nics: config
+            .nic_all
+            .iter()
+            .map(|(name, nic)| NicSpec {
+                name: name.clone(),
+                mac: nic.mac_addr.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -497,7 +672,16 @@ fn config_of_scanned(host: &Host, spec: &VmSpec) -> VmConfig {
         nic_all: spec
             .nics
             .iter()
-            .map(|n| (n.name.clone(), NicConfig { nic_type: "nat".into(), mac_addr: n.mac.clone(), ..Default::default() }))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    NicConfig {
+                        nic_type: "nat".into(),
+                        mac_addr: n.mac.clone(),
+                        ..Default::default()
+                    },
+                )
+            })
             .collect(),
         ..Default::default()
     }

@@ -19,9 +19,16 @@ pub fn workspace_target() -> PathBuf {
 /// True when QEMU tests can run here. Off CI a missing QEMU skips the test
 /// with a message; in CI (`CI` set) it fails it, so CI never skips.
 pub fn qemu_available(test: &str) -> bool {
-    let ok = Command::new("qemu-system-x86_64").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "{test}: qemu-system-x86_64 is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: qemu-system-x86_64 is required in CI"
+        );
         eprintln!("SKIPPED {test}: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86 qemu-utils)");
     }
     ok
@@ -40,8 +47,12 @@ pub fn demo_image_dir() -> PathBuf {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| workspace_target().join("ironidc-image-cache"));
             let opts = ironidc_engine::image::DemoImageOptions::new(cache);
-            ironidc_engine::image::build_demo_image(&image, &opts, &ironidc_core::engine::NoProgress)
-                .expect("build demo image");
+            ironidc_engine::image::build_demo_image(
+                &image,
+                &opts,
+                &ironidc_core::engine::NoProgress,
+            )
+            .expect("build demo image");
         }
         std::fs::canonicalize(&dir).unwrap()
     })
@@ -72,7 +83,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -104,7 +119,10 @@ impl Server {
             base: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             port,
-            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
         };
         server.wait_ready();
         server
@@ -113,7 +131,12 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if self.client.get(format!("{}/api/system/statis", self.base)).send().is_ok() {
+            if self
+                .client
+                .get(format!("{}/api/system/statis", self.base))
+                .send()
+                .is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -126,9 +149,17 @@ impl Server {
         self.call_as(Some(TOKEN), method, path, body)
     }
 
-    pub fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
