@@ -128,16 +128,6 @@ fn time_requests(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
         .collect()
 }
 
-fn qemu_img(args: &[&str], path: &Path) {
-    let ok = Command::new("qemu-img")
-        .args(args)
-        .arg(path)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 /// A 100 MiB image full of data, and a 10 GiB image (sparse but for 100 MiB).
 fn make_images(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -197,7 +187,7 @@ fn main() {
     );
 
     // Create time: the linked clone does not read the base image.
-    let mut create = |os: &str, hdd: u64| -> (f64, f64) {
+    let create = |os: &str, hdd: u64| -> (f64, f64) {
         let samples = (0..10)
             .map(|i| {
                 let name = format!("{os}-{i}");

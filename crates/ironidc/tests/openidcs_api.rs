@@ -316,7 +316,7 @@ fn vm_create_update_delete_tasks_and_logs() {
     );
     assert_eq!(info["virtual-size"].as_u64().unwrap(), 256 * 1024 * 1024);
 
-    let list = s.ok("GET", &format!("/api/client/detail/h1"), None);
+    let list = s.ok("GET", "/api/client/detail/h1", None);
     assert_eq!(list[&uuid]["state"], "stopped");
     assert_eq!(list[&uuid]["vm_flag"], "STOPPED");
     let updated = s.ok(

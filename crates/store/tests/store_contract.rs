@@ -1,5 +1,6 @@
 //! One contract run against both backends: SQLite (always) and PostgreSQL
 //! (from `IRONIDC_TEST_POSTGRES_URL`; required when `CI` is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ironidc_core::engine::PowerState;
 use ironidc_core::model::{HostConfig, HwStatus, TaskStatus, VmConfig};
