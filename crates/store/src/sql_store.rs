@@ -105,6 +105,29 @@ impl SqlStore {
         tx.commit().await.map_err(db)
     }
 
+    /// The newest `limit` rows of the task or log table, optionally of one host.
+    async fn newest_first(
+        &self,
+        table: &'static str,
+        columns: &'static str,
+        hs_name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        // Placeholders appear in number order: SQLite numbers them by appearance.
+        let filter = if hs_name.is_some() {
+            "hs_name = $1"
+        } else {
+            "$1 IS NULL"
+        };
+        let sql = format!("SELECT {columns} FROM {table} WHERE {filter} ORDER BY id DESC LIMIT $2");
+        sqlx::query(&sql)
+            .bind(hs_name.map(str::to_string))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
     async fn vm_where(
         &self,
         clause: &str,
@@ -439,26 +462,9 @@ impl Store for SqlStore {
     }
 
     async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError> {
-        let rows = match hs_name {
-            Some(h) => {
-                let sql = format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE hs_name = $1 ORDER BY id DESC LIMIT $2"
-                );
-                sqlx::query(&sql)
-                    .bind(h)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY id DESC LIMIT $1");
-                sqlx::query(&sql)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(db)?;
+        let rows = self
+            .newest_first("tasks", TASK_COLUMNS, hs_name, limit)
+            .await?;
         rows.iter().map(rows::task).collect()
     }
 
@@ -487,26 +493,9 @@ impl Store for SqlStore {
         hs_name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        let rows = match hs_name {
-            Some(h) => {
-                let sql = format!(
-                    "SELECT {LOG_COLUMNS} FROM logs WHERE hs_name = $1 ORDER BY id DESC LIMIT $2"
-                );
-                sqlx::query(&sql)
-                    .bind(h)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                let sql = format!("SELECT {LOG_COLUMNS} FROM logs ORDER BY id DESC LIMIT $1");
-                sqlx::query(&sql)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(db)?;
+        let rows = self
+            .newest_first("logs", LOG_COLUMNS, hs_name, limit)
+            .await?;
         rows.iter().map(rows::log).collect()
     }
 

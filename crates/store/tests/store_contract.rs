@@ -163,9 +163,12 @@ async fn contract(store: &SqlStore, tag: &str) {
             .await
             .expect("log");
     }
+    let all = store.list_tasks(None, 1000).await.expect("all tasks");
+    assert!(all.iter().any(|t| t.id == t2.id) && all.windows(2).all(|w| w[0].id > w[1].id));
     let logs = store.list_logs(Some(&host_name), 10).await.expect("logs");
     assert_eq!(logs.len(), 2);
     assert!(!logs[0].ok && logs[1].ok, "newest first");
+    assert!(store.list_logs(None, 1000).await.expect("all logs").len() >= 2);
 
     store.set_setting("k", "v1").await.expect("set");
     store.set_setting("k", "v2").await.expect("overwrite");

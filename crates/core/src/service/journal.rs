@@ -75,23 +75,40 @@ impl Services {
         target: Option<&str>,
         err: &CoreError,
     ) {
-        let message = err.to_string();
-        let res = self
-            .store()
-            .insert_log(NewLog {
-                actor: &actor.name,
-                source_ip: &actor.source_ip,
-                face: actor.face,
-                action,
-                hs_name,
-                target,
-                ok: false,
-                message: &message,
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "could not write the operation log");
-        }
+        write_log(
+            self.store(),
+            actor,
+            action,
+            hs_name,
+            target,
+            Err(&err.to_string()),
+        )
+        .await;
+    }
+}
+
+/// Write one operation-log row; a failure to log is reported, not raised,
+/// so it never turns a done operation into an error.
+async fn write_log(
+    store: &dyn Store,
+    actor: &Actor,
+    action: &str,
+    hs_name: Option<&str>,
+    target: Option<&str>,
+    outcome: Result<(), &str>,
+) {
+    let log = NewLog {
+        actor: &actor.name,
+        source_ip: &actor.source_ip,
+        face: actor.face,
+        action,
+        hs_name,
+        target,
+        ok: outcome.is_ok(),
+        message: outcome.err().unwrap_or("ok"),
+    };
+    if let Err(e) = store.insert_log(log).await {
+        tracing::warn!(error = %e, "could not write the operation log");
     }
 }
 
@@ -133,20 +150,19 @@ impl Operation {
         {
             tracing::warn!(task = self.task_id, error = %e, "could not finish task");
         }
-        let message = error.clone().unwrap_or_else(|| "ok".to_string());
-        let log = NewLog {
-            actor: &self.actor.name,
-            source_ip: &self.actor.source_ip,
-            face: self.actor.face,
-            action: self.action,
-            hs_name: self.hs_name.as_deref(),
-            target: self.target.as_deref(),
-            ok: error.is_none(),
-            message: &message,
+        let outcome = match &error {
+            None => Ok(()),
+            Some(e) => Err(e.as_str()),
         };
-        if let Err(e) = self.store.insert_log(log).await {
-            tracing::warn!(error = %e, "could not write the operation log");
-        }
+        write_log(
+            self.store.as_ref(),
+            &self.actor,
+            self.action,
+            self.hs_name.as_deref(),
+            self.target.as_deref(),
+            outcome,
+        )
+        .await;
         result
     }
 }
