@@ -73,7 +73,6 @@ pub trait Store: Send + Sync {
     async fn insert_vm(&self, new: NewVm<'_>) -> Result<Vm, StoreError>;
     async fn vm_by_uuid(&self, host_id: i64, uuid: &str) -> Result<Option<Vm>, StoreError>;
     async fn list_vms(&self, host_id: i64) -> Result<Vec<Vm>, StoreError>;
-    async fn all_vms(&self) -> Result<Vec<Vm>, StoreError>;
     async fn update_vm_config(
         &self,
         id: i64,

@@ -259,11 +259,6 @@ impl Store for SqlStore {
             .await
     }
 
-    async fn all_vms(&self) -> Result<Vec<Vm>, StoreError> {
-        self.vm_where("WHERE v.id >= $1 ORDER BY v.id", (0, None))
-            .await
-    }
-
     async fn update_vm_config(
         &self,
         id: i64,
