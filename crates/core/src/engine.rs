@@ -42,6 +42,18 @@ pub struct VmSpec {
 pub struct NicSpec {
     pub name: String,
     pub mac: String,
+    /// The host bridge this NIC's tap joins; `None`: QEMU's isolated
+    /// user-mode network (hosts without a configured bridge).
+    #[serde(default)]
+    pub bridge: Option<String>,
+}
+
+/// A NoCloud seed (cloud-init): the files of the `CIDATA` volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudInitSeed {
+    pub meta_data: String,
+    pub user_data: String,
+    pub network_config: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,4 +265,11 @@ pub trait Engine: Send + Sync {
     async fn scan(&self, host: &HostContext) -> Result<Vec<ScannedVm>, EngineError>;
     /// CPU, memory and disk figures of the host itself.
     async fn host_status(&self, host: &HostContext) -> Result<HwStatus, EngineError>;
+    /// Attach (or replace) the VM's cloud-init seed; the guest reads it at boot.
+    async fn write_seed(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        seed: &CloudInitSeed,
+    ) -> Result<(), EngineError>;
 }

@@ -2,6 +2,7 @@
 //! wire format in one place.
 
 use crate::engine::EngineError;
+use crate::network::NetworkError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum CoreError {
     Store(StoreError),
     #[error("secret store: {0}")]
     Secret(String),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// How a face should classify an error; faces turn this into a status code.
@@ -69,6 +72,12 @@ impl CoreError {
                 EngineError::Command { .. } | EngineError::Qmp(_) | EngineError::Io { .. } => {
                     ErrorClass::Internal
                 }
+            },
+            Self::Network(e) => match e {
+                NetworkError::PortTaken(_) => ErrorClass::Conflict,
+                NetworkError::BadCertificate(_) => ErrorClass::BadRequest,
+                NetworkError::Acme(_) => ErrorClass::Unavailable,
+                NetworkError::System(_) => ErrorClass::Internal,
             },
             Self::Store(StoreError::Conflict(_)) => ErrorClass::Conflict,
             Self::Store(_) | Self::Secret(_) => ErrorClass::Internal,

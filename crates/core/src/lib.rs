@@ -1,6 +1,8 @@
 //! ironidc core: domain model, validation, ports (store, engine) and the
 //! service layer that every face calls.
 pub mod engine;
+pub mod ipam;
+pub mod network;
 pub mod error;
 pub mod model;
 pub mod secrets;

@@ -61,8 +61,17 @@ pub struct HostConfig {
     pub backup_path: String,
     pub extern_path: String,
     pub launch_path: String,
+    /// Name of the NAT bridge (private subnet, masqueraded). Empty: NAT NICs
+    /// use QEMU's isolated user-mode network.
     pub network_nat: String,
+    /// Name of the public bridge. Empty: no public NICs.
     pub network_pub: String,
+    /// An interface enslaved to the public bridge (bridged public addresses).
+    /// Empty: the host routes the public pools itself (their gateways sit on
+    /// the bridge).
+    pub network_pub_uplink: String,
+    /// IP pools: name -> pool (`vers`, `type`, `from`, `nums`, `gate`, `mask`, `dns`).
+    pub ipaddr_maps: BTreeMap<String, crate::ipam::IpPool>,
     pub ports_start: u16,
     pub ports_close: u16,
     pub remote_port: u16,
@@ -204,4 +213,59 @@ pub struct VmStatusSample {
     pub ts: i64,
     pub state: PowerState,
     pub status: HwStatus,
+}
+
+/// An address held by a VM (from a host pool). Listed by the `ipaddr`
+/// endpoints in `id` order; the first of each version on a NIC is the one
+/// `nic_all` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmAddress {
+    pub id: i64,
+    pub host_id: i64,
+    pub vm_id: i64,
+    pub nic: String,
+    /// `ipv4` or `ipv6`.
+    pub vers: String,
+    pub address: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub pool: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// A port forward of a VM. `protocol` is `tcp`, `udp` or `both`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatRule {
+    pub id: i64,
+    pub host_id: i64,
+    pub vm_id: i64,
+    pub protocol: String,
+    pub external_port: u16,
+    pub internal_ip: String,
+    pub internal_port: u16,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// A domain bound to a VM through the reverse proxy. The key is sealed by
+/// `SecretBox` and never shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyBinding {
+    pub id: i64,
+    pub host_id: i64,
+    pub vm_id: i64,
+    pub domain: String,
+    pub backend_ip: String,
+    pub backend_port: u16,
+    pub ssl_enabled: bool,
+    /// `letsencrypt`, `custom` or `self_signed` (empty without SSL).
+    pub ssl_type: String,
+    pub cert_pem: Option<String>,
+    pub key_sealed: Option<String>,
+    pub cert_not_after: Option<i64>,
+    /// Why the last issuance failed, if it did.
+    pub cert_error: Option<String>,
+    pub description: String,
+    pub created_at: i64,
 }

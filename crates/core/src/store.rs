@@ -5,7 +5,8 @@ use async_trait::async_trait;
 
 use crate::engine::PowerState;
 use crate::model::{
-    Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample,
+    Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
+    VmConfig, VmStatusSample,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,20 @@ pub struct NewLog<'a> {
     pub ok: bool,
     pub message: &'a str,
 }
+
+/// Which rows a network list returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Host(i64),
+    Vm(i64),
+}
+
+/// A new row for `vm_addresses`, `nat_rules` or `proxies`: the domain type
+/// with `id` and `created_at` ignored.
+pub type NewAddress = VmAddress;
+pub type NewNatRule = NatRule;
+pub type NewProxy = ProxyBinding;
 
 /// A host with the number of its VMs, as lists show it.
 #[derive(Debug, Clone)]
@@ -102,6 +117,29 @@ pub trait Store: Send + Sync {
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError>;
     /// (all VMs, running VMs)
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError>;
+
+    /// The VM that owns a NIC with this MAC (any host).
+    async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError>;
+
+    // network
+    async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError>;
+    async fn delete_address(&self, id: i64) -> Result<(), StoreError>;
+    async fn addresses(&self, scope: Scope) -> Result<Vec<VmAddress>, StoreError>;
+    async fn insert_nat_rule(&self, new: &NewNatRule) -> Result<NatRule, StoreError>;
+    async fn delete_nat_rule(&self, id: i64) -> Result<(), StoreError>;
+    async fn nat_rules(&self, scope: Scope) -> Result<Vec<NatRule>, StoreError>;
+    async fn insert_proxy(&self, new: &NewProxy) -> Result<ProxyBinding, StoreError>;
+    async fn delete_proxy(&self, id: i64) -> Result<(), StoreError>;
+    async fn proxies(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError>;
+    /// Store a new certificate (or the reason issuance failed).
+    async fn set_proxy_certificate(
+        &self,
+        id: i64,
+        cert_pem: Option<&str>,
+        key_sealed: Option<&str>,
+        not_after: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
 
     // tasks
     async fn create_task(

@@ -110,3 +110,75 @@ mod tests {
         assert!(mac_address("m", "52:54:00:ab:CD:eg").is_err());
     }
 }
+
+/// A Linux interface name that becomes a bridge or tap (`ip link`, nft rules):
+/// the path-name alphabet, at most 15 bytes (IFNAMSIZ - 1).
+pub fn interface_name(field: &str, value: &str) -> Result<(), CoreError> {
+    let ok = value.len() <= 15
+        && value.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            field,
+            "must be an interface name: 1-15 ASCII letters, digits, '_', '.', '-', starting with a letter or digit",
+        ))
+    }
+}
+
+/// A DNS name bound to the reverse proxy, returned in lowercase: at least two
+/// labels, each 1-63 of `[a-z0-9-]` not starting or ending with `-`, 253
+/// bytes at most. No wildcards, no trailing dot, no IP literals.
+pub fn domain_name(field: &str, value: &str) -> Result<String, CoreError> {
+    let domain = value.trim().to_ascii_lowercase();
+    let bad = |why: &str| Err(CoreError::invalid(field, format!("{why} ({value:?})")));
+    if domain.is_empty() || domain.len() > 253 {
+        return bad("must be a domain name of 1-253 characters");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return bad("must have at least two labels, like example.com");
+    }
+    for label in &labels {
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return bad("each label must be 1-63 letters, digits or '-' (not at either end)");
+        }
+    }
+    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return bad("must be a name, not an IP address");
+    }
+    Ok(domain)
+}
+
+#[cfg(test)]
+mod network_name_tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for ok in ["br0", "nat-br", "ix525400aabbcc", "a.b_c"] {
+            assert!(interface_name("f", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-br", ".x", "br0;drop", "a/b", "abcdefghijklmnop", "bré"] {
+            assert!(interface_name("f", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domain_names() {
+        assert_eq!(domain_name("domain", "Site.Example.COM").unwrap(), "site.example.com");
+        for bad in ["", "localhost", "*.example.com", "a..b", "-a.com", "a-.com", "10.0.0.1", "a b.com", "exa_mple.com"] {
+            assert!(domain_name("domain", bad).is_err(), "{bad}");
+        }
+        let long = format!("{}.com", "a".repeat(64));
+        assert!(domain_name("domain", &long).is_err());
+    }
+}

@@ -17,6 +17,11 @@ pub struct FileConfig {
     pub token: Option<String>,
     pub stop_timeout_secs: Option<u64>,
     pub reconcile_interval_secs: Option<u64>,
+    pub proxy_http: Option<String>,
+    pub proxy_https: Option<String>,
+    pub acme_directory: Option<String>,
+    pub acme_email: Option<String>,
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,27 @@ pub struct ServeConfig {
     pub token: Option<String>,
     pub stop_timeout_secs: u64,
     pub reconcile_interval_secs: u64,
+    /// Reverse proxy listeners; `None` = off.
+    pub proxy_http: Option<SocketAddr>,
+    pub proxy_https: Option<SocketAddr>,
+    pub acme_directory: String,
+    pub acme_email: Option<String>,
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+pub const DEFAULT_PROXY_HTTP: &str = "0.0.0.0:80";
+pub const DEFAULT_PROXY_HTTPS: &str = "0.0.0.0:443";
+pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A listener setting: an address, or `off` to disable it.
+pub fn listener(field: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+    match value.trim() {
+        "off" | "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{field}: {v:?} is neither an address like 0.0.0.0:80 nor off")),
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1880";

@@ -10,9 +10,15 @@ use ironidc_core::secrets::SecretBox;
 use ironidc_core::service::TokenBootstrap;
 use ironidc_core::{EngineRegistry, ServiceOptions, Services};
 use ironidc_engine::qemu::{QemuEngine, QemuOptions};
+use ironidc_net::acme::AcmeOptions;
+use ironidc_net::proxy::{ProxyHandle, ProxyOptions, ReverseProxy};
+use ironidc_net::{HostNetwork, HostNetworkOptions};
 use ironidc_store::SqlStore;
 
-use crate::config::{sqlite_url, FileConfig, ServeConfig, DEFAULT_LISTEN};
+use crate::config::{
+    listener, sqlite_url, FileConfig, ServeConfig, DEFAULT_ACME_DIRECTORY, DEFAULT_LISTEN,
+    DEFAULT_PROXY_HTTP, DEFAULT_PROXY_HTTPS,
+};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -34,9 +40,24 @@ pub struct ServeArgs {
     /// Seconds `stop` waits for the guest to power off [default: 60].
     #[arg(long, env = "IRONIDC_STOP_TIMEOUT")]
     stop_timeout: Option<u64>,
-    /// Seconds between reconciliations of VM states [default: 15].
+    /// Seconds between reconciliations of VM states and the network [default: 15].
     #[arg(long, env = "IRONIDC_RECONCILE_INTERVAL")]
     reconcile_interval: Option<u64>,
+    /// Reverse proxy HTTP listener, or `off` [default: 0.0.0.0:80].
+    #[arg(long, env = "IRONIDC_PROXY_HTTP")]
+    proxy_http: Option<String>,
+    /// Reverse proxy HTTPS listener, or `off` [default: 0.0.0.0:443].
+    #[arg(long, env = "IRONIDC_PROXY_HTTPS")]
+    proxy_https: Option<String>,
+    /// ACME directory for `letsencrypt` bindings [default: Let's Encrypt].
+    #[arg(long, env = "IRONIDC_ACME_DIRECTORY")]
+    acme_directory: Option<String>,
+    /// Contact e-mail of the ACME account.
+    #[arg(long, env = "IRONIDC_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// PEM file of a CA trusted for the ACME directory's HTTPS (a private CA).
+    #[arg(long, env = "IRONIDC_ACME_CA_FILE")]
+    acme_ca_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -64,6 +85,20 @@ impl ServeArgs {
                 .or(file.reconcile_interval_secs)
                 .unwrap_or(15)
                 .max(1),
+            proxy_http: listener(
+                "proxy_http",
+                &self.proxy_http.or(file.proxy_http).unwrap_or_else(|| DEFAULT_PROXY_HTTP.into()),
+            )?,
+            proxy_https: listener(
+                "proxy_https",
+                &self.proxy_https.or(file.proxy_https).unwrap_or_else(|| DEFAULT_PROXY_HTTPS.into()),
+            )?,
+            acme_directory: self
+                .acme_directory
+                .or(file.acme_directory)
+                .unwrap_or_else(|| DEFAULT_ACME_DIRECTORY.into()),
+            acme_email: self.acme_email.or(file.acme_email).filter(|e| !e.is_empty()),
+            acme_ca_file: self.acme_ca_file.or(file.acme_ca_file),
             data_dir,
         })
     }
@@ -91,7 +126,24 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
     let mut opts = ServiceOptions::new(config.data_dir.clone());
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
-    let services = Services::new(Arc::new(store), engines, secrets, opts);
+    let proxy = ReverseProxy::new();
+    let acme_root = match &config.acme_ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("acme_ca_file {}: {e}", path.display()))?),
+        None => None,
+    };
+    let network = HostNetwork::new(
+        HostNetworkOptions {
+            run_dir: config.data_dir.join("run"),
+            acme: Some(AcmeOptions {
+                directory_url: config.acme_directory.clone(),
+                contact_email: config.acme_email.clone(),
+                extra_root_pem: acme_root,
+                account_file: config.data_dir.join("acme-account.json"),
+            }),
+        },
+        proxy.clone(),
+    );
+    let services = Services::new(Arc::new(store), engines, secrets, Arc::new(network), opts);
 
     match services.bootstrap_token(config.token.as_deref()).await? {
         TokenBootstrap::Generated(token) => {
@@ -115,10 +167,18 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         changed = report.changed,
         "re-attached to running VMs"
     );
+    // The proxy listens before the network is reconciled, so ACME renewals
+    // at start can answer their challenges.
+    let _proxy = serve_proxy(&proxy, &config).await;
+    match services.reconcile_network().await {
+        Ok(report) => tracing::info!(?report, "network restored"),
+        Err(e) => tracing::error!(error = %e, "network reconcile failed; retrying every interval"),
+    }
     spawn_reconciler(
         services.clone(),
         Duration::from_secs(config.reconcile_interval_secs),
     );
+    spawn_certificate_renewal(services.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
@@ -139,6 +199,46 @@ fn spawn_reconciler(services: Services, every: Duration) {
             tick.tick().await;
             if let Err(e) = services.reconcile_vm_states().await {
                 tracing::warn!(error = %e, "reconcile failed");
+            }
+            if let Err(e) = services.reconcile_network().await {
+                tracing::warn!(error = %e, "network reconcile failed");
+            }
+        }
+    });
+}
+
+/// Start the reverse proxy. A port that cannot be bound (not root, in use)
+/// disables the proxy with an error in the log; the API keeps serving.
+async fn serve_proxy(proxy: &ReverseProxy, config: &ServeConfig) -> Option<ProxyHandle> {
+    if config.proxy_http.is_none() && config.proxy_https.is_none() {
+        return None;
+    }
+    let opts = ProxyOptions {
+        http: config.proxy_http,
+        https: config.proxy_https,
+    };
+    match proxy.serve(opts).await {
+        Ok(handle) => {
+            tracing::info!(http = ?handle.http, https = ?handle.https, "reverse proxy serving");
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reverse proxy disabled: cannot listen (set proxy_http/proxy_https, or off)");
+            None
+        }
+    }
+}
+
+/// Renew certificates at start and twice a day.
+fn spawn_certificate_renewal(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(12 * 3600));
+        loop {
+            tick.tick().await;
+            match services.renew_certificates().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(renewed = n, "certificates renewed"),
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed"),
             }
         }
     });

@@ -5,6 +5,7 @@
 //! the same way.
 
 mod migrate;
+mod network;
 mod rows;
 mod sql_store;
 

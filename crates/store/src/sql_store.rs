@@ -6,13 +6,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ironidc_core::engine::PowerState;
 use ironidc_core::model::{
-    Host, HostConfig, HwStatus, LogEntry, Task, TaskStatus, Vm, VmConfig, VmStatusSample,
+    Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
+    VmConfig, VmStatusSample,
 };
 use ironidc_core::service::now;
-use ironidc_core::store::{HostSummary, NewHost, NewLog, NewVm, Store, StoreError};
+use ironidc_core::store::{
+    HostSummary, NewAddress, NewHost, NewLog, NewNatRule, NewProxy, NewVm, Scope, Store, StoreError,
+};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
+use crate::network::replace_vm_nics;
 use crate::rows::{self, db, to_json, HOST_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, VM_COLUMNS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +83,10 @@ impl SqlStore {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Insert many VM rows in one transaction (benchmarks, imports).
@@ -223,9 +231,10 @@ impl Store for SqlStore {
 
     async fn insert_vm(&self, new: NewVm<'_>) -> Result<Vm, StoreError> {
         let ts = now();
-        sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO vms (host_id, uuid, config, state, pending_restart, os_pass, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $6) RETURNING id",
         )
         .bind(new.host_id)
         .bind(new.uuid)
@@ -233,12 +242,14 @@ impl Store for SqlStore {
         .bind(new.state.as_str())
         .bind(new.os_pass_sealed.map(str::to_string))
         .bind(ts)
-        .execute(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("vm {}", new.uuid)),
+            StoreError::Conflict(_) => StoreError::Conflict(format!("vm_uuid {}", new.uuid)),
             other => other,
         })?;
+        replace_vm_nics(&mut tx, id, new.config).await?;
+        tx.commit().await.map_err(db)?;
         self.vm_by_uuid(new.host_id, new.uuid)
             .await?
             .ok_or_else(|| StoreError::Database("inserted vm row vanished".into()))
@@ -265,6 +276,7 @@ impl Store for SqlStore {
         config: &VmConfig,
         pending_restart: bool,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "UPDATE vms SET config = $1, pending_restart = $2, updated_at = $3 WHERE id = $4",
         )
@@ -272,10 +284,11 @@ impl Store for SqlStore {
         .bind(i64::from(pending_restart))
         .bind(now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        replace_vm_nics(&mut tx, id, config).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn set_vm_password(&self, id: i64, os_pass_sealed: &str) -> Result<(), StoreError> {
@@ -354,17 +367,70 @@ impl Store for SqlStore {
 
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM vm_status WHERE vm_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        // Dependent rows first, explicitly: the VM's addresses, rules and
+        // bindings go with it on every backend.
+        for table in ["vm_status", "vm_nics", "vm_addresses", "nat_rules", "proxies"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE vm_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         sqlx::query("DELETE FROM vms WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError> {
+        Ok(self
+            .vm_where(
+                "WHERE $1 = $1 AND v.id = (SELECT vm_id FROM vm_nics WHERE mac = $2)",
+                (0, Some(mac)),
+            )
+            .await?
+            .pop())
+    }
+
+    async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError> {
+        self.insert_address_row(new).await
+    }
+    async fn delete_address(&self, id: i64) -> Result<(), StoreError> {
+        self.delete_row("vm_addresses", id).await
+    }
+    async fn addresses(&self, scope: Scope) -> Result<Vec<VmAddress>, StoreError> {
+        self.address_rows(scope).await
+    }
+    async fn insert_nat_rule(&self, new: &NewNatRule) -> Result<NatRule, StoreError> {
+        self.insert_nat_row(new).await
+    }
+    async fn delete_nat_rule(&self, id: i64) -> Result<(), StoreError> {
+        self.delete_row("nat_rules", id).await
+    }
+    async fn nat_rules(&self, scope: Scope) -> Result<Vec<NatRule>, StoreError> {
+        self.nat_rows(scope).await
+    }
+    async fn insert_proxy(&self, new: &NewProxy) -> Result<ProxyBinding, StoreError> {
+        self.insert_proxy_row(new).await
+    }
+    async fn delete_proxy(&self, id: i64) -> Result<(), StoreError> {
+        self.delete_row("proxies", id).await
+    }
+    async fn proxies(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError> {
+        self.proxy_rows(scope).await
+    }
+    async fn set_proxy_certificate(
+        &self,
+        id: i64,
+        cert_pem: Option<&str>,
+        key_sealed: Option<&str>,
+        not_after: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_proxy_certificate(id, cert_pem, key_sealed, not_after, error)
+            .await
     }
 
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError> {

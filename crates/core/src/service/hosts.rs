@@ -159,17 +159,26 @@ impl Services {
         let op = self
             .begin(actor, "host.create", Some(&input.name), None)
             .await?;
-        let res = self
-            .store()
-            .insert_host(NewHost {
-                name: &input.name,
-                engine,
-                enabled: input.enabled.unwrap_or(true),
-                config: &config,
-            })
-            .await
-            .map_err(CoreError::from)
-            .map(|h| self.view(h, 0));
+        let res = async {
+            let host = self
+                .store()
+                .insert_host(NewHost {
+                    name: &input.name,
+                    engine,
+                    enabled: input.enabled.unwrap_or(true),
+                    config: &config,
+                })
+                .await?;
+            if let Err(e) = self.apply_host_network(&host).await {
+                // A host whose bridges cannot be made is not created.
+                if let Err(undo) = self.store().delete_host(host.id).await {
+                    tracing::error!(host = %host.name, error = %undo, "could not remove the row of a failed host create");
+                }
+                return Err(e);
+            }
+            Ok(self.view(host, 0))
+        }
+        .await;
         op.finish(res, |h| serde_json::json!({"hs_name": h.name}))
             .await
     }
@@ -203,6 +212,12 @@ impl Services {
         let enabled = enabled.unwrap_or(host.enabled);
         let res = async {
             self.store().update_host(host.id, enabled, &config).await?;
+            let updated = self.host(hs_name).await?;
+            if let Err(e) = self.apply_host_network(&updated).await {
+                // Keep the old definition: the kernel could not follow the new one.
+                self.store().update_host(host.id, host.enabled, &host.config).await?;
+                return Err(e);
+            }
             self.forget_host_status(hs_name);
             self.get_host(hs_name).await
         }
@@ -343,6 +358,14 @@ impl Services {
             .cloned()
     }
 
+    /// Apply the network plan when this host has networks of its own.
+    async fn apply_host_network(&self, host: &Host) -> Result<(), CoreError> {
+        if host.config.network_nat.is_empty() && host.config.network_pub.is_empty() {
+            return Ok(());
+        }
+        self.reconcile_network().await.map(|_| ())
+    }
+
     fn forget_host_status(&self, hs_name: &str) {
         self.inner
             .host_status_cache
@@ -409,6 +432,40 @@ impl Services {
                 "config.ports_start",
                 "must not be greater than ports_close",
             ));
+        }
+        for (field, value) in [
+            ("config.network_nat", &config.network_nat),
+            ("config.network_pub", &config.network_pub),
+            ("config.network_pub_uplink", &config.network_pub_uplink),
+        ] {
+            if !value.is_empty() {
+                validate::interface_name(field, value)?;
+            }
+        }
+        if !config.network_pub_uplink.is_empty() && config.network_pub.is_empty() {
+            return Err(CoreError::invalid(
+                "config.network_pub_uplink",
+                "needs network_pub, the bridge it joins",
+            ));
+        }
+        let pools = crate::ipam::parse_pools(&config.ipaddr_maps).map_err(|e| match e {
+            CoreError::Invalid { field, message } => CoreError::Invalid {
+                field: format!("config.{field}"),
+                message,
+            },
+            other => other,
+        })?;
+        for pool in &pools {
+            let (bridge, key) = match pool.kind {
+                crate::ipam::NetKind::Nat => (&config.network_nat, "network_nat"),
+                crate::ipam::NetKind::Pub => (&config.network_pub, "network_pub"),
+            };
+            if bridge.is_empty() {
+                return Err(CoreError::invalid(
+                    &format!("config.ipaddr_maps.{}.type", pool.name),
+                    format!("a {} pool needs the host's {key} bridge", pool.kind.as_str()),
+                ));
+            }
         }
         config.server_pass = match (
             config.server_pass.take().filter(|p| !p.is_empty()),

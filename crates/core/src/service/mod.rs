@@ -1,10 +1,15 @@
 //! The service layer: one method per use case. Every face (and the CLI)
 //! calls these; none touches the store or an engine directly.
 
+mod addresses;
 mod auth;
+pub mod cloud_init;
 mod config_io;
 mod hosts;
 mod journal;
+mod nat;
+mod network;
+mod proxy;
 mod reconcile;
 mod system;
 mod vms;
@@ -16,10 +21,14 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::model::HwStatus;
+use crate::network::Network;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
+pub use addresses::{AddressInput, AddressView};
 pub use auth::{TokenBootstrap, TokenInfo};
+pub use nat::{NatInput, NatRuleView};
+pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
 pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use hosts::{HostInput, HostStatusReport, HostView, StatusSource};
 pub use journal::Actor;
@@ -82,6 +91,7 @@ struct Inner {
     store: Arc<dyn Store>,
     engines: EngineRegistry,
     secrets: SecretBox,
+    network: Arc<dyn Network>,
     opts: ServiceOptions,
     /// One lock per VM so power operations on the same VM do not interleave.
     vm_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -94,6 +104,7 @@ impl Services {
         store: Arc<dyn Store>,
         engines: EngineRegistry,
         secrets: SecretBox,
+        network: Arc<dyn Network>,
         opts: ServiceOptions,
     ) -> Self {
         Self {
@@ -101,6 +112,7 @@ impl Services {
                 store,
                 engines,
                 secrets,
+                network,
                 opts,
                 vm_locks: Mutex::new(HashMap::new()),
                 host_status_cache: Mutex::new(HashMap::new()),

@@ -8,8 +8,9 @@ use serde::Serialize;
 use super::{now, Actor, Services};
 use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome, VmSpec};
 use crate::error::CoreError;
+use crate::ipam::IpVersion;
 use crate::model::{Host, HwStatus, NicConfig, Vm, VmConfig};
-use crate::store::NewVm;
+use crate::store::{NewVm, StoreError};
 use crate::validate;
 
 /// Disk limit per VM when the host plan sets none (2 TiB in MiB).
@@ -166,25 +167,67 @@ impl Services {
                     os_pass_sealed: sealed.as_deref(),
                 })
                 .await
-                .map_err(|e| match CoreError::from(e) {
-                    CoreError::Conflict(_) => CoreError::Conflict(format!("vm_uuid {} already exists", config.vm_uuid)),
-                    other => other,
+                .map_err(|e| match e {
+                    StoreError::Conflict(what) if what.starts_with("mac_addr") => {
+                        CoreError::invalid("nic_all", format!("{what} is used by another VM"))
+                    }
+                    StoreError::Conflict(_) => CoreError::Conflict(format!("vm_uuid {} already exists", config.vm_uuid)),
+                    other => other.into(),
                 })?;
-            let engine = self.engine_of(&host)?;
-            let progress = op.progress();
-            if let Err(e) = engine.create_vm(&self.host_context(&host), &spec, &progress).await {
-                // The engine removed what it made; remove the row too.
+            let made = self.create_on_engine(&host, &vm, config, spec, &op).await;
+            if let Err(e) = made {
+                // The engine removed what it made; remove the row (and with
+                // it the addresses) too.
                 if let Err(del) = self.store().delete_vm(vm.id).await {
                     tracing::error!(vm = %vm.uuid, error = %del, "could not remove the row of a failed create");
                 }
-                return Err(CoreError::from(e));
+                self.refresh_dhcp(&host).await;
+                return Err(e);
             }
             op.step("created", 100).await;
-            Ok(CreatedVm { vm: vm.into(), task_id })
+            Ok(CreatedVm { vm: self.vm(&host, &vm.uuid).await?.into(), task_id })
         }
         .await;
         op.finish(res, |c| serde_json::json!({"vm_uuid": c.vm.uuid}))
             .await
+    }
+
+    /// Addresses, disk, seed and DHCP of a freshly registered VM.
+    async fn create_on_engine(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        mut config: VmConfig,
+        mut spec: VmSpec,
+        op: &super::journal::Operation,
+    ) -> Result<(), CoreError> {
+        {
+            let lock = self.host_net_lock(host.id);
+            let _guard = lock.lock().await;
+            op.step("addresses", 10).await;
+            self.sync_addresses(host, vm, &mut config).await?;
+            self.store().update_vm_config(vm.id, &config, false).await?;
+        }
+        spec.nics = nic_specs(host, &config);
+        let engine = self.engine_of(host)?;
+        let progress = op.progress();
+        let ctx = self.host_context(host);
+        engine.create_vm(&ctx, &spec, &progress).await?;
+        let fresh = self.vm(host, &vm.uuid).await?;
+        let seeded = async {
+            let seed = self.seed_of(&fresh).await?;
+            engine.write_seed(&ctx, &vm.uuid, &seed).await?;
+            Ok::<_, CoreError>(())
+        }
+        .await;
+        if let Err(e) = seeded {
+            if let Err(undo) = engine.delete_vm(&ctx, &vm.uuid).await {
+                tracing::error!(vm = %vm.uuid, error = %undo, "could not remove the files of a failed create");
+            }
+            return Err(e);
+        }
+        self.refresh_dhcp(host).await;
+        Ok(())
     }
 
     /// Validate a create request and fill the generated parts (name, MACs).
@@ -237,7 +280,32 @@ impl Services {
             Some(p) => Some(self.inner.secrets.seal(&p)?),
             None => None,
         };
-        let spec = spec_of(&config, &image);
+        for (name, nic) in &config.nic_all {
+            if nic.nic_type == "pub" && host.config.network_pub.is_empty() {
+                return Err(CoreError::invalid(
+                    &format!("nic_all.{name}.nic_type"),
+                    format!("host {} has no public network (network_pub)", host.name),
+                ));
+            }
+            if let Some(other) = self.store().vm_by_mac(&nic.mac_addr).await? {
+                return Err(CoreError::invalid(
+                    &format!("nic_all.{name}.mac_addr"),
+                    format!("{} is used by VM {}", nic.mac_addr, other.uuid),
+                ));
+            }
+            let field = |f: &str| format!("nic_all.{name}.{f}");
+            let pools = Self::pools_of(host)?;
+            for (addr, vers, f) in [(&nic.ip4_addr, IpVersion::V4, "ip4_addr"), (&nic.ip6_addr, IpVersion::V6, "ip6_addr")] {
+                if addr.is_empty() {
+                    continue;
+                }
+                let ip = crate::ipam::parse_ip(&field(f), addr, vers)?;
+                if !pools.iter().any(|p| p.kind.as_str() == nic.nic_type && p.contains(ip)) {
+                    return Err(CoreError::invalid(&field(f), format!("{ip} is not inside the host's {} pools", nic.nic_type)));
+                }
+            }
+        }
+        let spec = spec_of(host, &config, &image);
         Ok((config, spec, sealed))
     }
 
@@ -309,8 +377,14 @@ impl Services {
                 .map(|(f, _)| f.clone())
                 .unwrap_or_default();
             let engine = self.engine_of(&host)?;
+            let mut merged = merged;
+            if merged.nic_all != vm.config.nic_all {
+                let lock = self.host_net_lock(host.id);
+                let _net = lock.lock().await;
+                self.sync_addresses(&host, &vm, &mut merged).await?;
+            }
             let outcome = engine
-                .update_vm(&self.host_context(&host), &spec_of(&merged, &image))
+                .update_vm(&self.host_context(&host), &spec_of(&host, &merged, &image))
                 .await?;
             let pending = vm.pending_restart || outcome == UpdateOutcome::PendingRestart;
             self.store()
@@ -322,6 +396,10 @@ impl Services {
                     .await?;
             }
             let fresh = self.vm(&host, vm_uuid).await?;
+            if fresh.config.nic_all != vm.config.nic_all || input.os_pass.is_some() {
+                self.refresh_dhcp(&host).await;
+                self.write_seed(&host, &fresh).await;
+            }
             let (applied, message) = match outcome {
                 UpdateOutcome::Applied => ("now", "changes applied".to_string()),
                 UpdateOutcome::PendingRestart => (
@@ -406,11 +484,14 @@ impl Services {
     /// already gone is still removed from the database.
     pub(crate) async fn remove_vm_everywhere(&self, host: &Host, vm: &Vm) -> Result<(), CoreError> {
         let engine = self.engine_of(host)?;
+        self.remove_vm_forwards(vm.id).await?;
         match engine.delete_vm(&self.host_context(host), &vm.uuid).await {
             Ok(()) | Err(EngineError::VmNotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
         self.store().delete_vm(vm.id).await?;
+        self.refresh_dhcp(host).await;
+        self.refresh_proxy_routes().await?;
         Ok(())
     }
 
@@ -636,22 +717,35 @@ fn normalize_nics(
     Ok(out)
 }
 
-fn spec_of(config: &VmConfig, image: &str) -> VmSpec {
+fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
     VmSpec {
         uuid: config.vm_uuid.clone(),
         cpu_num: config.cpu_num,
         mem_mb: config.mem_num,
         hdd_mb: config.hdd_num,
         os_image: image.to_string(),
-        nics: config
-            .nic_all
-            .iter()
-            .map(|(name, nic)| NicSpec {
+        nics: nic_specs(host, config),
+    }
+}
+
+/// NICs in order, each on the host bridge of its kind (none configured:
+/// QEMU's isolated user-mode network).
+fn nic_specs(host: &Host, config: &VmConfig) -> Vec<NicSpec> {
+    config
+        .nic_all
+        .iter()
+        .map(|(name, nic)| {
+            let bridge = match nic.nic_type.as_str() {
+                "pub" => &host.config.network_pub,
+                _ => &host.config.network_nat,
+            };
+            NicSpec {
                 name: name.clone(),
                 mac: nic.mac_addr.clone(),
-            })
-            .collect(),
-    }
+                bridge: (!bridge.is_empty()).then(|| bridge.clone()),
+            }
+        })
+        .collect()
 }
 
 /// The API-level definition of a VM found by scan.

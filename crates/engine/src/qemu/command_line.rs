@@ -42,6 +42,8 @@ pub struct QemuCommandLine {
     pub serial_log: PathBuf,
     pub pidfile: PathBuf,
     pub nics: Vec<NicSpec>,
+    /// The cloud-init seed volume, attached read-only when present.
+    pub seed: Option<PathBuf>,
 }
 
 impl QemuCommandLine {
@@ -61,6 +63,7 @@ impl QemuCommandLine {
             serial_log: dir.serial_log(),
             pidfile: dir.pidfile(),
             nics: spec.nics.clone(),
+            seed: None,
         };
         for socket in [&line.qmp_socket, &line.vnc_socket, &line.qga_socket] {
             check_socket_path(socket)?;
@@ -100,12 +103,28 @@ impl QemuCommandLine {
             "virtio-blk-pci,id=virtio-disk0,drive=disk0,bootindex=1",
         ]);
 
+        if let Some(seed) = &self.seed {
+            a.opts("-blockdev", &[
+                "driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename=".into(),
+                escape_opt(seed.as_os_str()),
+            ]);
+            a.plain(["-device", "virtio-blk-pci,id=virtio-seed,drive=seed0"]);
+        }
+
         for (i, nic) in self.nics.iter().enumerate() {
             // Ids from the position, not the NIC name, so they are always
-            // valid QEMU ids. restrict=on: no outside access until real
-            // bridges exist. romfile= skips the iPXE ROM: we never net-boot,
-            // and its init costs seconds under TCG.
-            a.plain(["-netdev", &format!("user,id=net{i},restrict=on")]);
+            // valid QEMU ids. A NIC on a bridge uses the tap ironidc made for
+            // it (named after its MAC); without a bridge it gets QEMU's
+            // user-mode network with restrict=on (no outside access).
+            // romfile= skips the iPXE ROM: we never net-boot, and its init
+            // costs seconds under TCG.
+            match tap_of(nic) {
+                Some(tap) => a.plain([
+                    "-netdev",
+                    &format!("tap,id=net{i},ifname={tap},script=no,downscript=no"),
+                ]),
+                None => a.plain(["-netdev", &format!("user,id=net{i},restrict=on")]),
+            }
             a.opts(
                 "-device",
                 &[
@@ -188,6 +207,13 @@ impl Args {
 /// Escape a value for a QEMU option list (`key=value,key=value`): a comma
 /// inside a value is written twice. Without this a path containing a comma
 /// would inject options.
+/// The tap of a bridged NIC. Its name comes from the MAC (validated by the
+/// core), so it is a safe QEMU option value.
+pub(crate) fn tap_of(nic: &NicSpec) -> Option<String> {
+    nic.bridge.as_ref()?;
+    ironidc_net::links::tap_name_for_mac(&nic.mac).ok()
+}
+
 pub fn escape_opt(value: &OsStr) -> OsString {
     let mut out = Vec::with_capacity(value.len());
     for &b in value.as_bytes() {

@@ -19,6 +19,7 @@ mod linked_clone;
 mod metrics;
 mod power;
 mod process;
+mod taps;
 pub mod qmp;
 mod vm_dir;
 
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ironidc_core::engine::{
-    Engine, EngineError, EngineInfo, HostContext, PowerAction, PowerState, ProgressSink, ScannedVm,
+    CloudInitSeed, Engine, EngineError, EngineInfo, HostContext, PowerAction, PowerState, ProgressSink, ScannedVm,
     UpdateOutcome, VmSpec,
 };
 use ironidc_core::model::HwStatus;
@@ -250,6 +251,9 @@ impl Engine for QemuEngine {
         if let Some(pid) = process::live_pid(&dir.pidfile(), uuid) {
             self.hard_stop(&dir, pid).await?;
         }
+        if let Ok(spec) = dir.read_spec().await {
+            taps::remove_taps(&spec).await;
+        }
         tokio::fs::remove_dir_all(dir.path())
             .await
             .map_err(|e| EngineError::io(dir.path().display().to_string(), e))?;
@@ -388,5 +392,26 @@ impl Engine for QemuEngine {
             hdd_usage,
             ..HwStatus::default()
         })
+    }
+
+    async fn write_seed(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        seed: &CloudInitSeed,
+    ) -> Result<(), EngineError> {
+        let dir = VmDir::new(host, uuid)?;
+        dir.require().await?;
+        let files = crate::image::SeedFiles {
+            meta_data: seed.meta_data.clone(),
+            user_data: seed.user_data.clone(),
+            network_config: seed.network_config.clone(),
+        };
+        let path = dir.seed_image();
+        // mkfs.vfat and mcopy run as child processes: keep them off the runtime.
+        tokio::task::spawn_blocking(move || crate::image::write_seed(&path, &files))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("seed writer: {e}")))?
+            .map_err(|e| EngineError::Unavailable(format!("cloud-init seed: {e}")))
     }
 }

@@ -96,7 +96,11 @@ impl QemuEngine {
         let spec = dir.read_spec().await?;
         linked_clone::grow(&self.opts.qemu_img, &dir.disk(), spec.hdd_mb).await?;
         let accel = self.accel().await.accel;
-        let line = QemuCommandLine::for_vm(&spec, dir, accel)?;
+        let mut line = QemuCommandLine::for_vm(&spec, dir, accel)?;
+        if tokio::fs::try_exists(dir.seed_image()).await.unwrap_or(false) {
+            line.seed = Some(dir.seed_image());
+        }
+        super::taps::ensure_taps(&spec).await?;
         let started = std::time::Instant::now();
         process::launch(&self.opts.qemu_binary, &line.args(), LAUNCH_TIMEOUT).await?;
         let Some(pid) = process::live_pid(&dir.pidfile(), dir.uuid()) else {

@@ -59,6 +59,10 @@ impl VmDir {
     pub fn serial_log(&self) -> PathBuf {
         self.dir.join("serial.log")
     }
+    /// The NoCloud seed (a small FAT volume labelled CIDATA), when written.
+    pub fn seed_image(&self) -> PathBuf {
+        self.path.join("seed.img")
+    }
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
     }

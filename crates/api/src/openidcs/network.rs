@@ -1,0 +1,80 @@
+//! `/api/client/{natget,natadd,natdel}`, `ipaddr/*` and `proxys/*`: a VM's
+//! port forwards, addresses and domain bindings. Deletes go by list index,
+//! as in OpenIDCS; every list item carries its `index`.
+
+use axum::extract::State;
+use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
+use serde::Serialize;
+
+use super::envelope::{ApiResult, Data};
+use super::extract::{from_json, Admin, JsonObject, PathParams};
+use crate::AppState;
+
+type VmPath = PathParams<(String, String)>;
+type IndexPath = PathParams<(String, String, usize)>;
+
+pub async fn nat_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_nat_rules(&hs, &vm).await?))
+}
+
+pub async fn nat_add(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): VmPath,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let input: NatInput = from_json(body.into())?;
+    Ok(Data(s.services.add_nat_rule(&actor, &hs, &vm, input).await?))
+}
+
+pub async fn nat_delete(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm, index)): IndexPath,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.delete_nat_rule(&actor, &hs, &vm, index).await?))
+}
+
+pub async fn ip_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_addresses(&hs, &vm).await?))
+}
+
+pub async fn ip_add(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): VmPath,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let input: AddressInput = from_json(body.into())?;
+    Ok(Data(s.services.add_address(&actor, &hs, &vm, input).await?))
+}
+
+pub async fn ip_delete(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm, index)): IndexPath,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.delete_address(&actor, &hs, &vm, index).await?))
+}
+
+pub async fn proxy_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_proxies(&hs, &vm).await?))
+}
+
+pub async fn proxy_add(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm)): VmPath,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let input: ProxyInput = from_json(body.into())?;
+    Ok(Data(s.services.add_proxy(&actor, &hs, &vm, input).await?))
+}
+
+pub async fn proxy_delete(
+    State(s): State<AppState>,
+    Admin(actor): Admin,
+    PathParams((hs, vm, index)): IndexPath,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.delete_proxy(&actor, &hs, &vm, index).await?))
+}

@@ -1,0 +1,246 @@
+//! NAT port forwards of a VM (`natget`, `natadd`, `natdel`). The database row
+//! and the kernel rule change together: a refused kernel transaction undoes
+//! the row, and a rule is removed from the kernel before its row goes.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::network::forwards_of;
+use super::{Actor, Services};
+use crate::error::CoreError;
+use crate::model::{Host, NatRule};
+use crate::network::NetworkError;
+use crate::store::Scope;
+
+/// The port range forwards draw from when the host sets none.
+const DEFAULT_PORTS: (u16, u16) = (10000, 59999);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NatRuleView {
+    pub index: usize,
+    pub protocol: String,
+    pub external_port: u16,
+    pub internal_ip: String,
+    pub internal_port: u16,
+    pub description: String,
+    /// `public_addr[0]:external_port` when the host names a public address.
+    pub public_endpoint: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatInput {
+    /// `tcp` (default), `udp` or `both`.
+    pub protocol: String,
+    /// 0: the first free port of the host's range.
+    pub external_port: u32,
+    pub internal_port: u32,
+    /// One of the VM's addresses; empty: its first IPv4 address.
+    pub internal_ip: String,
+    pub description: String,
+}
+
+impl Services {
+    pub async fn list_nat_rules(&self, hs_name: &str, vm_uuid: &str) -> Result<Vec<NatRuleView>, CoreError> {
+        let host = self.host(hs_name).await?;
+        let vm = self.vm(&host, vm_uuid).await?;
+        let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
+        Ok(rules.into_iter().enumerate().map(|(i, r)| nat_view(&host, i, r)).collect())
+    }
+
+    pub async fn add_nat_rule(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+        input: NatInput,
+    ) -> Result<NatRuleView, CoreError> {
+        let host = self.host(hs_name).await?;
+        let vm = self.vm(&host, vm_uuid).await?;
+        let lock = self.host_net_lock(0);
+        let _guard = lock.lock().await;
+        let checked = self.check_nat_input(&host, &vm, &input).await;
+        let rule = match checked {
+            Ok(rule) => rule,
+            Err(e) => {
+                self.log_refused(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid), &e).await;
+                return Err(e);
+            }
+        };
+        let op = self.begin(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid)).await?;
+        let res = async {
+            let row = self.store().insert_nat_rule(&rule).await?;
+            if let Err(e) = self.network().add_forwards(&forwards_of(&row)).await {
+                // The kernel said no: the row must not outlive the refusal.
+                if let Err(undo) = self.store().delete_nat_rule(row.id).await {
+                    tracing::error!(error = %undo, "could not undo a NAT row after the kernel refused it");
+                }
+                return Err(match e {
+                    NetworkError::PortTaken(p) => CoreError::Conflict(format!("external_port {p} is already forwarded on this host")),
+                    other => CoreError::from(other),
+                });
+            }
+            let index = self.store().nat_rules(Scope::Vm(vm.id)).await?.iter().position(|r| r.id == row.id).unwrap_or(0);
+            Ok(nat_view(&host, index, row))
+        }
+        .await;
+        op.finish(res, |r| serde_json::json!({"external_port": r.external_port, "protocol": r.protocol})).await
+    }
+
+    async fn check_nat_input(&self, host: &Host, vm: &crate::model::Vm, input: &NatInput) -> Result<NatRule, CoreError> {
+        let protocol = match input.protocol.trim().to_ascii_lowercase().as_str() {
+            "" | "tcp" => "tcp",
+            "udp" => "udp",
+            "both" | "tcp+udp" => "both",
+            _ => return Err(CoreError::invalid("protocol", "must be tcp, udp or both")),
+        };
+        let internal_port = u16::try_from(input.internal_port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| CoreError::invalid("internal_port", "must be between 1 and 65535"))?;
+        if input.description.chars().count() > 200 {
+            return Err(CoreError::invalid("description", "must be at most 200 characters"));
+        }
+        let addresses = self.store().addresses(Scope::Vm(vm.id)).await?;
+        let internal_ip = if input.internal_ip.trim().is_empty() {
+            addresses
+                .iter()
+                .find(|a| a.vers == "ipv4")
+                .map(|a| a.address.clone())
+                .ok_or_else(|| CoreError::invalid("internal_ip", "the VM has no IPv4 address to forward to"))?
+        } else {
+            let ip: std::net::Ipv4Addr = input
+                .internal_ip
+                .trim()
+                .parse()
+                .map_err(|_| CoreError::invalid("internal_ip", "must be an IPv4 address"))?;
+            let ip = ip.to_string();
+            if !addresses.iter().any(|a| a.address == ip) {
+                return Err(CoreError::invalid("internal_ip", format!("{ip} is not an address of this VM")));
+            }
+            ip
+        };
+        let existing = self.store().nat_rules(Scope::Vm(vm.id)).await?;
+        if vm.config.nat_num > 0 && existing.len() >= vm.config.nat_num as usize {
+            return Err(CoreError::Conflict(format!(
+                "the VM has {} NAT rules, its limit (nat_num)",
+                vm.config.nat_num
+            )));
+        }
+        let (low, high) = port_range(host);
+        // All hosts of this controller share one kernel table, so a port is
+        // taken if any rule of any host uses it with an overlapping protocol.
+        let all = self.store().nat_rules(Scope::All).await?;
+        let taken: HashSet<(u16, &str)> = all
+            .iter()
+            .flat_map(|r| match r.protocol.as_str() {
+                "both" => vec![(r.external_port, "tcp"), (r.external_port, "udp")],
+                p => vec![(r.external_port, if p == "udp" { "udp" } else { "tcp" })],
+            })
+            .collect();
+        let clashes = |port: u16| match protocol {
+            "both" => taken.contains(&(port, "tcp")) || taken.contains(&(port, "udp")),
+            p => taken.contains(&(port, p)),
+        };
+        let external_port = if input.external_port == 0 {
+            (low..=high)
+                .find(|p| !clashes(*p))
+                .ok_or_else(|| CoreError::Conflict(format!("no free port left in {low}-{high}")))?
+        } else {
+            let port = u16::try_from(input.external_port)
+                .map_err(|_| CoreError::invalid("external_port", "must be between 1 and 65535"))?;
+            if port < low || port > high {
+                return Err(CoreError::invalid(
+                    "external_port",
+                    format!("must be within this host's range {low}-{high} (or 0 to pick one)"),
+                ));
+            }
+            if clashes(port) {
+                return Err(CoreError::Conflict(format!("external_port {port}/{protocol} is already forwarded on this host")));
+            }
+            port
+        };
+        Ok(NatRule {
+            id: 0,
+            host_id: host.id,
+            vm_id: vm.id,
+            protocol: protocol.into(),
+            external_port,
+            internal_ip,
+            internal_port,
+            description: input.description.clone(),
+            created_at: 0,
+        })
+    }
+
+    pub async fn delete_nat_rule(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+        index: usize,
+    ) -> Result<NatRuleView, CoreError> {
+        let host = self.host(hs_name).await?;
+        let vm = self.vm(&host, vm_uuid).await?;
+        let lock = self.host_net_lock(0);
+        let _guard = lock.lock().await;
+        let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
+        let Some(rule) = rules.get(index).cloned() else {
+            let e = CoreError::not_found("NAT rule index", index.to_string());
+            self.log_refused(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid), &e).await;
+            return Err(e);
+        };
+        let op = self.begin(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid)).await?;
+        let res = async {
+            self.network().remove_forwards(&forwards_of(&rule)).await?;
+            if let Err(e) = self.store().delete_nat_rule(rule.id).await {
+                // Put the kernel rule back so both sides still agree.
+                if let Err(redo) = self.network().add_forwards(&forwards_of(&rule)).await {
+                    tracing::error!(error = %redo, "could not restore a NAT rule after the database refused its removal");
+                }
+                return Err(e.into());
+            }
+            Ok(nat_view(&host, index, rule.clone()))
+        }
+        .await;
+        op.finish(res, |r| serde_json::json!({"external_port": r.external_port})).await
+    }
+
+    /// Remove a VM's forwards from the kernel (before the VM is deleted).
+    pub(crate) async fn remove_vm_forwards(&self, vm_id: i64) -> Result<(), CoreError> {
+        let rules = self.store().nat_rules(Scope::Vm(vm_id)).await?;
+        let forwards: Vec<_> = rules.iter().flat_map(forwards_of).collect();
+        if !forwards.is_empty() {
+            self.network().remove_forwards(&forwards).await?;
+        }
+        Ok(())
+    }
+}
+
+fn port_range(host: &Host) -> (u16, u16) {
+    match (host.config.ports_start, host.config.ports_close) {
+        (0, 0) => DEFAULT_PORTS,
+        (start, 0) => (start.max(1), u16::MAX),
+        (0, close) => (1, close),
+        (start, close) => (start, close),
+    }
+}
+
+fn nat_view(host: &Host, index: usize, r: NatRule) -> NatRuleView {
+    NatRuleView {
+        index,
+        public_endpoint: host
+            .config
+            .public_addr
+            .first()
+            .map(|a| format!("{a}:{}", r.external_port)),
+        protocol: r.protocol,
+        external_port: r.external_port,
+        internal_ip: r.internal_ip,
+        internal_port: r.internal_port,
+        description: r.description,
+        created_at: r.created_at,
+    }
+}

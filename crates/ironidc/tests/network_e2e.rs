@@ -1,0 +1,397 @@
+//! VM networking end to end, as root, in network namespaces:
+//!
+//! ```text
+//!  test process (root ns) --veth-- [ host ns: ironidc, bridge, dnsmasq, nft, QEMU guest ] --veth-- [ client ns ]
+//!     10.213.x.1                    10.213.x.2 (API)   192.0.2.1 ("uplink")                         192.0.2.2
+//! ```
+//!
+//! A real guest from the demo image gets its address by DHCP reservation,
+//! its hostname from the cloud-init seed, and serves a page with busybox
+//! httpd. The client fetches it through a port forward and through the
+//! reverse proxy (HTTP, self-signed HTTPS, custom-CA HTTPS); the rules come
+//! back after the controller restarts with the kernel table gone.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{demo_image_dir, qemu_available, wait_until, Server};
+use serde_json::json;
+
+const PAGE: &str = "IRONIDC-GUEST";
+
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Self {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run(&["ip", "netns", "add", &name]);
+        let ns = Self(name);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+    fn exec(&self, args: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        out
+    }
+    fn must(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // dnsmasq outlives the controller by design: stop what runs inside.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).output();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn root_and_tools_available(test: &str) -> bool {
+    let root = unsafe_geteuid() == 0;
+    let tools = ["nft", "dnsmasq", "curl"]
+        .iter()
+        .all(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success()));
+    if !(root && tools) {
+        assert!(std::env::var_os("CI").is_none(), "{test}: needs root, nft, dnsmasq and curl in CI");
+        eprintln!("SKIPPED {test}: needs root and nft, dnsmasq, curl");
+        return false;
+    }
+    qemu_available(test)
+}
+
+fn unsafe_geteuid() -> u32 {
+    // /proc/self/status holds the effective uid without libc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        })
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// `curl` from the client namespace; (exit code, body).
+fn client_curl(client: &Netns, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["curl", "-s", "-m", "5"];
+    all.extend_from_slice(args);
+    let out = client.exec(&all);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn serial(vm_dir: &Path) -> String {
+    std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
+}
+
+struct TestCa {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// A private CA and a certificate it signed for `domain`.
+fn custom_certificate(domain: &str) -> TestCa {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "ironidc test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![domain.to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    TestCa {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+#[test]
+fn nat_proxy_and_addresses_with_a_real_guest() {
+    let test = "nat_proxy_and_addresses_with_a_real_guest";
+    if !root_and_tools_available(test) {
+        return;
+    }
+    let images = demo_image_dir();
+    let n = std::process::id() % 200 + 20;
+    let host_ns = Netns::new(format!("ironidc-e2e-h{n}"));
+    let client_ns = Netns::new(format!("ironidc-e2e-c{n}"));
+
+    // root <-> host (API), host <-> client (the host's "uplink").
+    let (vr, vh) = (format!("ie2r{n}"), format!("ie2h{n}"));
+    let _ = Command::new("ip").args(["link", "del", &vr]).output();
+    run(&["ip", "link", "add", &vr, "type", "veth", "peer", "name", &vh]);
+    run(&["ip", "link", "set", &vh, "netns", &host_ns.0]);
+    run(&["ip", "addr", "add", &format!("10.213.{n}.1/24"), "dev", &vr]);
+    run(&["ip", "link", "set", &vr, "up"]);
+    host_ns.must(&["ip", "addr", "add", &format!("10.213.{n}.2/24"), "dev", &vh]);
+    host_ns.must(&["ip", "link", "set", &vh, "up"]);
+    host_ns.must(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "cl0"]);
+    host_ns.must(&["ip", "link", "set", "cl0", "netns", &client_ns.0]);
+    host_ns.must(&["ip", "addr", "add", "192.0.2.1/24", "dev", "up0"]);
+    host_ns.must(&["ip", "link", "set", "up0", "up"]);
+    client_ns.must(&["ip", "addr", "add", "192.0.2.2/24", "dev", "cl0"]);
+    client_ns.must(&["ip", "link", "set", "cl0", "up"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let api_ip = format!("10.213.{n}.2");
+    let env = [
+        ("IRONIDC_TOKEN", common::TOKEN),
+        ("IRONIDC_PROXY_HTTP", "0.0.0.0:80"),
+        ("IRONIDC_PROXY_HTTPS", "0.0.0.0:443"),
+    ];
+    let s = Server::start_in_netns(&host_ns.0, &api_ip, 1880, dir.path(), &env);
+
+    // A host with a NAT bridge and a pool.
+    let host = json!({
+        "name": "h1",
+        "type": "QEMUServer",
+        "config": {
+            "system_path": images.to_string_lossy(),
+            "system_maps": { "demo": ["demo.qcow2", 0] },
+            "network_nat": "brnat0",
+            "public_addr": ["192.0.2.1"],
+            "ports_start": 20000,
+            "ports_close": 20100,
+            "ipaddr_maps": {
+                "lan": { "vers": "ipv4", "type": "nat", "from": "10.99.0.10", "nums": 20,
+                         "gate": "10.99.0.1", "mask": "255.255.255.0", "dns": ["10.99.0.1"] }
+            }
+        }
+    });
+    // Bad pools are refused before anything is made.
+    let mut bad = host.clone();
+    bad["name"] = json!("h-bad");
+    bad["config"]["ipaddr_maps"]["lan"]["from"] = json!("10.98.0.10");
+    let (status, v) = s.call("POST", "/api/server/create", Some(bad));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("config.ipaddr_maps.lan.from"), "{v}");
+    let mut bad = host.clone();
+    bad["name"] = json!("h-bad");
+    bad["config"]["network_nat"] = json!("br;x");
+    let (status, v) = s.call("POST", "/api/server/create", Some(bad));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("config.network_nat"), "{v}");
+
+    s.ok("POST", "/api/server/create", Some(host));
+    let bridge = host_ns.must(&["ip", "-j", "addr", "show", "dev", "brnat0"]);
+    assert!(bridge.contains("10.99.0.1"), "{bridge}");
+
+    // A VM: its NIC gets the pool's first address, a MAC, and a seed.
+    let vm = "web1";
+    let created = s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": vm, "os_name": "demo", "cpu_num": 1, "mem_num": 256, "hdd_num": 1024,
+                    "os_pass": "guest-pass-1", "nat_num": 3, "web_num": 4,
+                    "nic_all": {"nic0": {"nic_type": "nat"}}})),
+    );
+    assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["ip4_addr"], "10.99.0.10", "{created}");
+    assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["nic_gate"], "10.99.0.1");
+    assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["nic_mask"], "255.255.255.0");
+    let ips = s.ok("GET", &format!("/api/client/ipaddr/detail/h1/{vm}"), None);
+    assert_eq!(ips.as_array().unwrap().len(), 1, "{ips}");
+    assert_eq!(ips[0]["address"], "10.99.0.10");
+    // Addresses given on create must be free and inside a pool.
+    let (status, v) = s.call(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": "web2", "os_name": "demo", "cpu_num": 1, "mem_num": 256, "hdd_num": 1024,
+                    "nic_all": {"nic0": {"nic_type": "nat", "ip4_addr": "10.99.0.10"}}})),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("nic_all.nic0.ip4_addr"), "{v}");
+    let (status, v) = s.call(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": "web2", "os_name": "demo", "cpu_num": 1, "mem_num": 256, "hdd_num": 1024,
+                    "nic_all": {"nic0": {"nic_type": "nat", "ip4_addr": "10.50.0.10"}}})),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(!dir.path().join("hosts/h1/vms/web2").exists(), "a refused create left a directory");
+
+    // Boot: DHCP reservation, seed hostname, web server.
+    s.ok("POST", &format!("/api/client/powers/h1/{vm}"), Some(json!({"action": "start"})));
+    let vm_dir = dir.path().join("hosts/h1/vms").join(vm);
+    wait_until(90, "the guest's DHCP address", || serial(&vm_dir).contains("IRONIDC-NET eth0 10.99.0.10"));
+    assert!(serial(&vm_dir).contains("IRONIDC-SEED hostname=web1"), "{}", serial(&vm_dir));
+
+    // Port forward: the client reaches the guest's page through the host.
+    let rule = s.ok(
+        "POST",
+        &format!("/api/client/natadd/h1/{vm}"),
+        Some(json!({"protocol": "tcp", "external_port": 20080, "internal_port": 80, "description": "web"})),
+    );
+    assert_eq!(rule["internal_ip"], "10.99.0.10");
+    assert_eq!(rule["public_endpoint"], "192.0.2.1:20080");
+    wait_until(30, "the page through the port forward", || {
+        client_curl(&client_ns, &["http://192.0.2.1:20080/"]).1.contains(PAGE)
+    });
+    let auto = s.ok(
+        "POST",
+        &format!("/api/client/natadd/h1/{vm}"),
+        Some(json!({"protocol": "both", "external_port": 0, "internal_port": 22})),
+    );
+    assert_eq!(auto["external_port"], 20000, "{auto}");
+    let table = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(table.contains("20080 : 10.99.0.10 . 80"), "{table}");
+    assert!(table.contains("20000 : 10.99.0.10 . 22"), "{table}");
+
+    // Bad NAT input.
+    let nat = |body: serde_json::Value| s.call("POST", &format!("/api/client/natadd/h1/{vm}"), Some(body));
+    for (body, status, field) in [
+        (json!({"protocol": "tcp", "external_port": 20080, "internal_port": 80}), 409, "20080"),
+        (json!({"protocol": "icmp", "external_port": 20081, "internal_port": 80}), 400, "protocol"),
+        (json!({"protocol": "tcp", "external_port": 30000, "internal_port": 80}), 400, "external_port"),
+        (json!({"protocol": "tcp", "external_port": 20081, "internal_port": 0}), 400, "internal_port"),
+        (json!({"protocol": "tcp", "external_port": 20081, "internal_port": 80, "internal_ip": "10.99.0.11"}), 400, "internal_ip"),
+        (json!({"protocol": "tcp", "external_port": 20081, "internal_port": 80, "internal_ip": "nope"}), 400, "internal_ip"),
+        (json!({"protocol": "tcp", "external_port": "x", "internal_port": 80}), 400, "external_port"),
+    ] {
+        let (got, v) = nat(body.clone());
+        assert_eq!(got, status, "{body}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    s.ok("POST", &format!("/api/client/natadd/h1/{vm}"), Some(json!({"external_port": 20082, "internal_port": 8080})));
+    let (got, v) = nat(json!({"external_port": 20083, "internal_port": 8081}));
+    assert_eq!(got, 409, "nat_num: {v}");
+    assert!(v["msg"].as_str().unwrap().contains("nat_num"), "{v}");
+    let (got, _) = s.call("DELETE", &format!("/api/client/natdel/h1/{vm}/9"), None);
+    assert_eq!(got, 404);
+    s.ok("DELETE", &format!("/api/client/natdel/h1/{vm}/2"), None);
+
+    // Addresses: add, refuse bad ones, delete by index.
+    let added = s.ok("POST", &format!("/api/client/ipaddr/create/h1/{vm}"), Some(json!({"type": "ipv4", "description": "second"})));
+    assert_eq!(added["address"], "10.99.0.11", "{added}");
+    assert_eq!(added["index"], 1);
+    for (body, field) in [
+        (json!({"type": "ipv4", "address": "10.99.0.10"}), "address"),
+        (json!({"type": "ipv4", "address": "10.42.0.5"}), "address"),
+        (json!({"type": "ipv4", "address": "10.99.0.12", "gateway": "10.99.0.254"}), "gateway"),
+        (json!({"type": "ipv9"}), "type"),
+        (json!({"type": "ipv6"}), "type"),
+        (json!({"type": "ipv4", "nic": "nic7"}), "nic"),
+    ] {
+        let (got, v) = s.call("POST", &format!("/api/client/ipaddr/create/h1/{vm}"), Some(body.clone()));
+        assert_eq!(got, 400, "{body}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    let (got, _) = s.call("DELETE", &format!("/api/client/ipaddr/delete/h1/{vm}/5"), None);
+    assert_eq!(got, 404);
+    // The primary address carries forwards: it cannot go first.
+    let (got, v) = s.call("DELETE", &format!("/api/client/ipaddr/delete/h1/{vm}/0"), None);
+    assert_eq!(got, 409, "{v}");
+    s.ok("DELETE", &format!("/api/client/ipaddr/delete/h1/{vm}/1"), None);
+    assert_eq!(s.ok("GET", &format!("/api/client/ipaddr/detail/h1/{vm}"), None).as_array().unwrap().len(), 1);
+
+    // Reverse proxy: HTTP by Host header.
+    s.ok("POST", &format!("/api/client/proxys/create/h1/{vm}"), Some(json!({"domain": "Web.Example.test", "backend_port": 80})));
+    let (_, body) = client_curl(&client_ns, &["-H", "Host: web.example.test", "http://192.0.2.1/"]);
+    assert!(body.contains(PAGE), "proxy over HTTP: {body:?}");
+    let (_, body) = client_curl(&client_ns, &["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.test", "http://192.0.2.1/"]);
+    assert_eq!(body, "404");
+    // Self-signed HTTPS (and plain HTTP redirects to it).
+    s.ok("POST", &format!("/api/client/proxys/create/h1/{vm}"),
+        Some(json!({"domain": "secure.example.test", "ssl_enabled": true, "ssl_type": "self_signed"})));
+    let (_, body) = client_curl(&client_ns, &["-k", "--resolve", "secure.example.test:443:192.0.2.1", "https://secure.example.test/"]);
+    assert!(body.contains(PAGE), "self-signed HTTPS: {body:?}");
+    let (_, code) = client_curl(&client_ns, &["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: secure.example.test", "http://192.0.2.1/"]);
+    assert_eq!(code, "301");
+    // A certificate from the customer's own CA, verified by the client.
+    let ca = custom_certificate("shop.example.test");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    s.ok("POST", &format!("/api/client/proxys/create/h1/{vm}"),
+        Some(json!({"domain": "shop.example.test", "ssl_enabled": true, "ssl_type": "custom",
+                    "ssl_cert": ca.cert_pem, "ssl_key": ca.key_pem})));
+    let (code, body) = client_curl(&client_ns, &["--cacert", ca_file.to_str().unwrap(), "--resolve", "shop.example.test:443:192.0.2.1", "https://shop.example.test/"]);
+    assert!(body.contains(PAGE), "custom-cert HTTPS (curl exit {code}): {body:?}");
+    let listed = s.ok("GET", &format!("/api/client/proxys/detail/h1/{vm}"), None);
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert!(!listed.to_string().contains("PRIVATE KEY"), "a key leaked: {listed}");
+    // Bad proxy input.
+    let other = custom_certificate("elsewhere.example.test");
+    for (body, status, field) in [
+        (json!({"domain": "web.example.test"}), 409, "web.example.test"),
+        (json!({"domain": "not a domain"}), 400, "domain"),
+        (json!({"domain": "x.example.test", "backend_ip": "10.99.0.15"}), 400, "backend_ip"),
+        (json!({"domain": "x.example.test", "backend_port": 70000}), 400, "backend_port"),
+        (json!({"domain": "x.example.test", "ssl_enabled": true}), 400, "ssl_type"),
+        (json!({"domain": "x.example.test", "ssl_enabled": true, "ssl_type": "custom"}), 400, "ssl_cert"),
+        (json!({"domain": "x.example.test", "ssl_enabled": true, "ssl_type": "custom", "ssl_cert": other.cert_pem, "ssl_key": other.key_pem}), 400, "ssl_cert"),
+        (json!({"domain": "x.example.test", "ssl_enabled": true, "ssl_type": "custom", "ssl_cert": ca.cert_pem, "ssl_key": other.key_pem}), 400, "ssl_cert"),
+    ] {
+        let (got, v) = s.call("POST", &format!("/api/client/proxys/create/h1/{vm}"), Some(body.clone()));
+        assert_eq!(got, status, "{body}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    let (got, _) = s.call("DELETE", &format!("/api/client/proxys/delete/h1/{vm}/7"), None);
+    assert_eq!(got, 404);
+
+    // Restart with the kernel state lost (table gone, dnsmasq killed) and a
+    // foreign element planted: everything comes back, the stranger goes.
+    s.kill();
+    host_ns.must(&["nft", "add", "element", "ip", "ironidc", "fwd_tcp", "{ 20099 : 10.99.0.19 . 99 }"]);
+    let planted = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(planted.contains("20099"), "{planted}");
+    let s = Server::start_in_netns(&host_ns.0, &api_ip, 1880, dir.path(), &env);
+    let table = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(!table.contains("20099"), "a foreign forward survived: {table}");
+    s.kill();
+    host_ns.must(&["nft", "delete", "table", "ip", "ironidc"]);
+    let _ = host_ns.exec(&["pkill", "-9", "dnsmasq"]);
+    let s = Server::start_in_netns(&host_ns.0, &api_ip, 1880, dir.path(), &env);
+    let table = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(table.contains("20080 : 10.99.0.10 . 80"), "{table}");
+    assert!(table.contains("masquerade"), "{table}");
+    wait_until(30, "the page through the restored forward", || {
+        client_curl(&client_ns, &["http://192.0.2.1:20080/"]).1.contains(PAGE)
+    });
+    let (_, body) = client_curl(&client_ns, &["--cacert", ca_file.to_str().unwrap(), "--resolve", "shop.example.test:443:192.0.2.1", "https://shop.example.test/"]);
+    assert!(body.contains(PAGE), "proxy after restart: {body:?}");
+    assert!(std::fs::read_to_string(dir.path().join("run/brnat0.hosts")).unwrap_or_default().contains("10.99.0.10"));
+
+    // Delete the forward: the port is closed again.
+    let rules = s.ok("GET", &format!("/api/client/natget/h1/{vm}"), None);
+    let idx = rules.as_array().unwrap().iter().position(|r| r["external_port"] == 20080).unwrap();
+    s.ok("DELETE", &format!("/api/client/natdel/h1/{vm}/{idx}"), None);
+    let (code, _) = client_curl(&client_ns, &["http://192.0.2.1:20080/"]);
+    assert_eq!(code, 7, "curl should be refused once the rule is gone");
+
+    // Deleting the VM takes its rules, bindings and reservation with it.
+    s.ok("DELETE", &format!("/api/client/delete/h1/{vm}"), None);
+    let table = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(!table.contains("10.99.0.10"), "{table}");
+    let (_, code) = client_curl(&client_ns, &["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: web.example.test", "http://192.0.2.1/"]);
+    assert_eq!(code, "404");
+    assert!(!std::fs::read_to_string(dir.path().join("run/brnat0.hosts")).unwrap_or_default().contains("10.99.0.10"));
+    let again = s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": "web3", "os_name": "demo", "cpu_num": 1, "mem_num": 256, "hdd_num": 1024,
+                    "nic_all": {"nic0": {"nic_type": "nat"}}})),
+    );
+    assert_eq!(again["vm"]["config"]["nic_all"]["nic0"]["ip4_addr"], "10.99.0.10", "the address was not freed");
+    s.ok("DELETE", "/api/client/delete/h1/web3", None);
+    let _ = Command::new("ip").args(["link", "del", &vr]).output();
+}
