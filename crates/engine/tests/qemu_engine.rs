@@ -190,6 +190,7 @@ fn spec(uuid: &str, image: &str, hdd_mb: u64) -> VmSpec {
         nics: vec![NicSpec {
             name: "ethernet0".into(),
             mac: "52:54:00:12:34:56".into(),
+            bridge: None,
         }],
     }
 }

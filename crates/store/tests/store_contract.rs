@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ironidc_core::engine::PowerState;
-use ironidc_core::model::{HostConfig, HwStatus, TaskStatus, VmConfig};
-use ironidc_core::store::{NewHost, NewLog, NewVm, Store, StoreError};
+use ironidc_core::model::{
+    HostConfig, HwStatus, NatRule, NicConfig, ProxyBinding, TaskStatus, VmAddress, VmConfig,
+};
+use ironidc_core::store::{NewHost, NewLog, NewVm, Scope, Store, StoreError};
 use ironidc_store::SqlStore;
 
 async fn contract(store: &SqlStore, tag: &str) {
@@ -177,7 +179,9 @@ async fn contract(store: &SqlStore, tag: &str) {
         Some("v2")
     );
 
-    store.delete_vm(vm.id).await.expect("delete vm");
+    let vm_id = network_contract(store, host.id, &vm_name, tag).await;
+
+    store.delete_vm(vm_id).await.expect("delete vm");
     assert!(store
         .vm_by_uuid(host.id, &vm_name)
         .await
@@ -185,6 +189,124 @@ async fn contract(store: &SqlStore, tag: &str) {
         .is_none());
     store.delete_host(host.id).await.expect("delete host");
     assert!(store.host_by_name(&host_name).await.expect("get").is_none());
+}
+
+/// Addresses, NAT rules, proxy bindings and the MAC index of one VM; all of
+/// them go when the VM goes.
+/// Returns the id of the VM, which it deletes and inserts again.
+async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &str) -> i64 {
+    let vm = store.vm_by_uuid(host_id, vm_name).await.unwrap().unwrap();
+    // The MAC index follows the VM's NICs, and a MAC belongs to one VM.
+    let mac = format!("52:54:00:{:02x}:00:01", std::process::id() % 256);
+    let mut config = vm.config.clone();
+    config.nic_all.insert(
+        "nic0".into(),
+        NicConfig {
+            nic_type: "nat".into(),
+            mac_addr: mac.clone(),
+            ..Default::default()
+        },
+    );
+    store.update_vm_config(vm.id, &config, false).await.unwrap();
+    assert_eq!(store.vm_by_mac(&mac).await.unwrap().unwrap().id, vm.id);
+    let other_name = format!("other-{tag}");
+    let clash = store
+        .insert_vm(NewVm {
+            host_id,
+            uuid: &other_name,
+            config: &VmConfig {
+                vm_uuid: other_name.clone(),
+                ..config.clone()
+            },
+            state: PowerState::Stopped,
+            os_pass_sealed: None,
+        })
+        .await;
+    assert!(matches!(&clash, Err(StoreError::Conflict(w)) if w.starts_with("mac_addr")), "{clash:?}");
+    assert!(store.vm_by_uuid(host_id, &other_name).await.unwrap().is_none(), "a refused VM left a row");
+
+    let address = VmAddress {
+        id: 0,
+        host_id,
+        vm_id: vm.id,
+        nic: "nic0".into(),
+        vers: "ipv4".into(),
+        address: format!("10.{}.0.10", std::process::id() % 250),
+        prefix: 24,
+        gateway: "10.0.0.1".into(),
+        pool: "lan".into(),
+        description: "primary".into(),
+        created_at: 0,
+    };
+    let a = store.insert_address(&address).await.unwrap();
+    assert_eq!((a.prefix, a.description.as_str()), (24, "primary"));
+    assert!(matches!(store.insert_address(&address).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.addresses(Scope::Vm(vm.id)).await.unwrap().len(), 1);
+    assert_eq!(store.addresses(Scope::Host(host_id)).await.unwrap().len(), 1);
+    assert!(!store.addresses(Scope::All).await.unwrap().is_empty());
+
+    let rule = NatRule {
+        id: 0,
+        host_id,
+        vm_id: vm.id,
+        protocol: "both".into(),
+        external_port: 65000,
+        internal_ip: a.address.clone(),
+        internal_port: 22,
+        description: "ssh".into(),
+        created_at: 0,
+    };
+    let r = store.insert_nat_rule(&rule).await.unwrap();
+    assert_eq!((r.external_port, r.internal_port), (65000, 22));
+    assert_eq!(store.nat_rules(Scope::Vm(vm.id)).await.unwrap(), vec![r.clone()]);
+
+    let binding = ProxyBinding {
+        id: 0,
+        host_id,
+        vm_id: vm.id,
+        domain: format!("{tag}.example.test"),
+        backend_ip: a.address.clone(),
+        backend_port: 8080,
+        ssl_enabled: true,
+        ssl_type: "letsencrypt".into(),
+        cert_pem: None,
+        key_sealed: None,
+        cert_not_after: None,
+        cert_error: None,
+        description: String::new(),
+        created_at: 0,
+    };
+    let p = store.insert_proxy(&binding).await.unwrap();
+    assert!(matches!(store.insert_proxy(&binding).await, Err(StoreError::Conflict(_))), "one domain, one binding");
+    store
+        .set_proxy_certificate(p.id, Some("CERT"), Some("enc:v1:k"), Some(1_900_000_000), None)
+        .await
+        .unwrap();
+    let p = store.proxies(Scope::Vm(vm.id)).await.unwrap().remove(0);
+    assert_eq!(p.cert_pem.as_deref(), Some("CERT"));
+    assert_eq!(p.cert_not_after, Some(1_900_000_000));
+    assert!(p.ssl_enabled);
+
+    store.delete_nat_rule(r.id).await.unwrap();
+    assert!(store.nat_rules(Scope::Vm(vm.id)).await.unwrap().is_empty());
+    store.insert_nat_rule(&rule).await.unwrap();
+    store.delete_vm(vm.id).await.unwrap();
+    assert!(store.addresses(Scope::Vm(vm.id)).await.unwrap().is_empty());
+    assert!(store.nat_rules(Scope::Vm(vm.id)).await.unwrap().is_empty());
+    assert!(store.proxies(Scope::Vm(vm.id)).await.unwrap().is_empty());
+    assert!(store.vm_by_mac(&mac).await.unwrap().is_none());
+    // Put the VM back for the rest of the contract.
+    store
+        .insert_vm(NewVm {
+            host_id,
+            uuid: vm_name,
+            config: &vm.config,
+            state: PowerState::Stopped,
+            os_pass_sealed: None,
+        })
+        .await
+        .unwrap()
+        .id
 }
 
 #[tokio::test]

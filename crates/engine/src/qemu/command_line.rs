@@ -263,14 +263,17 @@ mod tests {
             NicSpec {
                 name: "ethernet0".into(),
                 mac: "52:54:00:00:00:01".into(),
+                bridge: None,
             },
             NicSpec {
                 name: "ethernet1".into(),
                 mac: "52:54:00:00:00:02".into(),
+                bridge: Some("brnat0".into()),
             },
         ];
         let dir = VmDir::new(&host("/var/lib/ironidc/vms"), "vm1").unwrap();
-        let line = QemuCommandLine::for_vm(&spec(nics), &dir, Accel::Tcg).unwrap();
+        let mut line = QemuCommandLine::for_vm(&spec(nics), &dir, Accel::Tcg).unwrap();
+        line.seed = Some(dir.seed_image());
         let got: Vec<String> = line
             .args()
             .iter()
@@ -284,9 +287,11 @@ mod tests {
             "-smp", "2", "-m", "512M",
             "-blockdev", &format!("driver=qcow2,node-name=disk0,discard=unmap,cache.direct=off,file.driver=file,file.filename={d}/disk.qcow2"),
             "-device", "virtio-blk-pci,id=virtio-disk0,drive=disk0,bootindex=1",
+            "-blockdev", &format!("driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename={d}/seed.img"),
+            "-device", "virtio-blk-pci,id=virtio-seed,drive=seed0",
             "-netdev", "user,id=net0,restrict=on",
             "-device", "virtio-net-pci,id=nic0,netdev=net0,romfile=,mac=52:54:00:00:00:01",
-            "-netdev", "user,id=net1,restrict=on",
+            "-netdev", "tap,id=net1,ifname=ix525400000002,script=no,downscript=no",
             "-device", "virtio-net-pci,id=nic1,netdev=net1,romfile=,mac=52:54:00:00:00:02",
             "-chardev", &format!("socket,id=qmp,server=on,wait=off,path={d}/qmp.sock"),
             "-mon", "chardev=qmp,mode=control",

@@ -61,7 +61,7 @@ impl VmDir {
     }
     /// The NoCloud seed (a small FAT volume labelled CIDATA), when written.
     pub fn seed_image(&self) -> PathBuf {
-        self.path.join("seed.img")
+        self.dir.join("seed.img")
     }
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
