@@ -209,6 +209,10 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
     assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["ip4_addr"], "10.99.0.10", "{created}");
     assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["nic_gate"], "10.99.0.1");
     assert_eq!(created["vm"]["config"]["nic_all"]["nic0"]["nic_mask"], "255.255.255.0");
+    let pools = s.ok("GET", "/api/server/ipaddr/h1?limit=2", None);
+    assert_eq!(pools[0]["total"], 20, "{pools}");
+    assert_eq!(pools[0]["used"], 1, "{pools}");
+    assert_eq!(pools[0]["free_addresses"], json!(["10.99.0.11", "10.99.0.12"]), "{pools}");
     let ips = s.ok("GET", &format!("/api/client/ipaddr/detail/h1/{vm}"), None);
     assert_eq!(ips.as_array().unwrap().len(), 1, "{ips}");
     assert_eq!(ips[0]["address"], "10.99.0.10");

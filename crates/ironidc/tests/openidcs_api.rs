@@ -29,6 +29,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/api/server/delete/h1"),
     ("POST", "/api/server/powers/h1"),
     ("GET", "/api/server/status/h1"),
+    ("GET", "/api/server/ipaddr/h1"),
     ("GET", "/api/client/detail/h1"),
     ("GET", "/api/client/detail/h1/vm1"),
     ("POST", "/api/client/create/h1"),
@@ -37,6 +38,15 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/client/powers/h1/vm1"),
     ("GET", "/api/client/status/h1/vm1"),
     ("POST", "/api/client/scaner/h1"),
+    ("GET", "/api/client/natget/h1/vm1"),
+    ("POST", "/api/client/natadd/h1/vm1"),
+    ("DELETE", "/api/client/natdel/h1/vm1/0"),
+    ("GET", "/api/client/ipaddr/detail/h1/vm1"),
+    ("POST", "/api/client/ipaddr/create/h1/vm1"),
+    ("DELETE", "/api/client/ipaddr/delete/h1/vm1/0"),
+    ("GET", "/api/client/proxys/detail/h1/vm1"),
+    ("POST", "/api/client/proxys/create/h1/vm1"),
+    ("DELETE", "/api/client/proxys/delete/h1/vm1/0"),
     ("GET", "/api/no/such/endpoint"),
 ];
 

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/server/delete/{hs_name}", delete(hosts::remove))
         .route("/api/server/powers/{hs_name}", post(hosts::enable))
         .route("/api/server/status/{hs_name}", get(hosts::status))
+        .route("/api/server/ipaddr/{hs_name}", get(network::pools))
         // vms
         .route("/api/client/detail/{hs_name}", get(vms::list))
         .route("/api/client/detail/{hs_name}/{vm_uuid}", get(vms::detail))

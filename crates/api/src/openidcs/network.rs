@@ -7,8 +7,25 @@ use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
 use serde::Serialize;
 
 use super::envelope::{ApiResult, Data};
-use super::extract::{from_json, Admin, JsonObject, PathParams};
+use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
 use crate::AppState;
+
+#[derive(serde::Deserialize)]
+pub struct PoolQuery {
+    /// How many free addresses to list per pool (default 20, at most 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/server/ipaddr/{hs_name}`: the host's pools, used and free.
+pub async fn pools(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams(hs): PathParams<String>,
+    Params(q): Params<PoolQuery>,
+) -> ApiResult<impl Serialize> {
+    let limit = q.limit.unwrap_or(20).min(1000);
+    Ok(Data(s.services.pool_usage(&hs, limit).await?))
+}
 
 type VmPath = PathParams<(String, String)>;
 type IndexPath = PathParams<(String, String, usize)>;

@@ -45,7 +45,59 @@ pub struct AddressInput {
     pub description: String,
 }
 
+/// A pool of a host with its usage, for billing systems picking addresses.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolUsage {
+    pub name: String,
+    pub vers: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub gateway: String,
+    pub prefix: u8,
+    pub total: usize,
+    pub used: usize,
+    pub free: usize,
+    /// The first free addresses, in allocation order (at most `limit`).
+    pub free_addresses: Vec<String>,
+}
+
 impl Services {
+    /// Every pool of a host with its used and free addresses.
+    pub async fn pool_usage(&self, hs_name: &str, limit: usize) -> Result<Vec<PoolUsage>, CoreError> {
+        let host = self.host(hs_name).await?;
+        let pools = Self::pools_of(&host)?;
+        let used: HashSet<IpAddr> = self
+            .store()
+            .addresses(Scope::Host(host.id))
+            .await?
+            .iter()
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        Ok(pools
+            .iter()
+            .map(|p| {
+                let total = p.addresses().count();
+                let in_use = p.addresses().filter(|a| used.contains(a)).count();
+                PoolUsage {
+                    name: p.name.clone(),
+                    vers: p.vers.as_str(),
+                    kind: p.kind.as_str(),
+                    gateway: p.gateway.to_string(),
+                    prefix: p.prefix_len(),
+                    total,
+                    used: in_use,
+                    free: total - in_use,
+                    free_addresses: p
+                        .addresses()
+                        .filter(|a| !used.contains(a))
+                        .take(limit)
+                        .map(|a| a.to_string())
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+
     /// The validated pools of a host.
     pub(crate) fn pools_of(host: &Host) -> Result<Vec<Pool>, CoreError> {
         ipam::parse_pools(&host.config.ipaddr_maps)

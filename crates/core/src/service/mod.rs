@@ -25,7 +25,7 @@ use crate::network::Network;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
-pub use addresses::{AddressInput, AddressView};
+pub use addresses::{AddressInput, AddressView, PoolUsage};
 pub use auth::{TokenBootstrap, TokenInfo};
 pub use nat::{NatInput, NatRuleView};
 pub use proxy::{CreatedProxy, ProxyInput, ProxyView};

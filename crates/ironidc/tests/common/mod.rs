@@ -34,12 +34,16 @@ pub fn qemu_available(test: &str) -> bool {
     ok
 }
 
-/// The demo image, built once (the builder writes to a temp file and
-/// renames, so concurrent test binaries never see a half-built image).
+/// The demo image, built once per image revision (the builder writes to a
+/// temp file and renames, so concurrent test binaries never see a half-built
+/// image): `target/ironidc-test-images/rev<N>/demo.qcow2`, where N is
+/// `DEMO_IMAGE_REVISION`, so changed guest files always get a fresh image.
 pub fn demo_image_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = workspace_target().join("ironidc-test-images");
+        let dir = workspace_target()
+            .join("ironidc-test-images")
+            .join(format!("rev{}", ironidc_engine::image::DEMO_IMAGE_REVISION));
         let image = dir.join("demo.qcow2");
         if !image.exists() {
             std::fs::create_dir_all(&dir).unwrap();
@@ -97,10 +101,21 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], port: Option<u16>) -> Self {
         let port = port.unwrap_or_else(free_port);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironidc"));
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_ironidc")), "127.0.0.1", port, data_dir, env)
+    }
+
+    /// Run the controller inside network namespace `netns`, listening on
+    /// `ip:port` (an address of that namespace the test can reach).
+    pub fn start_in_netns(netns: &str, ip: &str, port: u16, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ironidc")]);
+        Self::spawn(cmd, ip, port, data_dir, env)
+    }
+
+    fn spawn(mut cmd: Command, ip: &str, port: u16, data_dir: &Path, env: &[(&str, &str)]) -> Self {
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{ip}:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
             .env("IRONIDC_ACCEL", "tcg")
@@ -108,6 +123,9 @@ impl Server {
             .env("IRONIDC_RECONCILE_INTERVAL", "2")
             .env_remove("IRONIDC_TOKEN")
             .env_remove("IRONIDC_DATABASE_URL")
+            // Tests run many controllers at once: no proxy unless asked for.
+            .env("IRONIDC_PROXY_HTTP", "off")
+            .env("IRONIDC_PROXY_HTTPS", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -116,7 +134,7 @@ impl Server {
         let child = cmd.spawn().expect("spawn ironidc");
         let server = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{ip}:{port}"),
             data_dir: data_dir.to_path_buf(),
             port,
             client: reqwest::blocking::Client::builder()
