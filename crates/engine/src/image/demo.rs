@@ -2,6 +2,11 @@
 //! disk. It boots under QEMU TCG to a shell on ttyS0 in seconds, prints
 //! `IRONIDC-DEMO-READY` on the serial console when up, and powers off on an ACPI power
 //! button press (QMP `system_powerdown`).
+//!
+//! Its NICs (virtio-net) get addresses by DHCP (`IRONIDC-NET eth0 ADDRESS` on the
+//! console), a NoCloud seed disk (see [`super::write_seed`]) names it
+//! (`IRONIDC-SEED hostname=NAME`, the seed stays mounted at /run/cidata), and busybox httpd
+//! serves a page with the line `IRONIDC-GUEST HOSTNAME` on port 80.
 use std::path::{Path, PathBuf};
 
 use ironidc_core::engine::ProgressSink;
@@ -9,15 +14,26 @@ use ironidc_core::engine::ProgressSink;
 use super::debian_package::PackageCache;
 use super::elf;
 use super::error::ImageError;
-use super::fat_disk::FatDisk;
+use super::fat_disk::{FatDisk, FatLayout, MIB};
 use super::initramfs::write_demo_initramfs;
 use super::kernel_modules::Kernel;
 use super::scratch::Scratch;
 
 pub const DEFAULT_DEMO_DISK_MB: u64 = 64;
 
-/// The line the guest prints on its serial console once booted.
+/// The line the guest prints on its serial console once booted (after its services
+/// started and its NICs got their DHCP leases, or 10 s passed waiting for them).
 pub const DEMO_READY_MARKER: &str = "IRONIDC-DEMO-READY";
+
+/// Revision of the demo guest's contents (scripts, modules, layout). Bumped whenever
+/// they change, so caches of built images can be keyed by it and never serve a stale one.
+pub const DEMO_IMAGE_REVISION: u32 = 2;
+
+const VOLUME_LABEL: &str = "IRONIDC";
+
+/// Room left for the FAT tables, root directory and syslinux's own files (ldlinux.sys,
+/// ldlinux.c32: about 200 KiB) beyond the files we copy in.
+const BOOT_DISK_OVERHEAD: u64 = 2 * MIB;
 
 /// A meta package: it names the current cloud kernel through its dependency.
 const KERNEL_META_PACKAGE: &str = "linux-image-cloud-amd64";
@@ -33,7 +49,7 @@ const GUEST_MODULES: &[&str] = &[
     "virtio_blk",     // disks
     "virtio_net",     // NICs
     "virtio_console", // serial ports (the guest agent's channel)
-    "vfat",           // the boot disk's file system
+    "vfat",           // file system of the boot disk and of NoCloud seeds
     // vfat's code page and character sets: the kernel cannot load them on demand at mount
     // time (the guest has no modprobe database), so they are loaded up front.
     "nls_cp437",
@@ -109,7 +125,12 @@ pub fn build_demo_image(
         .map_err(ImageError::io("inspect", &kernel.vmlinuz))?
         .len();
     let payload = kernel_bytes + initrd_bytes + SYSLINUX_CFG.len() as u64;
-    let disk = FatDisk::create(&scratch.path().join("disk.raw"), opts.size_mb, payload)?;
+    let layout = FatLayout {
+        size_mb: opts.size_mb,
+        label: VOLUME_LABEL,
+        overhead_bytes: BOOT_DISK_OVERHEAD,
+    };
+    let disk = FatDisk::create(&scratch.path().join("disk.raw"), &layout, payload)?;
     progress.report("copying kernel and initramfs", 65);
     disk.copy_in(&kernel.vmlinuz, "vmlinuz")?;
     disk.copy_in(&initrd, "initrd")?;
@@ -130,9 +151,9 @@ pub fn build_demo_image(
     })
 }
 
-/// The directory the image goes to (the scratch directory is made there so the final
-/// rename stays on one file system).
-fn output_dir(out_file: &Path) -> Result<&Path, ImageError> {
+/// The directory an image goes to (scratch files are made there so the final rename
+/// stays on one file system).
+pub(super) fn output_dir(out_file: &Path) -> Result<&Path, ImageError> {
     let bad = || ImageError::BadOutputPath {
         path: out_file.to_path_buf(),
     };

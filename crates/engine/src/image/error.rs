@@ -18,6 +18,13 @@ pub enum ImageError {
         source: std::io::Error,
     },
 
+    #[error("could not write the input of `{program}`")]
+    Input {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("`{program} {args}` failed ({status}): {stderr}")]
     CommandFailed {
         program: &'static str,

@@ -95,6 +95,42 @@ impl HostTool {
             program: self.program,
             source,
         })?;
+        self.check(&cmd, out)
+    }
+
+    /// Like [`HostTool::output`], with `input` written to the program's stdin.
+    pub fn output_with_input(&self, mut cmd: Command, input: &[u8]) -> Result<Vec<u8>, ImageError> {
+        use std::io::Write;
+        let spawn_error = |source| ImageError::Spawn {
+            program: self.program,
+            source,
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(spawn_error)?;
+        // Written from another thread: a program that fills its stdout or stderr pipe
+        // before reading all its input would otherwise block us both.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let input = input.to_vec();
+            std::thread::spawn(move || stdin.write_all(&input))
+        });
+        let out = child.wait_with_output().map_err(spawn_error)?;
+        let written = writer.map_or(Ok(()), |writer| {
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("stdin writer panicked")))
+        });
+        // A program that fails early breaks the pipe: its status and stderr say more.
+        let stdout = self.check(&cmd, out)?;
+        written.map_err(|source| ImageError::Input {
+            program: self.program,
+            source,
+        })?;
+        Ok(stdout)
+    }
+
+    fn check(&self, cmd: &Command, out: std::process::Output) -> Result<Vec<u8>, ImageError> {
         if out.status.success() {
             return Ok(out.stdout);
         }

@@ -11,7 +11,8 @@ use super::error::ImageError;
 use super::kernel_modules::LoadableModule;
 
 /// Text files of the guest: archive path, permissions, contents. Later additions (agent,
-/// httpd, network) are a line here plus a file under `guest/`.
+/// ...) are a line here plus a file under `guest/`. Changing any of them (or anything
+/// else in the guest) means bumping `DEMO_IMAGE_REVISION`.
 const GUEST_FILES: &[(&str, u32, &str)] = &[
     ("init", 0o755, include_str!("guest/init.sh")),
     ("etc/inittab", 0o644, include_str!("guest/inittab")),
@@ -20,6 +21,11 @@ const GUEST_FILES: &[(&str, u32, &str)] = &[
         "etc/acpi/PWRF/00000080",
         0o755,
         include_str!("guest/power-button.sh"),
+    ),
+    (
+        "usr/share/udhcpc/default.script",
+        0o755,
+        include_str!("guest/udhcpc.script"),
     ),
     ("etc/profile", 0o644, include_str!("guest/profile")),
     ("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
@@ -182,6 +188,7 @@ mod tests {
             "etc/inittab",
             "etc/acpi/PWRF/00000080",
             "etc/ironidc/modules",
+            "usr/share/udhcpc/default.script",
             "lib/modules/virtio_pci.ko",
             "tmp",
         ] {

@@ -28,12 +28,22 @@ impl Scratch {
         Ok(Scratch { path, armed: true })
     }
 
+    /// Reserve the path `parent/<unique name>` for a file the caller creates.
+    pub fn new_file(parent: &Path, prefix: &str) -> Self {
+        Scratch {
+            path: parent.join(unique_name(prefix)),
+            armed: true,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Move the scratch path to `dest` and stop guarding it. If another build put `dest`
-    /// there first, ours is dropped and theirs is kept: both are equivalent.
+    /// Move the scratch path to `dest` and stop guarding it. A file replaces whatever file
+    /// `dest` was (atomically: `rename`). A directory does not replace one: if another
+    /// build put `dest` there first, ours is dropped and theirs is kept (both are
+    /// equivalent).
     pub fn persist_as(mut self, dest: &Path) -> Result<(), ImageError> {
         match std::fs::rename(&self.path, dest) {
             Ok(()) => {

@@ -17,10 +17,12 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /run
 
-# Hostname: `hostname=NAME` on the kernel command line, else the default.
+# Hostname: `hostname=NAME` on the kernel command line (letters, digits, dots, dashes),
+# else the default. A NoCloud seed's local-hostname overrides both (/etc/init.d/rcS).
 name=ironidc-demo
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        hostname=*[!A-Za-z0-9.-]*) echo "ironidc: ignoring invalid $arg" > /dev/console ;;
         hostname=?*) name="${arg#hostname=}" ;;
     esac
 done
