@@ -1,0 +1,128 @@
+//! Accept loops of the HTTP and HTTPS listeners; one task per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::handler::{self, ConnInfo, Scheme};
+use super::Shared;
+use crate::tls;
+
+/// A client that has not finished its TLS handshake by then is dropped, so
+/// half-open handshakes cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept: the usual cause is running out of file
+/// descriptors, and retrying at once would spin a core.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Clone)]
+pub(super) enum Kind {
+    Http,
+    Https(TlsAcceptor),
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            // Also fires when the handle is gone (sender dropped).
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(
+                        stream,
+                        peer,
+                        kind.clone(),
+                        shared.clone(),
+                        stop.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!("proxy accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    match kind {
+        Kind::Http => {
+            let info = ConnInfo {
+                peer,
+                scheme: Scheme::Http,
+                sni: None,
+            };
+            serve_http1(stream, info, shared, stop).await;
+        }
+        Kind::Https(acceptor) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let sni = tls.get_ref().1.server_name().map(tls::normalize_domain);
+            let info = ConnInfo {
+                peer,
+                scheme: Scheme::Https,
+                sni,
+            };
+            serve_http1(tls, info, shared, stop).await;
+        }
+    }
+}
+
+async fn serve_http1<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let info = Arc::new(info);
+    let peer = info.peer;
+    let service = service_fn(move |req| handler::handle(shared.clone(), info.clone(), req));
+    // The timer makes hyper's default 30 s header read timeout effective
+    // (without one it is silently off); it also closes idle keep-alive
+    // connections, since waiting for the next request counts as reading
+    // headers.
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.changed() => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "proxy connection ended with an error: {e}");
+    }
+}
