@@ -126,6 +126,83 @@ fn custom_certificate(domain: &str) -> TestCa {
     }
 }
 
+/// Pebble (a test ACME server) and its fake DNS inside the host namespace:
+/// every name resolves to 127.0.0.1, so pebble's HTTP-01 check reaches the
+/// controller's proxy on port 80. Returns (directory URL, CA of pebble's
+/// own HTTPS listener, as a file).
+fn start_pebble(host_ns: &Netns, dir: &Path) -> (String, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // A subject of its own: with rcgen's default name on both, the leaf
+    // would look self-signed to clients.
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "pebble listener test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let pebble_dir = dir.join("pebble");
+    std::fs::create_dir_all(&pebble_dir).unwrap();
+    let ca_file = pebble_dir.join("listener-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(pebble_dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(pebble_dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let config = json!({"pebble": {
+        "listenAddress": "127.0.0.1:14000",
+        "managementListenAddress": "127.0.0.1:15000",
+        "certificate": pebble_dir.join("cert.pem"),
+        "privateKey": pebble_dir.join("key.pem"),
+        "httpPort": 80,
+        "tlsPort": 5001,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false
+    }});
+    std::fs::write(pebble_dir.join("pebble.json"), config.to_string()).unwrap();
+    let log_file = pebble_dir.join("pebble.log");
+    let spawn = |args: &[&str]| {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_file).unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &host_ns.0])
+            .args(args)
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    spawn(&["pebble-challtestsrv", "-dns01", "127.0.0.1:8053", "-http01", "", "-https01", "", "-tlsalpn01", "",
+            "-management", "127.0.0.1:8055", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
+    spawn(&["pebble", "-config", pebble_dir.join("pebble.json").to_str().unwrap(), "-dnsserver", "127.0.0.1:8053"]);
+    let directory = "https://127.0.0.1:14000/dir".to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let probe = host_ns.exec(&["curl", "-sS", "-f", "-m", "2", "--cacert", ca_file.to_str().unwrap(), &directory]);
+        if probe.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pebble did not come up: {}\n{}",
+            String::from_utf8_lossy(&probe.stderr),
+            std::fs::read_to_string(&log_file).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    (directory, ca_file)
+}
+
+fn pebble_available(test: &str) -> bool {
+    let ok = Path::new("/usr/bin/pebble").exists() && Path::new("/usr/bin/pebble-challtestsrv").exists();
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{test}: pebble is required in CI");
+        eprintln!("{test}: pebble not installed, the ACME part is skipped");
+    }
+    ok
+}
+
 #[test]
 fn nat_proxy_and_addresses_with_a_real_guest() {
     let test = "nat_proxy_and_addresses_with_a_real_guest";
@@ -155,10 +232,17 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
 
     let dir = tempfile::tempdir().unwrap();
     let api_ip = format!("10.213.{n}.2");
+    let acme = pebble_available(test).then(|| start_pebble(&host_ns, dir.path()));
+    let (acme_directory, acme_ca) = acme
+        .as_ref()
+        .map(|(d, ca)| (d.clone(), ca.to_string_lossy().into_owned()))
+        .unwrap_or_default();
     let env = [
         ("IRONIDC_TOKEN", common::TOKEN),
         ("IRONIDC_PROXY_HTTP", "0.0.0.0:80"),
         ("IRONIDC_PROXY_HTTPS", "0.0.0.0:443"),
+        ("IRONIDC_ACME_DIRECTORY", acme_directory.as_str()),
+        ("IRONIDC_ACME_CA_FILE", acme_ca.as_str()),
     ];
     let s = Server::start_in_netns(&host_ns.0, &api_ip, 1880, dir.path(), &env);
 
@@ -351,6 +435,26 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
     }
     let (got, _) = s.call("DELETE", &format!("/api/client/proxys/delete/h1/{vm}/7"), None);
     assert_eq!(got, 404);
+
+    // ACME (HTTP-01) against pebble: issued in the background, then served.
+    if acme.is_some() {
+        let created = s.ok("POST", &format!("/api/client/proxys/create/h1/{vm}"),
+            Some(json!({"domain": "acme.example.test", "ssl_enabled": true, "ssl_type": "letsencrypt"})));
+        assert!(created["task_id"].as_i64().is_some(), "{created}");
+        let mut last = json!(null);
+        wait_until(60, "the ACME certificate", || {
+            let list = s.ok("GET", &format!("/api/client/proxys/detail/h1/{vm}"), None);
+            last = list.as_array().unwrap().iter().find(|p| p["domain"] == "acme.example.test").cloned().unwrap();
+            assert_ne!(last["cert_status"], "failed", "ACME failed: {last}");
+            last["cert_status"] == "active"
+        });
+        assert!(last["cert_not_after"].as_i64().unwrap() > 0, "{last}");
+        let root = host_ns.must(&["curl", "-sf", "--cacert", &acme_ca, "https://127.0.0.1:15000/roots/0"]);
+        let root_file = dir.path().join("acme-root.pem");
+        std::fs::write(&root_file, root).unwrap();
+        let (code, body) = client_curl(&client_ns, &["--cacert", root_file.to_str().unwrap(), "--resolve", "acme.example.test:443:192.0.2.1", "https://acme.example.test/"]);
+        assert!(body.contains(PAGE), "ACME HTTPS (curl exit {code}): {body:?}");
+    }
 
     // Restart with the kernel state lost (table gone, dnsmasq killed) and a
     // foreign element planted: everything comes back, the stranger goes.
