@@ -122,8 +122,9 @@ impl Pool {
                 format!("must be between 1 and {MAX_POOL}"),
             ));
         }
-        let last = offset(first, u128::from(raw.nums - 1))
-            .ok_or_else(|| CoreError::invalid(&field("nums"), "runs past the end of the address space"))?;
+        let last = offset(first, u128::from(raw.nums - 1)).ok_or_else(|| {
+            CoreError::invalid(&field("nums"), "runs past the end of the address space")
+        })?;
         if !subnet.contains(&first) || !subnet.contains(&last) {
             return Err(CoreError::invalid(
                 &field("from"),
@@ -134,8 +135,9 @@ impl Pool {
             .dns
             .iter()
             .map(|d| {
-                d.parse::<IpAddr>()
-                    .map_err(|_| CoreError::invalid(&field("dns"), format!("{d:?} is not an IP address")))
+                d.parse::<IpAddr>().map_err(|_| {
+                    CoreError::invalid(&field("dns"), format!("{d:?} is not an IP address"))
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -299,7 +301,11 @@ mod tests {
 
     #[test]
     fn v4_pool_skips_gateway_network_and_broadcast() {
-        let p = Pool::parse("lan", &pool("ipv4", "10.0.0.0", 256, "10.0.0.1", "255.255.255.0")).unwrap();
+        let p = Pool::parse(
+            "lan",
+            &pool("ipv4", "10.0.0.0", 256, "10.0.0.1", "255.255.255.0"),
+        )
+        .unwrap();
         let all: Vec<_> = p.addresses().collect();
         assert_eq!(all.first().unwrap().to_string(), "10.0.0.2");
         assert_eq!(all.last().unwrap().to_string(), "10.0.0.254");
@@ -346,10 +352,19 @@ mod tests {
     #[test]
     fn overlapping_pools_are_refused() {
         let mut maps = BTreeMap::new();
-        maps.insert("a".to_string(), pool("ipv4", "10.0.0.10", 10, "10.0.0.1", "24"));
-        maps.insert("b".to_string(), pool("ipv4", "10.0.0.15", 10, "10.0.0.1", "24"));
+        maps.insert(
+            "a".to_string(),
+            pool("ipv4", "10.0.0.10", 10, "10.0.0.1", "24"),
+        );
+        maps.insert(
+            "b".to_string(),
+            pool("ipv4", "10.0.0.15", 10, "10.0.0.1", "24"),
+        );
         assert!(parse_pools(&maps).is_err());
-        maps.insert("b".to_string(), pool("ipv4", "10.0.0.20", 10, "10.0.0.1", "24"));
+        maps.insert(
+            "b".to_string(),
+            pool("ipv4", "10.0.0.20", 10, "10.0.0.1", "24"),
+        );
         assert_eq!(parse_pools(&maps).unwrap().len(), 2);
     }
 }

@@ -1,10 +1,10 @@
 //! ironidc core: domain model, validation, ports (store, engine) and the
 //! service layer that every face calls.
 pub mod engine;
-pub mod ipam;
-pub mod network;
 pub mod error;
+pub mod ipam;
 pub mod model;
+pub mod network;
 pub mod secrets;
 pub mod service;
 pub mod store;

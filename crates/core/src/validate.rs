@@ -115,7 +115,10 @@ mod tests {
 /// the path-name alphabet, at most 15 bytes (IFNAMSIZ - 1).
 pub fn interface_name(field: &str, value: &str) -> Result<(), CoreError> {
     let ok = value.len() <= 15
-        && value.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && value
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
@@ -147,12 +150,17 @@ pub fn domain_name(field: &str, value: &str) -> Result<String, CoreError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !valid {
             return bad("each label must be 1-63 letters, digits or '-' (not at either end)");
         }
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return bad("must be a name, not an IP address");
     }
     Ok(domain)
@@ -167,15 +175,36 @@ mod network_name_tests {
         for ok in ["br0", "nat-br", "ix525400aabbcc", "a.b_c"] {
             assert!(interface_name("f", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-br", ".x", "br0;drop", "a/b", "abcdefghijklmnop", "bré"] {
+        for bad in [
+            "",
+            "-br",
+            ".x",
+            "br0;drop",
+            "a/b",
+            "abcdefghijklmnop",
+            "bré",
+        ] {
             assert!(interface_name("f", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn domain_names() {
-        assert_eq!(domain_name("domain", "Site.Example.COM").unwrap(), "site.example.com");
-        for bad in ["", "localhost", "*.example.com", "a..b", "-a.com", "a-.com", "10.0.0.1", "a b.com", "exa_mple.com"] {
+        assert_eq!(
+            domain_name("domain", "Site.Example.COM").unwrap(),
+            "site.example.com"
+        );
+        for bad in [
+            "",
+            "localhost",
+            "*.example.com",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "10.0.0.1",
+            "a b.com",
+            "exa_mple.com",
+        ] {
             assert!(domain_name("domain", bad).is_err(), "{bad}");
         }
         let long = format!("{}.com", "a".repeat(64));

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: the HTTP API over the local QEMU engine.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Build OS images.
     Image {
         #[command(subcommand)]
@@ -48,7 +48,7 @@ enum ImageCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Image {
             command: ImageCommand::Demo { dir, cache },
         } => build_demo(dir, cache),

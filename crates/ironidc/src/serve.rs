@@ -87,17 +87,26 @@ impl ServeArgs {
                 .max(1),
             proxy_http: listener(
                 "proxy_http",
-                &self.proxy_http.or(file.proxy_http).unwrap_or_else(|| DEFAULT_PROXY_HTTP.into()),
+                &self
+                    .proxy_http
+                    .or(file.proxy_http)
+                    .unwrap_or_else(|| DEFAULT_PROXY_HTTP.into()),
             )?,
             proxy_https: listener(
                 "proxy_https",
-                &self.proxy_https.or(file.proxy_https).unwrap_or_else(|| DEFAULT_PROXY_HTTPS.into()),
+                &self
+                    .proxy_https
+                    .or(file.proxy_https)
+                    .unwrap_or_else(|| DEFAULT_PROXY_HTTPS.into()),
             )?,
             acme_directory: self
                 .acme_directory
                 .or(file.acme_directory)
                 .unwrap_or_else(|| DEFAULT_ACME_DIRECTORY.into()),
-            acme_email: self.acme_email.or(file.acme_email).filter(|e| !e.is_empty()),
+            acme_email: self
+                .acme_email
+                .or(file.acme_email)
+                .filter(|e| !e.is_empty()),
             acme_ca_file: self.acme_ca_file.or(file.acme_ca_file),
             data_dir,
         })
@@ -128,7 +137,10 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
     let proxy = ReverseProxy::new();
     let acme_root = match &config.acme_ca_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("acme_ca_file {}: {e}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("acme_ca_file {}: {e}", path.display()))?,
+        ),
         None => None,
     };
     let network = HostNetwork::new(

@@ -101,9 +101,10 @@ impl Network for HostNetwork {
         links::enable_forwarding(ipv6).map_err(|e| system("IP forwarding", e))?;
         let mut masquerade = Vec::new();
         for bridge in &plan.bridges {
-            let created = links::ensure_bridge(&bridge.name, &bridge.addresses, bridge.uplink.as_deref())
-                .await
-                .map_err(|e| system(&format!("bridge {}", bridge.name), e))?;
+            let created =
+                links::ensure_bridge(&bridge.name, &bridge.addresses, bridge.uplink.as_deref())
+                    .await
+                    .map_err(|e| system(&format!("bridge {}", bridge.name), e))?;
             if created {
                 report.bridges_created += 1;
             }
@@ -122,7 +123,11 @@ impl Network for HostNetwork {
             masquerade,
             forwards: plan.forwards.iter().map(forward).collect(),
         };
-        let nat = self.nft.reconcile(&table).await.map_err(|e| system("nftables", e))?;
+        let nat = self
+            .nft
+            .reconcile(&table)
+            .await
+            .map_err(|e| system("nftables", e))?;
         report.forwards_added = nat.missing_forwards;
         report.forwards_removed = nat.foreign_forwards;
         report.table_rebuilt = nat.rebuilt;
@@ -143,7 +148,10 @@ impl Network for HostNetwork {
 
     async fn remove_forwards(&self, forwards: &[PortForward]) -> Result<(), NetworkError> {
         let gone: Vec<Forward> = forwards.iter().map(forward).collect();
-        self.nft.remove_forwards(&gone).await.map_err(|e| system("nftables", e))
+        self.nft
+            .remove_forwards(&gone)
+            .await
+            .map_err(|e| system("nftables", e))
     }
 
     async fn apply_dhcp(&self, bridge: &str, dhcp: &DhcpPlan) -> Result<(), NetworkError> {

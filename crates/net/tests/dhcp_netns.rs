@@ -119,7 +119,9 @@ fn dnsmasq_serves_only_reservations() {
         assert_eq!(mode & 0o777, 0o644, "{ext}");
     }
 
-    // Idempotent: same pid, no reload.
+    // Idempotent: same pid, no reload. (dnsmasq logs reading the hosts file
+    // shortly after the starting process has exited, so wait for that first.)
+    wait_until("dnsmasq to read its hosts file", || hosts_reads(&run) == 1);
     let reads = hosts_reads(&run);
     let (d, c) = (dnsmasq.clone(), cfg.clone());
     host.run(|| async move { d.apply(&c).await.unwrap() });

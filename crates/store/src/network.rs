@@ -31,7 +31,8 @@ fn address(row: &AnyRow) -> Result<VmAddress, StoreError> {
         nic: row.try_get("nic").map_err(db)?,
         vers: row.try_get("vers").map_err(db)?,
         address: row.try_get("address").map_err(db)?,
-        prefix: u8::try_from(prefix).map_err(|_| StoreError::Corrupt(format!("prefix {prefix}")))?,
+        prefix: u8::try_from(prefix)
+            .map_err(|_| StoreError::Corrupt(format!("prefix {prefix}")))?,
         gateway: row.try_get("gateway").map_err(db)?,
         pool: row.try_get("pool").map_err(db)?,
         description: row.try_get("description").map_err(db)?,
@@ -165,7 +166,8 @@ impl SqlStore {
     }
 
     pub(crate) async fn address_rows(&self, scope: Scope) -> Result<Vec<VmAddress>, StoreError> {
-        self.list("vm_addresses", ADDRESS_COLUMNS, scope, address).await
+        self.list("vm_addresses", ADDRESS_COLUMNS, scope, address)
+            .await
     }
 
     pub(crate) async fn insert_nat_row(&self, r: &NatRule) -> Result<NatRule, StoreError> {
@@ -192,7 +194,10 @@ impl SqlStore {
         self.list("nat_rules", NAT_COLUMNS, scope, nat_rule).await
     }
 
-    pub(crate) async fn insert_proxy_row(&self, p: &ProxyBinding) -> Result<ProxyBinding, StoreError> {
+    pub(crate) async fn insert_proxy_row(
+        &self,
+        p: &ProxyBinding,
+    ) -> Result<ProxyBinding, StoreError> {
         let sql = format!(
             "INSERT INTO proxies (host_id, vm_id, domain, backend_ip, backend_port, ssl_enabled, ssl_type, \
              cert_pem, key_sealed, cert_not_after, cert_error, description, created_at) \

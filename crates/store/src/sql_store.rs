@@ -369,7 +369,13 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // Dependent rows first, explicitly: the VM's addresses, rules and
         // bindings go with it on every backend.
-        for table in ["vm_status", "vm_nics", "vm_addresses", "nat_rules", "proxies"] {
+        for table in [
+            "vm_status",
+            "vm_nics",
+            "vm_addresses",
+            "nat_rules",
+            "proxies",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE vm_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)

@@ -222,8 +222,18 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
             os_pass_sealed: None,
         })
         .await;
-    assert!(matches!(&clash, Err(StoreError::Conflict(w)) if w.starts_with("mac_addr")), "{clash:?}");
-    assert!(store.vm_by_uuid(host_id, &other_name).await.unwrap().is_none(), "a refused VM left a row");
+    assert!(
+        matches!(&clash, Err(StoreError::Conflict(w)) if w.starts_with("mac_addr")),
+        "{clash:?}"
+    );
+    assert!(
+        store
+            .vm_by_uuid(host_id, &other_name)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused VM left a row"
+    );
 
     let address = VmAddress {
         id: 0,
@@ -240,9 +250,15 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
     };
     let a = store.insert_address(&address).await.unwrap();
     assert_eq!((a.prefix, a.description.as_str()), (24, "primary"));
-    assert!(matches!(store.insert_address(&address).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.insert_address(&address).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.addresses(Scope::Vm(vm.id)).await.unwrap().len(), 1);
-    assert_eq!(store.addresses(Scope::Host(host_id)).await.unwrap().len(), 1);
+    assert_eq!(
+        store.addresses(Scope::Host(host_id)).await.unwrap().len(),
+        1
+    );
     assert!(!store.addresses(Scope::All).await.unwrap().is_empty());
 
     let rule = NatRule {
@@ -258,7 +274,10 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
     };
     let r = store.insert_nat_rule(&rule).await.unwrap();
     assert_eq!((r.external_port, r.internal_port), (65000, 22));
-    assert_eq!(store.nat_rules(Scope::Vm(vm.id)).await.unwrap(), vec![r.clone()]);
+    assert_eq!(
+        store.nat_rules(Scope::Vm(vm.id)).await.unwrap(),
+        vec![r.clone()]
+    );
 
     let binding = ProxyBinding {
         id: 0,
@@ -277,9 +296,21 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
         created_at: 0,
     };
     let p = store.insert_proxy(&binding).await.unwrap();
-    assert!(matches!(store.insert_proxy(&binding).await, Err(StoreError::Conflict(_))), "one domain, one binding");
+    assert!(
+        matches!(
+            store.insert_proxy(&binding).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one domain, one binding"
+    );
     store
-        .set_proxy_certificate(p.id, Some("CERT"), Some("enc:v1:k"), Some(1_900_000_000), None)
+        .set_proxy_certificate(
+            p.id,
+            Some("CERT"),
+            Some("enc:v1:k"),
+            Some(1_900_000_000),
+            None,
+        )
         .await
         .unwrap();
     let p = store.proxies(Scope::Vm(vm.id)).await.unwrap().remove(0);

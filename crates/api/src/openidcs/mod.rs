@@ -55,15 +55,42 @@ pub fn router(state: AppState) -> Router {
         .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
         .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
         .route("/api/client/scaner/{hs_name}", post(vms::scan))
-        .route("/api/client/natget/{hs_name}/{vm_uuid}", get(network::nat_list))
-        .route("/api/client/natadd/{hs_name}/{vm_uuid}", post(network::nat_add))
-        .route("/api/client/natdel/{hs_name}/{vm_uuid}/{index}", delete(network::nat_delete))
-        .route("/api/client/ipaddr/detail/{hs_name}/{vm_uuid}", get(network::ip_list))
-        .route("/api/client/ipaddr/create/{hs_name}/{vm_uuid}", post(network::ip_add))
-        .route("/api/client/ipaddr/delete/{hs_name}/{vm_uuid}/{index}", delete(network::ip_delete))
-        .route("/api/client/proxys/detail/{hs_name}/{vm_uuid}", get(network::proxy_list))
-        .route("/api/client/proxys/create/{hs_name}/{vm_uuid}", post(network::proxy_add))
-        .route("/api/client/proxys/delete/{hs_name}/{vm_uuid}/{index}", delete(network::proxy_delete))
+        .route(
+            "/api/client/natget/{hs_name}/{vm_uuid}",
+            get(network::nat_list),
+        )
+        .route(
+            "/api/client/natadd/{hs_name}/{vm_uuid}",
+            post(network::nat_add),
+        )
+        .route(
+            "/api/client/natdel/{hs_name}/{vm_uuid}/{index}",
+            delete(network::nat_delete),
+        )
+        .route(
+            "/api/client/ipaddr/detail/{hs_name}/{vm_uuid}",
+            get(network::ip_list),
+        )
+        .route(
+            "/api/client/ipaddr/create/{hs_name}/{vm_uuid}",
+            post(network::ip_add),
+        )
+        .route(
+            "/api/client/ipaddr/delete/{hs_name}/{vm_uuid}/{index}",
+            delete(network::ip_delete),
+        )
+        .route(
+            "/api/client/proxys/detail/{hs_name}/{vm_uuid}",
+            get(network::proxy_list),
+        )
+        .route(
+            "/api/client/proxys/create/{hs_name}/{vm_uuid}",
+            post(network::proxy_add),
+        )
+        .route(
+            "/api/client/proxys/delete/{hs_name}/{vm_uuid}/{index}",
+            delete(network::proxy_delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -30,7 +30,11 @@ pub async fn pools(
 type VmPath = PathParams<(String, String)>;
 type IndexPath = PathParams<(String, String, usize)>;
 
-pub async fn nat_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+pub async fn nat_list(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams((hs, vm)): VmPath,
+) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nat_rules(&hs, &vm).await?))
 }
 
@@ -41,7 +45,9 @@ pub async fn nat_add(
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: NatInput = from_json(body.into())?;
-    Ok(Data(s.services.add_nat_rule(&actor, &hs, &vm, input).await?))
+    Ok(Data(
+        s.services.add_nat_rule(&actor, &hs, &vm, input).await?,
+    ))
 }
 
 pub async fn nat_delete(
@@ -49,10 +55,16 @@ pub async fn nat_delete(
     Admin(actor): Admin,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.delete_nat_rule(&actor, &hs, &vm, index).await?))
+    Ok(Data(
+        s.services.delete_nat_rule(&actor, &hs, &vm, index).await?,
+    ))
 }
 
-pub async fn ip_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+pub async fn ip_list(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams((hs, vm)): VmPath,
+) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_addresses(&hs, &vm).await?))
 }
 
@@ -71,10 +83,16 @@ pub async fn ip_delete(
     Admin(actor): Admin,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.delete_address(&actor, &hs, &vm, index).await?))
+    Ok(Data(
+        s.services.delete_address(&actor, &hs, &vm, index).await?,
+    ))
 }
 
-pub async fn proxy_list(State(s): State<AppState>, _admin: Admin, PathParams((hs, vm)): VmPath) -> ApiResult<impl Serialize> {
+pub async fn proxy_list(
+    State(s): State<AppState>,
+    _admin: Admin,
+    PathParams((hs, vm)): VmPath,
+) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_proxies(&hs, &vm).await?))
 }
 
@@ -93,5 +111,7 @@ pub async fn proxy_delete(
     Admin(actor): Admin,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.delete_proxy(&actor, &hs, &vm, index).await?))
+    Ok(Data(
+        s.services.delete_proxy(&actor, &hs, &vm, index).await?,
+    ))
 }

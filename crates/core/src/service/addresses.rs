@@ -63,7 +63,11 @@ pub struct PoolUsage {
 
 impl Services {
     /// Every pool of a host with its used and free addresses.
-    pub async fn pool_usage(&self, hs_name: &str, limit: usize) -> Result<Vec<PoolUsage>, CoreError> {
+    pub async fn pool_usage(
+        &self,
+        hs_name: &str,
+        limit: usize,
+    ) -> Result<Vec<PoolUsage>, CoreError> {
         let host = self.host(hs_name).await?;
         let pools = Self::pools_of(&host)?;
         let used: HashSet<IpAddr> = self
@@ -139,7 +143,10 @@ impl Services {
 
         for (name, nic) in config.nic_all.iter_mut() {
             let kind = NetKind::parse(&format!("nic_all.{name}.nic_type"), &nic.nic_type)?;
-            for (vers, wanted) in [(IpVersion::V4, &nic.ip4_addr), (IpVersion::V6, &nic.ip6_addr)] {
+            for (vers, wanted) in [
+                (IpVersion::V4, &nic.ip4_addr),
+                (IpVersion::V6, &nic.ip6_addr),
+            ] {
                 let field = match vers {
                     IpVersion::V4 => format!("nic_all.{name}.ip4_addr"),
                     IpVersion::V6 => format!("nic_all.{name}.ip6_addr"),
@@ -157,13 +164,20 @@ impl Services {
                     }
                     continue;
                 }
-                let candidates: Vec<&Pool> =
-                    pools.iter().filter(|p| p.kind == kind && p.vers == vers).collect();
+                let candidates: Vec<&Pool> = pools
+                    .iter()
+                    .filter(|p| p.kind == kind && p.vers == vers)
+                    .collect();
                 if candidates.is_empty() {
                     if !wanted.is_empty() {
                         return Err(CoreError::invalid(
                             &field,
-                            format!("host {} has no {} {} pool", host.name, kind.as_str(), vers.as_str()),
+                            format!(
+                                "host {} has no {} {} pool",
+                                host.name,
+                                kind.as_str(),
+                                vers.as_str()
+                            ),
                         ));
                     }
                     continue;
@@ -187,7 +201,9 @@ impl Services {
                     })
                     .await
                     .map_err(|e| match CoreError::from(e) {
-                        CoreError::Conflict(_) => CoreError::invalid(&field, format!("{addr} is in use by another VM")),
+                        CoreError::Conflict(_) => {
+                            CoreError::invalid(&field, format!("{addr} is in use by another VM"))
+                        }
                         other => other,
                     })?;
                 mine.push(row);
@@ -197,11 +213,19 @@ impl Services {
         Ok(())
     }
 
-    pub async fn list_addresses(&self, hs_name: &str, vm_uuid: &str) -> Result<Vec<AddressView>, CoreError> {
+    pub async fn list_addresses(
+        &self,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<Vec<AddressView>, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
-        Ok(rows.into_iter().enumerate().map(|(i, a)| view(i, a)).collect())
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| view(i, a))
+            .collect())
     }
 
     pub async fn add_address(
@@ -215,16 +239,22 @@ impl Services {
         let vm = self.vm(&host, vm_uuid).await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
-        let op = self.begin(actor, "vm.ip.add", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.ip.add", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
             let row = self.insert_requested_address(&host, &vm, &input).await?;
             let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
-            let index = rows.iter().position(|a| a.id == row.id).unwrap_or(rows.len());
+            let index = rows
+                .iter()
+                .position(|a| a.id == row.id)
+                .unwrap_or(rows.len());
             self.after_address_change(&host, &vm, &rows).await?;
             Ok(view(index, row))
         }
         .await;
-        op.finish(res, |a| serde_json::json!({"address": a.address})).await
+        op.finish(res, |a| serde_json::json!({"address": a.address}))
+            .await
     }
 
     async fn insert_requested_address(
@@ -244,18 +274,25 @@ impl Services {
         } else {
             input.nic.clone()
         };
-        let nic = vm
-            .config
-            .nic_all
-            .get(&nic_name)
-            .ok_or_else(|| CoreError::invalid("nic", format!("the VM has no NIC {nic_name:?}")))?;
+        let nic =
+            vm.config.nic_all.get(&nic_name).ok_or_else(|| {
+                CoreError::invalid("nic", format!("the VM has no NIC {nic_name:?}"))
+            })?;
         let kind = NetKind::parse("nic", &nic.nic_type)?;
         let pools = Self::pools_of(host)?;
-        let candidates: Vec<&Pool> = pools.iter().filter(|p| p.kind == kind && p.vers == vers).collect();
+        let candidates: Vec<&Pool> = pools
+            .iter()
+            .filter(|p| p.kind == kind && p.vers == vers)
+            .collect();
         if candidates.is_empty() {
             return Err(CoreError::invalid(
                 "type",
-                format!("host {} has no {} {} pool", host.name, kind.as_str(), vers.as_str()),
+                format!(
+                    "host {} has no {} {} pool",
+                    host.name,
+                    kind.as_str(),
+                    vers.as_str()
+                ),
             ));
         }
         let used: HashSet<IpAddr> = self
@@ -282,7 +319,10 @@ impl Services {
             }
         }
         if input.description.chars().count() > 200 {
-            return Err(CoreError::invalid("description", "must be at most 200 characters"));
+            return Err(CoreError::invalid(
+                "description",
+                "must be at most 200 characters",
+            ));
         }
         self.store()
             .insert_address(&VmAddress {
@@ -300,7 +340,9 @@ impl Services {
             })
             .await
             .map_err(|e| match CoreError::from(e) {
-                CoreError::Conflict(_) => CoreError::invalid("address", format!("{addr} is in use by another VM")),
+                CoreError::Conflict(_) => {
+                    CoreError::invalid("address", format!("{addr} is in use by another VM"))
+                }
                 other => other,
             })
     }
@@ -320,7 +362,9 @@ impl Services {
         let Some(row) = rows.get(index).cloned() else {
             return Err(CoreError::not_found("address index", index.to_string()));
         };
-        let op = self.begin(actor, "vm.ip.delete", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.ip.delete", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
             let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
             if let Some(rule) = rules.iter().find(|r| r.internal_ip == row.address) {
@@ -342,15 +386,23 @@ impl Services {
             Ok(view(index, row.clone()))
         }
         .await;
-        op.finish(res, |a| serde_json::json!({"address": a.address})).await
+        op.finish(res, |a| serde_json::json!({"address": a.address}))
+            .await
     }
 
     /// Rewrite the NICs' address fields, the DHCP reservations and the seed.
-    async fn after_address_change(&self, host: &Host, vm: &Vm, rows: &[VmAddress]) -> Result<(), CoreError> {
+    async fn after_address_change(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        rows: &[VmAddress],
+    ) -> Result<(), CoreError> {
         let pools = Self::pools_of(host)?;
         let mut config = vm.config.clone();
         fill_nic_fields(&mut config, rows, &pools);
-        self.store().update_vm_config(vm.id, &config, vm.pending_restart).await?;
+        self.store()
+            .update_vm_config(vm.id, &config, vm.pending_restart)
+            .await?;
         self.refresh_dhcp(host).await;
         let fresh = self.vm(host, &vm.uuid).await?;
         self.write_seed(host, &fresh).await;
@@ -379,12 +431,14 @@ fn pick_address<'p>(
     let addr: IpAddr = wanted
         .parse()
         .map_err(|_| CoreError::invalid(field, format!("{wanted:?} is not an IP address")))?;
-    let pool = pools
-        .iter()
-        .find(|p| p.contains(addr))
-        .ok_or_else(|| CoreError::invalid(field, format!("{addr} is not inside the host's pools")))?;
+    let pool = pools.iter().find(|p| p.contains(addr)).ok_or_else(|| {
+        CoreError::invalid(field, format!("{addr} is not inside the host's pools"))
+    })?;
     if used.contains(&addr) {
-        return Err(CoreError::invalid(field, format!("{addr} is in use by another VM")));
+        return Err(CoreError::invalid(
+            field,
+            format!("{addr} is in use by another VM"),
+        ));
     }
     Ok((pool, addr))
 }
@@ -392,10 +446,15 @@ fn pick_address<'p>(
 /// `nic_all.*.ip4_addr` etc. from the first address of each version per NIC.
 fn fill_nic_fields(config: &mut VmConfig, rows: &[VmAddress], pools: &[Pool]) {
     for (name, nic) in config.nic_all.iter_mut() {
-        let first = |vers: IpVersion| rows.iter().find(|a| a.nic == *name && a.vers == vers.as_str());
+        let first = |vers: IpVersion| {
+            rows.iter()
+                .find(|a| a.nic == *name && a.vers == vers.as_str())
+        };
         let v4 = first(IpVersion::V4);
         nic.ip4_addr = v4.map(|a| a.address.clone()).unwrap_or_default();
-        nic.ip6_addr = first(IpVersion::V6).map(|a| a.address.clone()).unwrap_or_default();
+        nic.ip6_addr = first(IpVersion::V6)
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
         if let Some(a) = v4.or_else(|| first(IpVersion::V6)) {
             nic.nic_gate = a.gateway.clone();
             nic.nic_mask = if a.vers == "ipv4" {

@@ -10,7 +10,13 @@ use crate::model::{VmAddress, VmConfig};
 pub fn hostname_of(vm_uuid: &str) -> String {
     let mut name: String = vm_uuid
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     while name.ends_with('-') {
@@ -29,10 +35,11 @@ pub fn build_seed(
     root_password: Option<&str>,
 ) -> Result<CloudInitSeed, CoreError> {
     let hostname = hostname_of(&config.vm_uuid);
-    let meta_data = format!("instance-id: {}\nlocal-hostname: {hostname}\n", config.vm_uuid);
-    let mut user_data = format!(
-        "#cloud-config\nhostname: {hostname}\nmanage_etc_hosts: true\n"
+    let meta_data = format!(
+        "instance-id: {}\nlocal-hostname: {hostname}\n",
+        config.vm_uuid
     );
+    let mut user_data = format!("#cloud-config\nhostname: {hostname}\nmanage_etc_hosts: true\n");
     if let Some(password) = root_password {
         let params = sha_crypt::Sha512Params::new(10_000)
             .map_err(|e| CoreError::Secret(format!("password hash parameters: {e:?}")))?;
@@ -61,7 +68,10 @@ pub fn build_seed(
         let mut routes = String::new();
         for (vers, default) in [("ipv4", "0.0.0.0/0"), ("ipv6", "::/0")] {
             if let Some(a) = mine.iter().find(|a| a.vers == vers) {
-                routes.push_str(&format!("      - to: {default}\n        via: {}\n", a.gateway));
+                routes.push_str(&format!(
+                    "      - to: {default}\n        via: {}\n",
+                    a.gateway
+                ));
             }
         }
         if !routes.is_empty() {
@@ -122,6 +132,8 @@ mod tests {
         assert!(!seed.user_data.contains("s3cret-pass"));
         assert!(seed.network_config.contains("- 10.0.0.2/24"));
         assert!(seed.network_config.contains("via: 10.0.0.1"));
-        assert!(seed.network_config.contains("macaddress: \"52:54:00:aa:bb:cc\""));
+        assert!(seed
+            .network_config
+            .contains("macaddress: \"52:54:00:aa:bb:cc\""));
     }
 }

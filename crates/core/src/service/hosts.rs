@@ -215,7 +215,9 @@ impl Services {
             let updated = self.host(hs_name).await?;
             if let Err(e) = self.apply_host_network(&updated).await {
                 // Keep the old definition: the kernel could not follow the new one.
-                self.store().update_host(host.id, host.enabled, &host.config).await?;
+                self.store()
+                    .update_host(host.id, host.enabled, &host.config)
+                    .await?;
                 return Err(e);
             }
             self.forget_host_status(hs_name);
@@ -463,7 +465,10 @@ impl Services {
             if bridge.is_empty() {
                 return Err(CoreError::invalid(
                     &format!("config.ipaddr_maps.{}.type", pool.name),
-                    format!("a {} pool needs the host's {key} bridge", pool.kind.as_str()),
+                    format!(
+                        "a {} pool needs the host's {key} bridge",
+                        pool.kind.as_str()
+                    ),
                 ));
             }
         }

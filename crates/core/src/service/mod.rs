@@ -27,11 +27,11 @@ use crate::store::Store;
 
 pub use addresses::{AddressInput, AddressView, PoolUsage};
 pub use auth::{TokenBootstrap, TokenInfo};
-pub use nat::{NatInput, NatRuleView};
-pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
 pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use hosts::{HostInput, HostStatusReport, HostView, StatusSource};
 pub use journal::Actor;
+pub use nat::{NatInput, NatRuleView};
+pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
 pub use system::{EngineTypeView, Stats};
 pub use vms::{
     CreatedVm, PowerOutcome, ScanReport, UpdatedVm, VmCreateInput, VmStatusReport, VmUpdateInput,

@@ -43,11 +43,19 @@ pub struct NatInput {
 }
 
 impl Services {
-    pub async fn list_nat_rules(&self, hs_name: &str, vm_uuid: &str) -> Result<Vec<NatRuleView>, CoreError> {
+    pub async fn list_nat_rules(
+        &self,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<Vec<NatRuleView>, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
-        Ok(rules.into_iter().enumerate().map(|(i, r)| nat_view(&host, i, r)).collect())
+        Ok(rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| nat_view(&host, i, r))
+            .collect())
     }
 
     pub async fn add_nat_rule(
@@ -65,11 +73,14 @@ impl Services {
         let rule = match checked {
             Ok(rule) => rule,
             Err(e) => {
-                self.log_refused(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid), &e).await;
+                self.log_refused(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid), &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
             let row = self.store().insert_nat_rule(&rule).await?;
             if let Err(e) = self.network().add_forwards(&forwards_of(&row)).await {
@@ -86,10 +97,19 @@ impl Services {
             Ok(nat_view(&host, index, row))
         }
         .await;
-        op.finish(res, |r| serde_json::json!({"external_port": r.external_port, "protocol": r.protocol})).await
+        op.finish(
+            res,
+            |r| serde_json::json!({"external_port": r.external_port, "protocol": r.protocol}),
+        )
+        .await
     }
 
-    async fn check_nat_input(&self, host: &Host, vm: &crate::model::Vm, input: &NatInput) -> Result<NatRule, CoreError> {
+    async fn check_nat_input(
+        &self,
+        host: &Host,
+        vm: &crate::model::Vm,
+        input: &NatInput,
+    ) -> Result<NatRule, CoreError> {
         let protocol = match input.protocol.trim().to_ascii_lowercase().as_str() {
             "" | "tcp" => "tcp",
             "udp" => "udp",
@@ -101,7 +121,10 @@ impl Services {
             .filter(|p| *p > 0)
             .ok_or_else(|| CoreError::invalid("internal_port", "must be between 1 and 65535"))?;
         if input.description.chars().count() > 200 {
-            return Err(CoreError::invalid("description", "must be at most 200 characters"));
+            return Err(CoreError::invalid(
+                "description",
+                "must be at most 200 characters",
+            ));
         }
         let addresses = self.store().addresses(Scope::Vm(vm.id)).await?;
         let internal_ip = if input.internal_ip.trim().is_empty() {
@@ -109,7 +132,9 @@ impl Services {
                 .iter()
                 .find(|a| a.vers == "ipv4")
                 .map(|a| a.address.clone())
-                .ok_or_else(|| CoreError::invalid("internal_ip", "the VM has no IPv4 address to forward to"))?
+                .ok_or_else(|| {
+                    CoreError::invalid("internal_ip", "the VM has no IPv4 address to forward to")
+                })?
         } else {
             let ip: std::net::Ipv4Addr = input
                 .internal_ip
@@ -118,7 +143,10 @@ impl Services {
                 .map_err(|_| CoreError::invalid("internal_ip", "must be an IPv4 address"))?;
             let ip = ip.to_string();
             if !addresses.iter().any(|a| a.address == ip) {
-                return Err(CoreError::invalid("internal_ip", format!("{ip} is not an address of this VM")));
+                return Err(CoreError::invalid(
+                    "internal_ip",
+                    format!("{ip} is not an address of this VM"),
+                ));
             }
             ip
         };
@@ -158,7 +186,9 @@ impl Services {
                 ));
             }
             if clashes(port) {
-                return Err(CoreError::Conflict(format!("external_port {port}/{protocol} is already forwarded on this host")));
+                return Err(CoreError::Conflict(format!(
+                    "external_port {port}/{protocol} is already forwarded on this host"
+                )));
             }
             port
         };
@@ -189,10 +219,13 @@ impl Services {
         let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
         let Some(rule) = rules.get(index).cloned() else {
             let e = CoreError::not_found("NAT rule index", index.to_string());
-            self.log_refused(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid), &e).await;
+            self.log_refused(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid), &e)
+                .await;
             return Err(e);
         };
-        let op = self.begin(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
             self.network().remove_forwards(&forwards_of(&rule)).await?;
             if let Err(e) = self.store().delete_nat_rule(rule.id).await {
@@ -205,7 +238,11 @@ impl Services {
             Ok(nat_view(&host, index, rule.clone()))
         }
         .await;
-        op.finish(res, |r| serde_json::json!({"external_port": r.external_port})).await
+        op.finish(
+            res,
+            |r| serde_json::json!({"external_port": r.external_port}),
+        )
+        .await
     }
 
     /// Remove a VM's forwards from the kernel (before the VM is deleted).

@@ -12,8 +12,7 @@ use crate::error::CoreError;
 use crate::ipam::{IpVersion, NetKind, Pool};
 use crate::model::{Host, NatRule, Vm};
 use crate::network::{
-    BridgePlan, DhcpPlan, DhcpReservation, ForwardProtocol, NetworkPlan, NetworkReport,
-    PortForward,
+    BridgePlan, DhcpPlan, DhcpReservation, ForwardProtocol, NetworkPlan, NetworkReport, PortForward,
 };
 use crate::store::Scope;
 
@@ -103,13 +102,17 @@ impl Services {
             .collect();
         let mut reservations = Vec::new();
         for a in self.store().addresses(Scope::Host(host.id)).await? {
-            let (Some(vm), Ok(IpAddr::V4(ip))) = (vms.get(&a.vm_id), a.address.parse::<IpAddr>()) else {
+            let (Some(vm), Ok(IpAddr::V4(ip))) = (vms.get(&a.vm_id), a.address.parse::<IpAddr>())
+            else {
                 continue;
             };
-            let Some(nic) = vm.config.nic_all.get(&a.nic) else { continue };
+            let Some(nic) = vm.config.nic_all.get(&a.nic) else {
+                continue;
+            };
             let nat_nic = NetKind::parse("nic_type", &nic.nic_type).ok() == Some(NetKind::Nat);
             // One lease per NIC: its first IPv4 address.
-            let first_of_nic = vm.config.nic_all.get(&a.nic).map(|n| n.ip4_addr.as_str()) == Some(a.address.as_str());
+            let first_of_nic = vm.config.nic_all.get(&a.nic).map(|n| n.ip4_addr.as_str())
+                == Some(a.address.as_str());
             if nat_nic && first_of_nic && subnet.contains(&ip) {
                 reservations.push(DhcpReservation {
                     mac: nic.mac_addr.clone(),

@@ -57,11 +57,19 @@ pub struct CreatedProxy {
 }
 
 impl Services {
-    pub async fn list_proxies(&self, hs_name: &str, vm_uuid: &str) -> Result<Vec<ProxyView>, CoreError> {
+    pub async fn list_proxies(
+        &self,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<Vec<ProxyView>, CoreError> {
         let host = self.host(hs_name).await?;
         let vm = self.vm(&host, vm_uuid).await?;
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
-        Ok(rows.into_iter().enumerate().map(|(i, p)| proxy_view(i, p)).collect())
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| proxy_view(i, p))
+            .collect())
     }
 
     pub async fn add_proxy(
@@ -77,31 +85,52 @@ impl Services {
         let row = match checked {
             Ok(row) => row,
             Err(e) => {
-                self.log_refused(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid), &e).await;
+                self.log_refused(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid), &e)
+                    .await;
                 return Err(e);
             }
         };
-        let op = self.begin(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
-            let row = self.store().insert_proxy(&row).await.map_err(|e| match CoreError::from(e) {
-                CoreError::Conflict(_) => CoreError::Conflict(format!("domain {} is already bound", row.domain)),
-                other => other,
-            })?;
+            let row =
+                self.store()
+                    .insert_proxy(&row)
+                    .await
+                    .map_err(|e| match CoreError::from(e) {
+                        CoreError::Conflict(_) => {
+                            CoreError::Conflict(format!("domain {} is already bound", row.domain))
+                        }
+                        other => other,
+                    })?;
             self.refresh_proxy_routes().await?;
             let task_id = if row.ssl_enabled && row.ssl_type == "letsencrypt" {
-                Some(self.spawn_issuance(actor.clone(), &host, vm_uuid, row.id, row.domain.clone()).await?)
+                Some(
+                    self.spawn_issuance(actor.clone(), &host, vm_uuid, row.id, row.domain.clone())
+                        .await?,
+                )
             } else {
                 None
             };
             let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
             let index = rows.iter().position(|p| p.id == row.id).unwrap_or(0);
-            Ok(CreatedProxy { proxy: proxy_view(index, row), task_id })
+            Ok(CreatedProxy {
+                proxy: proxy_view(index, row),
+                task_id,
+            })
         }
         .await;
-        op.finish(res, |p| serde_json::json!({"domain": p.proxy.domain})).await
+        op.finish(res, |p| serde_json::json!({"domain": p.proxy.domain}))
+            .await
     }
 
-    async fn check_proxy_input(&self, host: &Host, vm: &Vm, input: &ProxyInput) -> Result<ProxyBinding, CoreError> {
+    async fn check_proxy_input(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        input: &ProxyInput,
+    ) -> Result<ProxyBinding, CoreError> {
         let domain = validate::domain_name("domain", &input.domain)?;
         let addresses = self.store().addresses(Scope::Vm(vm.id)).await?;
         let backend_ip = if input.backend_ip.trim().is_empty() {
@@ -110,7 +139,9 @@ impl Services {
                 .find(|a| a.vers == "ipv4")
                 .or_else(|| addresses.first())
                 .map(|a| a.address.clone())
-                .ok_or_else(|| CoreError::invalid("backend_ip", "the VM has no address to proxy to"))?
+                .ok_or_else(|| {
+                    CoreError::invalid("backend_ip", "the VM has no address to proxy to")
+                })?
         } else {
             let ip: IpAddr = input
                 .backend_ip
@@ -119,16 +150,23 @@ impl Services {
                 .map_err(|_| CoreError::invalid("backend_ip", "must be an IP address"))?;
             let ip = ip.to_string();
             if !addresses.iter().any(|a| a.address == ip) {
-                return Err(CoreError::invalid("backend_ip", format!("{ip} is not an address of this VM")));
+                return Err(CoreError::invalid(
+                    "backend_ip",
+                    format!("{ip} is not an address of this VM"),
+                ));
             }
             ip
         };
         let backend_port = match input.backend_port {
             0 => 80,
-            p => u16::try_from(p).map_err(|_| CoreError::invalid("backend_port", "must be between 1 and 65535"))?,
+            p => u16::try_from(p)
+                .map_err(|_| CoreError::invalid("backend_port", "must be between 1 and 65535"))?,
         };
         if input.description.chars().count() > 200 {
-            return Err(CoreError::invalid("description", "must be at most 200 characters"));
+            return Err(CoreError::invalid(
+                "description",
+                "must be at most 200 characters",
+            ));
         }
         let existing = self.store().proxies(Scope::Vm(vm.id)).await?;
         if vm.config.web_num > 0 && existing.len() >= vm.config.web_num as usize {
@@ -155,7 +193,10 @@ impl Services {
         };
         if !input.ssl_enabled {
             if !input.ssl_type.is_empty() && input.ssl_type != "none" {
-                return Err(CoreError::invalid("ssl_type", "set ssl_enabled to use a certificate"));
+                return Err(CoreError::invalid(
+                    "ssl_type",
+                    "set ssl_enabled to use a certificate",
+                ));
             }
             return Ok(row);
         }
@@ -165,18 +206,34 @@ impl Services {
             "self_signed" => Some(self.network().self_signed_certificate(&domain)?),
             "custom" => {
                 if input.ssl_cert.trim().is_empty() {
-                    return Err(CoreError::invalid("ssl_cert", "required for ssl_type custom"));
+                    return Err(CoreError::invalid(
+                        "ssl_cert",
+                        "required for ssl_type custom",
+                    ));
                 }
                 if input.ssl_key.trim().is_empty() {
-                    return Err(CoreError::invalid("ssl_key", "required for ssl_type custom"));
+                    return Err(CoreError::invalid(
+                        "ssl_key",
+                        "required for ssl_type custom",
+                    ));
                 }
                 Some(CertificatePem {
                     cert_pem: input.ssl_cert.clone(),
                     key_pem: input.ssl_key.clone(),
                 })
             }
-            "" => return Err(CoreError::invalid("ssl_type", "required when ssl_enabled: letsencrypt, custom or self_signed")),
-            _ => return Err(CoreError::invalid("ssl_type", "must be letsencrypt, custom or self_signed")),
+            "" => {
+                return Err(CoreError::invalid(
+                    "ssl_type",
+                    "required when ssl_enabled: letsencrypt, custom or self_signed",
+                ))
+            }
+            _ => {
+                return Err(CoreError::invalid(
+                    "ssl_type",
+                    "must be letsencrypt, custom or self_signed",
+                ))
+            }
         };
         if let Some(pem) = pem {
             let not_after = self
@@ -202,17 +259,21 @@ impl Services {
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
         let Some(row) = rows.get(index).cloned() else {
             let e = CoreError::not_found("proxy index", index.to_string());
-            self.log_refused(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid), &e).await;
+            self.log_refused(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid), &e)
+                .await;
             return Err(e);
         };
-        let op = self.begin(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid))
+            .await?;
         let res = async {
             self.store().delete_proxy(row.id).await?;
             self.refresh_proxy_routes().await?;
             Ok(proxy_view(index, row.clone()))
         }
         .await;
-        op.finish(res, |p| serde_json::json!({"domain": p.domain})).await
+        op.finish(res, |p| serde_json::json!({"domain": p.domain}))
+            .await
     }
 
     /// Hand the proxy every binding of every host, certificates unsealed.
@@ -220,7 +281,9 @@ impl Services {
         let rows = self.store().proxies(Scope::All).await?;
         let mut routes = Vec::with_capacity(rows.len());
         for p in rows {
-            let Ok(ip) = p.backend_ip.parse::<IpAddr>() else { continue };
+            let Ok(ip) = p.backend_ip.parse::<IpAddr>() else {
+                continue;
+            };
             let tls = match (p.ssl_enabled, p.cert_pem, p.key_sealed) {
                 (true, Some(cert_pem), Some(sealed)) => Some(CertificatePem {
                     cert_pem,
@@ -249,13 +312,25 @@ impl Services {
         proxy_id: i64,
         domain: String,
     ) -> Result<i64, CoreError> {
-        let op = self.begin(&actor, "vm.proxy.certificate", Some(&host.name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(
+                &actor,
+                "vm.proxy.certificate",
+                Some(&host.name),
+                Some(vm_uuid),
+            )
+            .await?;
         let task_id = op.task_id;
         let this = self.clone();
         tokio::spawn(async move {
             op.step("acme order", 10).await;
             let res = this.issue_and_store(proxy_id, &domain).await;
-            op.finish(res, |na| serde_json::json!({"domain": domain, "not_after": na})).await.ok();
+            op.finish(
+                res,
+                |na| serde_json::json!({"domain": domain, "not_after": na}),
+            )
+            .await
+            .ok();
         });
         Ok(task_id)
     }
@@ -266,10 +341,21 @@ impl Services {
             Ok(pem) => pem,
             Err(e) => {
                 let message = e.to_string();
-                let current = self.store().proxies(Scope::All).await?.into_iter().find(|p| p.id == proxy_id);
+                let current = self
+                    .store()
+                    .proxies(Scope::All)
+                    .await?
+                    .into_iter()
+                    .find(|p| p.id == proxy_id);
                 if let Some(p) = current {
                     self.store()
-                        .set_proxy_certificate(proxy_id, p.cert_pem.as_deref(), p.key_sealed.as_deref(), p.cert_not_after, Some(&message))
+                        .set_proxy_certificate(
+                            proxy_id,
+                            p.cert_pem.as_deref(),
+                            p.key_sealed.as_deref(),
+                            p.cert_not_after,
+                            Some(&message),
+                        )
                         .await?;
                 }
                 return Err(e.into());
@@ -278,7 +364,13 @@ impl Services {
         let not_after = self.network().inspect_certificate(&pem, domain)?;
         let sealed = self.inner.secrets.seal(&pem.key_pem)?;
         self.store()
-            .set_proxy_certificate(proxy_id, Some(&pem.cert_pem), Some(&sealed), Some(not_after), None)
+            .set_proxy_certificate(
+                proxy_id,
+                Some(&pem.cert_pem),
+                Some(&sealed),
+                Some(not_after),
+                None,
+            )
             .await?;
         self.refresh_proxy_routes().await?;
         Ok(not_after)
@@ -298,22 +390,32 @@ impl Services {
             }
             let result = match p.ssl_type.as_str() {
                 "letsencrypt" => self.issue_and_store(p.id, &p.domain).await.map(|_| ()),
-                "self_signed" => async {
-                    let pem = self.network().self_signed_certificate(&p.domain)?;
-                    let not_after = self.network().inspect_certificate(&pem, &p.domain)?;
-                    let sealed = self.inner.secrets.seal(&pem.key_pem)?;
-                    self.store()
-                        .set_proxy_certificate(p.id, Some(&pem.cert_pem), Some(&sealed), Some(not_after), None)
-                        .await?;
-                    Ok::<_, CoreError>(())
+                "self_signed" => {
+                    async {
+                        let pem = self.network().self_signed_certificate(&p.domain)?;
+                        let not_after = self.network().inspect_certificate(&pem, &p.domain)?;
+                        let sealed = self.inner.secrets.seal(&pem.key_pem)?;
+                        self.store()
+                            .set_proxy_certificate(
+                                p.id,
+                                Some(&pem.cert_pem),
+                                Some(&sealed),
+                                Some(not_after),
+                                None,
+                            )
+                            .await?;
+                        Ok::<_, CoreError>(())
+                    }
+                    .await
                 }
-                .await,
                 // An uploaded certificate is the operator's to replace.
                 _ => continue,
             };
             match result {
                 Ok(()) => renewed += 1,
-                Err(e) => tracing::warn!(domain = %p.domain, error = %e, "certificate renewal failed"),
+                Err(e) => {
+                    tracing::warn!(domain = %p.domain, error = %e, "certificate renewal failed")
+                }
             }
         }
         if renewed > 0 {

@@ -295,13 +295,22 @@ impl Services {
             }
             let field = |f: &str| format!("nic_all.{name}.{f}");
             let pools = Self::pools_of(host)?;
-            for (addr, vers, f) in [(&nic.ip4_addr, IpVersion::V4, "ip4_addr"), (&nic.ip6_addr, IpVersion::V6, "ip6_addr")] {
+            for (addr, vers, f) in [
+                (&nic.ip4_addr, IpVersion::V4, "ip4_addr"),
+                (&nic.ip6_addr, IpVersion::V6, "ip6_addr"),
+            ] {
                 if addr.is_empty() {
                     continue;
                 }
                 let ip = crate::ipam::parse_ip(&field(f), addr, vers)?;
-                if !pools.iter().any(|p| p.kind.as_str() == nic.nic_type && p.contains(ip)) {
-                    return Err(CoreError::invalid(&field(f), format!("{ip} is not inside the host's {} pools", nic.nic_type)));
+                if !pools
+                    .iter()
+                    .any(|p| p.kind.as_str() == nic.nic_type && p.contains(ip))
+                {
+                    return Err(CoreError::invalid(
+                        &field(f),
+                        format!("{ip} is not inside the host's {} pools", nic.nic_type),
+                    ));
                 }
             }
         }

@@ -104,10 +104,14 @@ impl QemuCommandLine {
         ]);
 
         if let Some(seed) = &self.seed {
-            a.opts("-blockdev", &[
-                "driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename=".into(),
-                escape_opt(seed.as_os_str()),
-            ]);
+            a.opts(
+                "-blockdev",
+                &[
+                    "driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename="
+                        .into(),
+                    escape_opt(seed.as_os_str()),
+                ],
+            );
             a.plain(["-device", "virtio-blk-pci,id=virtio-seed,drive=seed0"]);
         }
 

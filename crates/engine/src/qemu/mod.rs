@@ -19,8 +19,8 @@ mod linked_clone;
 mod metrics;
 mod power;
 mod process;
-mod taps;
 pub mod qmp;
+mod taps;
 mod vm_dir;
 
 use std::collections::HashMap;
@@ -31,8 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ironidc_core::engine::{
-    CloudInitSeed, Engine, EngineError, EngineInfo, HostContext, PowerAction, PowerState, ProgressSink, ScannedVm,
-    UpdateOutcome, VmSpec,
+    CloudInitSeed, Engine, EngineError, EngineInfo, HostContext, PowerAction, PowerState,
+    ProgressSink, ScannedVm, UpdateOutcome, VmSpec,
 };
 use ironidc_core::model::HwStatus;
 use tokio::sync::OnceCell;

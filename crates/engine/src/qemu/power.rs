@@ -97,7 +97,10 @@ impl QemuEngine {
         linked_clone::grow(&self.opts.qemu_img, &dir.disk(), spec.hdd_mb).await?;
         let accel = self.accel().await.accel;
         let mut line = QemuCommandLine::for_vm(&spec, dir, accel)?;
-        if tokio::fs::try_exists(dir.seed_image()).await.unwrap_or(false) {
+        if tokio::fs::try_exists(dir.seed_image())
+            .await
+            .unwrap_or(false)
+        {
             line.seed = Some(dir.seed_image());
         }
         super::taps::ensure_taps(&spec).await?;

@@ -101,12 +101,24 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], port: Option<u16>) -> Self {
         let port = port.unwrap_or_else(free_port);
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_ironidc")), "127.0.0.1", port, data_dir, env)
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_ironidc")),
+            "127.0.0.1",
+            port,
+            data_dir,
+            env,
+        )
     }
 
     /// Run the controller inside network namespace `netns`, listening on
     /// `ip:port` (an address of that namespace the test can reach).
-    pub fn start_in_netns(netns: &str, ip: &str, port: u16, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+    pub fn start_in_netns(
+        netns: &str,
+        ip: &str,
+        port: u16,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ironidc")]);
         Self::spawn(cmd, ip, port, data_dir, env)
