@@ -74,6 +74,9 @@ fn start(data: &Path) -> Server {
 }
 
 fn client() -> reqwest::blocking::Client {
+    // Installed first: reqwest panics without a provider when its features
+    // are unified with crates that pick none.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

@@ -46,6 +46,9 @@ enum ImageCommand {
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for the whole process (proxy, ACME client, database
+    // TLS), before anything can ask rustls for the default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),

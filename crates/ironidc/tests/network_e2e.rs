@@ -116,6 +116,21 @@ fn client_curl(client: &Netns, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// An HTTPS fetch of `domain` through the host's public address from the
+/// client namespace, trusting only `ca_file`; (curl exit code, body).
+fn https_page(client: &Netns, ca_file: &Path, domain: &str) -> (i32, String) {
+    client_curl(
+        client,
+        &[
+            "--cacert",
+            ca_file.to_str().unwrap(),
+            "--resolve",
+            &format!("{domain}:443:192.0.2.1"),
+            &format!("https://{domain}/"),
+        ],
+    )
+}
+
 fn serial(vm_dir: &Path) -> String {
     std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
 }
@@ -649,16 +664,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
                     "ssl_cert": ca.cert_pem, "ssl_key": ca.key_pem}),
         ),
     );
-    let (code, body) = client_curl(
-        &client_ns,
-        &[
-            "--cacert",
-            ca_file.to_str().unwrap(),
-            "--resolve",
-            "shop.example.test:443:192.0.2.1",
-            "https://shop.example.test/",
-        ],
-    );
+    let (code, body) = https_page(&client_ns, &ca_file, "shop.example.test");
     assert!(
         body.contains(PAGE),
         "custom-cert HTTPS (curl exit {code}): {body:?}"
@@ -752,16 +758,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         ]);
         let root_file = dir.path().join("acme-root.pem");
         std::fs::write(&root_file, root).unwrap();
-        let (code, body) = client_curl(
-            &client_ns,
-            &[
-                "--cacert",
-                root_file.to_str().unwrap(),
-                "--resolve",
-                "acme.example.test:443:192.0.2.1",
-                "https://acme.example.test/",
-            ],
-        );
+        let (code, body) = https_page(&client_ns, &root_file, "acme.example.test");
         assert!(
             body.contains(PAGE),
             "ACME HTTPS (curl exit {code}): {body:?}"
@@ -800,16 +797,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
             .1
             .contains(PAGE)
     });
-    let (_, body) = client_curl(
-        &client_ns,
-        &[
-            "--cacert",
-            ca_file.to_str().unwrap(),
-            "--resolve",
-            "shop.example.test:443:192.0.2.1",
-            "https://shop.example.test/",
-        ],
-    );
+    let (_, body) = https_page(&client_ns, &ca_file, "shop.example.test");
     assert!(body.contains(PAGE), "proxy after restart: {body:?}");
     assert!(std::fs::read_to_string(dir.path().join("run/brnat0.hosts"))
         .unwrap_or_default()

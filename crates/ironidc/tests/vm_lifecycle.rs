@@ -220,6 +220,24 @@ fn vm_lifecycle_with_a_real_guest() {
         def.to_string(),
     )
     .unwrap();
+    // guest2 is a copy of guest1, MAC included: not imported while guest1
+    // holds that MAC, and the reply says why.
+    let scan = s.ok(
+        "POST",
+        "/api/client/scaner/h1",
+        Some(json!({"prefix": "guest"})),
+    );
+    assert_eq!(scan["added"], 0, "{scan}");
+    assert_eq!(scan["skipped"][0]["vm_uuid"], "guest2", "{scan}");
+    assert!(
+        scan["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mac_addr"),
+        "{scan}"
+    );
+    // guest1's row goes (its files moved away), then guest2 comes in.
+    s.ok("DELETE", "/api/client/delete/h1/guest1", None);
     let scan = s.ok(
         "POST",
         "/api/client/scaner/h1",
@@ -232,9 +250,8 @@ fn vm_lifecycle_with_a_real_guest() {
     let again = s.ok("POST", "/api/client/scaner/h1", None);
     assert_eq!(again["added"], 0);
 
-    // delete removes rows and disks; guest1's row (its files moved) goes too
+    // delete removes rows and disks
     s.ok("DELETE", "/api/client/delete/h1/guest2", None);
-    s.ok("DELETE", "/api/client/delete/h1/guest1", None);
     assert!(!dir.path().join("hosts/h1/vms/guest2").exists());
     assert_eq!(
         s.ok("GET", "/api/system/statis", None),

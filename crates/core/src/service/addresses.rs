@@ -185,27 +185,8 @@ impl Services {
                 let (pool, addr) = pick_address(&candidates, wanted, &used, &field)?;
                 used.insert(addr);
                 let row = self
-                    .store()
-                    .insert_address(&VmAddress {
-                        id: 0,
-                        host_id: host.id,
-                        vm_id: vm.id,
-                        nic: name.clone(),
-                        vers: vers.as_str().into(),
-                        address: addr.to_string(),
-                        prefix: pool.prefix_len(),
-                        gateway: pool.gateway.to_string(),
-                        pool: pool.name.clone(),
-                        description: String::new(),
-                        created_at: 0,
-                    })
-                    .await
-                    .map_err(|e| match CoreError::from(e) {
-                        CoreError::Conflict(_) => {
-                            CoreError::invalid(&field, format!("{addr} is in use by another VM"))
-                        }
-                        other => other,
-                    })?;
+                    .hold_address(vm, name, pool, addr, String::new(), &field)
+                    .await?;
                 mine.push(row);
             }
         }
@@ -324,24 +305,46 @@ impl Services {
                 "must be at most 200 characters",
             ));
         }
+        self.hold_address(
+            vm,
+            &nic_name,
+            pool,
+            addr,
+            input.description.clone(),
+            "address",
+        )
+        .await
+    }
+
+    /// Store `addr` of `pool` as the VM's; the unique index is the last word
+    /// on whether it is free (two requests can pick the same address).
+    async fn hold_address(
+        &self,
+        vm: &Vm,
+        nic: &str,
+        pool: &Pool,
+        addr: IpAddr,
+        description: String,
+        field: &str,
+    ) -> Result<VmAddress, CoreError> {
         self.store()
             .insert_address(&VmAddress {
                 id: 0,
-                host_id: host.id,
+                host_id: vm.host_id,
                 vm_id: vm.id,
-                nic: nic_name,
-                vers: vers.as_str().into(),
+                nic: nic.to_string(),
+                vers: IpVersion::of(addr).as_str().into(),
                 address: addr.to_string(),
                 prefix: pool.prefix_len(),
                 gateway: pool.gateway.to_string(),
                 pool: pool.name.clone(),
-                description: input.description.clone(),
+                description,
                 created_at: 0,
             })
             .await
             .map_err(|e| match CoreError::from(e) {
                 CoreError::Conflict(_) => {
-                    CoreError::invalid("address", format!("{addr} is in use by another VM"))
+                    CoreError::invalid(field, format!("{addr} is in use by another VM"))
                 }
                 other => other,
             })

@@ -34,8 +34,8 @@ pub use nat::{NatInput, NatRuleView};
 pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
 pub use system::{EngineTypeView, Stats};
 pub use vms::{
-    CreatedVm, PowerOutcome, ScanReport, UpdatedVm, VmCreateInput, VmStatusReport, VmUpdateInput,
-    VmView,
+    CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmStatusReport,
+    VmUpdateInput, VmView,
 };
 
 /// Tunables of the service layer.

@@ -98,7 +98,15 @@ pub struct ScanReport {
     pub scanned: usize,
     pub added: usize,
     pub added_vms: Vec<String>,
+    /// VMs found but not imported, with the reason.
+    pub skipped: Vec<ScanSkip>,
     pub prefix_filter: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanSkip {
+    pub vm_uuid: String,
+    pub reason: String,
 }
 
 /// Per-VM upper bounds on one host.
@@ -601,6 +609,7 @@ impl Services {
                 scanned: found.len(),
                 added: 0,
                 added_vms: Vec::new(),
+                skipped: Vec::new(),
                 prefix_filter: prefix.to_string(),
             };
             for item in found {
@@ -634,8 +643,12 @@ impl Services {
                         report.added += 1;
                         report.added_vms.push(spec.uuid.clone());
                     }
-                    // The name belongs to a VM of another host: leave it.
-                    Err(crate::store::StoreError::Conflict(_)) => {}
+                    // The name belongs to a VM of another host, or a MAC to
+                    // another VM: importing it would clash, so say why not.
+                    Err(StoreError::Conflict(what)) => report.skipped.push(ScanSkip {
+                        vm_uuid: spec.uuid.clone(),
+                        reason: format!("{what} is already used by another VM"),
+                    }),
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -78,6 +78,14 @@ pub fn blank_image_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// A reqwest builder with the aws-lc-rs TLS provider installed first: in a
+/// workspace build, reqwest's features are unified with crates that choose
+/// no provider, and reqwest then panics without one.
+pub fn http_client_builder() -> reqwest::blocking::ClientBuilder {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -149,7 +157,7 @@ impl Server {
             base: format!("http://{ip}:{port}"),
             data_dir: data_dir.to_path_buf(),
             port,
-            client: reqwest::blocking::Client::builder()
+            client: http_client_builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
