@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::hosts::HostInput;
 use super::{now, Actor, Services};
 use crate::error::CoreError;
-use crate::model::{HostConfig, VmConfig};
+use crate::model::{Host, HostConfig, Vm, VmConfig};
 use crate::store::NewVm;
 use crate::validate;
 
@@ -138,10 +138,10 @@ impl Services {
                 }
             };
             if let Some(existing) = self.store().vm_by_uuid(host.id, &v.config.vm_uuid).await? {
-                self.store()
-                    .update_vm_config(existing.id, &v.config, existing.pending_restart)
-                    .await?;
-                report.vms_updated.push(key);
+                match self.claim_addresses(&host, &existing, v.config).await {
+                    Ok(()) => report.vms_updated.push(key),
+                    Err(e) => report.vms_skipped.push(format!("{key}: {e}")),
+                }
                 continue;
             }
             let engine = self.engine_of(&host)?;
@@ -165,11 +165,38 @@ impl Services {
                     os_pass_sealed: None,
                 })
                 .await;
-            match inserted {
-                Ok(_) => report.vms_imported.push(key),
+            let claimed = match inserted {
+                Ok(vm) => match self.claim_addresses(&host, &vm, v.config).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        self.store().delete_vm(vm.id).await?;
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e.into()),
+            };
+            match claimed {
+                Ok(()) => report.vms_imported.push(key),
                 Err(e) => report.vms_skipped.push(format!("{key}: {e}")),
             }
         }
         Ok(report)
+    }
+
+    /// Store an imported definition with the addresses its NICs name held
+    /// in the pools (or fresh ones), so rows and `nic_all` agree.
+    async fn claim_addresses(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        mut config: VmConfig,
+    ) -> Result<(), CoreError> {
+        let lock = self.host_net_lock(host.id);
+        let _guard = lock.lock().await;
+        self.sync_addresses(host, vm, &mut config).await?;
+        self.store()
+            .update_vm_config(vm.id, &config, vm.pending_restart)
+            .await?;
+        Ok(())
     }
 }
