@@ -404,6 +404,19 @@ impl Nft {
             return Ok(());
         }
         let _guard = LOCK.lock().await;
+        // Fast path, independent of the map's size: in one transaction, add
+        // each element with its exact target (a no-op when present, a
+        // creation when absent), then delete it by key. It fails only when a
+        // key maps to another target, which must stay: then read and delete
+        // exact matches only. (Reading costs as much as listing the map:
+        // `nft get element` fetches the whole set.)
+        let mut fast = self.element_script("add", &want);
+        fast.push_str(&self.delete_script(want.keys()));
+        match self.run_script(&fast).await {
+            Ok(()) => return Ok(()),
+            Err(NftError::Failed { stderr }) if stderr.contains("File exists") => {}
+            Err(e) => return Err(e),
+        }
         let mut present = BTreeMap::new();
         for p in Protocol::ALL {
             if want.keys().any(|(proto, _)| *proto == p) {
