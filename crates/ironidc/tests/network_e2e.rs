@@ -348,6 +348,9 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         ("IRONIDC_PROXY_HTTPS", "0.0.0.0:443"),
         ("IRONIDC_ACME_DIRECTORY", acme_directory.as_str()),
         ("IRONIDC_ACME_CA_FILE", acme_ca.as_str()),
+        // Only the reconcile at start: the test plants foreign state and
+        // must not race a periodic repair.
+        ("IRONIDC_RECONCILE_INTERVAL", "3600"),
     ];
     let s = Server::start_in_netns(&host_ns.0, &api_ip, 1880, dir.path(), &env);
 
@@ -537,6 +540,35 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         assert_eq!(got, status, "{body}: {v}");
         assert!(v["msg"].as_str().unwrap().contains(field), "{body}: {v}");
     }
+    // The kernel refuses a port the database thought free (someone else's
+    // element): 409, and no row is left behind.
+    host_ns.must(&[
+        "nft",
+        "add",
+        "element",
+        "ip",
+        "ironidc",
+        "fwd_tcp",
+        "{ 20090 : 10.99.0.99 . 9 }",
+    ]);
+    let (got, v) = nat(json!({"external_port": 20090, "internal_port": 80}));
+    assert_eq!(got, 409, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("20090"), "{v}");
+    let rules = s.ok("GET", &format!("/api/client/natget/h1/{vm}"), None);
+    assert_eq!(
+        rules.as_array().unwrap().len(),
+        2,
+        "a refused rule left a row: {rules}"
+    );
+    host_ns.must(&[
+        "nft",
+        "delete",
+        "element",
+        "ip",
+        "ironidc",
+        "fwd_tcp",
+        "{ 20090 }",
+    ]);
     s.ok(
         "POST",
         &format!("/api/client/natadd/h1/{vm}"),
@@ -763,6 +795,14 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
             body.contains(PAGE),
             "ACME HTTPS (curl exit {code}): {body:?}"
         );
+        // That was the VM's fourth binding: web_num is 4.
+        let (got, v) = s.call(
+            "POST",
+            &format!("/api/client/proxys/create/h1/{vm}"),
+            Some(json!({"domain": "fifth.example.test"})),
+        );
+        assert_eq!(got, 409, "{v}");
+        assert!(v["msg"].as_str().unwrap().contains("web_num"), "{v}");
     }
 
     // Restart with the kernel state lost (table gone, dnsmasq killed) and a
