@@ -6,15 +6,18 @@
 //! Without `qemu-system-x86_64` the test is skipped, unless `$CI` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ironidc_engine::image::{
     build_demo_image, write_seed, DemoImageOptions, SeedFiles, DEMO_READY_MARKER,
 };
+use support::{cache_dir, qemu_available, Qemu};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,40 +25,12 @@ const HOSTNAME: &str = "seeded-guest";
 /// The address QEMU's user-mode network hands out first.
 const GUEST_ADDRESS: &str = "10.0.2.15";
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("IRONIDC_IMAGE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ironidc-image-cache")
-        })
-}
-
-fn qemu_available() -> bool {
-    Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Kills QEMU however the test ends, so no guest outlives it.
-struct Qemu(Child);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// A linked clone of `base`: the guest writes to it, never to the built image.

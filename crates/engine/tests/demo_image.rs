@@ -5,15 +5,18 @@
 //! Without `qemu-system-x86_64` the test is skipped, unless `$CI` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ironidc_core::engine::ProgressSink;
 use ironidc_engine::image::{build_demo_image, DemoImageOptions, ImageError, DEMO_READY_MARKER};
+use support::{cache_dir, qemu_available, Qemu};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 const POWEROFF_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,34 +28,6 @@ impl ProgressSink for RecordedProgress {
     fn report(&self, step: &str, percent: u8) {
         eprintln!("[{percent:3}%] {step}");
         self.0.lock().unwrap().push((step.to_string(), percent));
-    }
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("IRONIDC_IMAGE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ironidc-image-cache")
-        })
-}
-
-fn qemu_available() -> bool {
-    Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Kills QEMU if the test fails half-way, so no guest outlives it.
-struct Qemu(Child);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 
