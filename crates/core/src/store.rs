@@ -131,6 +131,8 @@ pub trait Store: Send + Sync {
     async fn insert_proxy(&self, new: &NewProxy) -> Result<ProxyBinding, StoreError>;
     async fn delete_proxy(&self, id: i64) -> Result<(), StoreError>;
     async fn proxies(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError>;
+    /// Record why the last issuance failed; the certificate columns stay.
+    async fn set_proxy_error(&self, id: i64, error: &str) -> Result<(), StoreError>;
     /// Store a new certificate (or the reason issuance failed).
     async fn set_proxy_certificate(
         &self,

@@ -186,6 +186,10 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         Ok(report) => tracing::info!(?report, "network restored"),
         Err(e) => tracing::error!(error = %e, "network reconcile failed; retrying every interval"),
     }
+    // Routes live in this process: load them once; binding changes update them.
+    if let Err(e) = services.refresh_proxy_routes().await {
+        tracing::error!(error = %e, "reverse proxy routes could not be loaded");
+    }
     spawn_reconciler(
         services.clone(),
         Duration::from_secs(config.reconcile_interval_secs),

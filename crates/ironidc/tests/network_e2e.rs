@@ -116,6 +116,22 @@ fn client_curl(client: &Netns, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// The HTTP status of `http://192.0.2.1/` with `Host: domain`, from the
+/// client namespace.
+fn http_status(client: &Netns, domain: &str) -> String {
+    let host = format!("Host: {domain}");
+    let args = [
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &host,
+        "http://192.0.2.1/",
+    ];
+    client_curl(client, &args).1
+}
+
 /// An HTTPS fetch of `domain` through the host's public address from the
 /// client namespace, trusting only `ca_file`; (curl exit code, body).
 fn https_page(client: &Netns, ca_file: &Path, domain: &str) -> (i32, String) {
@@ -645,18 +661,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         &["-H", "Host: web.example.test", "http://192.0.2.1/"],
     );
     assert!(body.contains(PAGE), "proxy over HTTP: {body:?}");
-    let (_, body) = client_curl(
-        &client_ns,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            "Host: other.example.test",
-            "http://192.0.2.1/",
-        ],
-    );
+    let body = http_status(&client_ns, "other.example.test");
     assert_eq!(body, "404");
     // Self-signed HTTPS (and plain HTTP redirects to it).
     s.ok("POST", &format!("/api/client/proxys/create/h1/{vm}"),
@@ -671,18 +676,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         ],
     );
     assert!(body.contains(PAGE), "self-signed HTTPS: {body:?}");
-    let (_, code) = client_curl(
-        &client_ns,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            "Host: secure.example.test",
-            "http://192.0.2.1/",
-        ],
-    );
+    let code = http_status(&client_ns, "secure.example.test");
     assert_eq!(code, "301");
     // A certificate from the customer's own CA, verified by the client.
     let ca = custom_certificate("shop.example.test");
@@ -859,18 +853,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
     s.ok("DELETE", &format!("/api/client/delete/h1/{vm}"), None);
     let table = host_ns.must(&["nft", "list", "table", "ip", "ironidc"]);
     assert!(!table.contains("10.99.0.10"), "{table}");
-    let (_, code) = client_curl(
-        &client_ns,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            "Host: web.example.test",
-            "http://192.0.2.1/",
-        ],
-    );
+    let code = http_status(&client_ns, "web.example.test");
     assert_eq!(code, "404");
     assert!(
         !std::fs::read_to_string(dir.path().join("run/brnat0.hosts"))

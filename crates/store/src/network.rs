@@ -230,6 +230,16 @@ impl SqlStore {
         self.list("proxies", PROXY_COLUMNS, scope, proxy).await
     }
 
+    pub(crate) async fn update_proxy_error(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE proxies SET cert_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     pub(crate) async fn update_proxy_certificate(
         &self,
         id: i64,

@@ -427,6 +427,9 @@ impl Store for SqlStore {
     async fn proxies(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError> {
         self.proxy_rows(scope).await
     }
+    async fn set_proxy_error(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.update_proxy_error(id, error).await
+    }
     async fn set_proxy_certificate(
         &self,
         id: i64,

@@ -317,6 +317,14 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
     assert_eq!(p.cert_pem.as_deref(), Some("CERT"));
     assert_eq!(p.cert_not_after, Some(1_900_000_000));
     assert!(p.ssl_enabled);
+    // A failed renewal records why and keeps the certificate serving.
+    store
+        .set_proxy_error(p.id, "acme: order refused")
+        .await
+        .unwrap();
+    let p = store.proxies(Scope::Vm(vm.id)).await.unwrap().remove(0);
+    assert_eq!(p.cert_error.as_deref(), Some("acme: order refused"));
+    assert_eq!(p.cert_pem.as_deref(), Some("CERT"));
 
     store.delete_nat_rule(r.id).await.unwrap();
     assert!(store.nat_rules(Scope::Vm(vm.id)).await.unwrap().is_empty());

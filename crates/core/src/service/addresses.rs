@@ -125,16 +125,10 @@ impl Services {
             .collect();
         let mut mine: Vec<VmAddress> = host_rows.into_iter().filter(|a| a.vm_id == vm.id).collect();
 
-        // NICs that were removed give their addresses back, unless a rule
-        // still points at one of them.
-        let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
+        // NICs that were removed give their addresses back, unless a rule or
+        // a binding still points at one of them.
         for gone in mine.iter().filter(|a| !config.nic_all.contains_key(&a.nic)) {
-            if let Some(rule) = rules.iter().find(|r| r.internal_ip == gone.address) {
-                return Err(CoreError::Conflict(format!(
-                    "NIC {} holds {}, which NAT rule {}->{} uses; delete the rule first",
-                    gone.nic, gone.address, rule.external_port, rule.internal_port
-                )));
-            }
+            self.ensure_address_unused(vm.id, &gone.address).await?;
         }
         for gone in mine.iter().filter(|a| !config.nic_all.contains_key(&a.nic)) {
             self.store().delete_address(gone.id).await?;
@@ -369,20 +363,7 @@ impl Services {
             .begin(actor, "vm.ip.delete", Some(hs_name), Some(vm_uuid))
             .await?;
         let res = async {
-            let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
-            if let Some(rule) = rules.iter().find(|r| r.internal_ip == row.address) {
-                return Err(CoreError::Conflict(format!(
-                    "NAT rule {}->{}:{} uses {}; delete the rule first",
-                    rule.external_port, rule.internal_ip, rule.internal_port, row.address
-                )));
-            }
-            let proxies = self.store().proxies(Scope::Vm(vm.id)).await?;
-            if let Some(p) = proxies.iter().find(|p| p.backend_ip == row.address) {
-                return Err(CoreError::Conflict(format!(
-                    "domain {} is proxied to {}; delete the binding first",
-                    p.domain, row.address
-                )));
-            }
+            self.ensure_address_unused(vm.id, &row.address).await?;
             self.store().delete_address(row.id).await?;
             let rest: Vec<VmAddress> = rows.iter().filter(|a| a.id != row.id).cloned().collect();
             self.after_address_change(&host, &vm, &rest).await?;
@@ -391,6 +372,25 @@ impl Services {
         .await;
         op.finish(res, |a| serde_json::json!({"address": a.address}))
             .await
+    }
+
+    /// 409 while a NAT rule forwards to `address` or a domain is proxied to it.
+    async fn ensure_address_unused(&self, vm_id: i64, address: &str) -> Result<(), CoreError> {
+        let rules = self.store().nat_rules(Scope::Vm(vm_id)).await?;
+        if let Some(rule) = rules.iter().find(|r| r.internal_ip == address) {
+            return Err(CoreError::Conflict(format!(
+                "NAT rule {}->{}:{} uses {address}; delete the rule first",
+                rule.external_port, rule.internal_ip, rule.internal_port
+            )));
+        }
+        let proxies = self.store().proxies(Scope::Vm(vm_id)).await?;
+        if let Some(p) = proxies.iter().find(|p| p.backend_ip == address) {
+            return Err(CoreError::Conflict(format!(
+                "domain {} is proxied to {address}; delete the binding first",
+                p.domain
+            )));
+        }
+        Ok(())
     }
 
     /// Rewrite the NICs' address fields, the DHCP reservations and the seed.

@@ -150,17 +150,17 @@ impl Services {
             }
             ip
         };
-        let existing = self.store().nat_rules(Scope::Vm(vm.id)).await?;
-        if vm.config.nat_num > 0 && existing.len() >= vm.config.nat_num as usize {
+        // All hosts of this controller share one kernel table, so a port is
+        // taken if any rule of any host uses it with an overlapping protocol.
+        let all = self.store().nat_rules(Scope::All).await?;
+        let mine = all.iter().filter(|r| r.vm_id == vm.id).count();
+        if vm.config.nat_num > 0 && mine >= vm.config.nat_num as usize {
             return Err(CoreError::Conflict(format!(
                 "the VM has {} NAT rules, its limit (nat_num)",
                 vm.config.nat_num
             )));
         }
         let (low, high) = port_range(host);
-        // All hosts of this controller share one kernel table, so a port is
-        // taken if any rule of any host uses it with an overlapping protocol.
-        let all = self.store().nat_rules(Scope::All).await?;
         let taken: HashSet<(u16, &str)> = all
             .iter()
             .flat_map(|r| match r.protocol.as_str() {

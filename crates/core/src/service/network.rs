@@ -79,7 +79,6 @@ impl Services {
         if report != NetworkReport::default() {
             tracing::info!(?report, "network reconciled");
         }
-        self.refresh_proxy_routes().await?;
         Ok(report)
     }
 
@@ -111,8 +110,7 @@ impl Services {
             };
             let nat_nic = NetKind::parse("nic_type", &nic.nic_type).ok() == Some(NetKind::Nat);
             // One lease per NIC: its first IPv4 address.
-            let first_of_nic = vm.config.nic_all.get(&a.nic).map(|n| n.ip4_addr.as_str())
-                == Some(a.address.as_str());
+            let first_of_nic = nic.ip4_addr == a.address;
             if nat_nic && first_of_nic && subnet.contains(&ip) {
                 reservations.push(DhcpReservation {
                     mac: nic.mac_addr.clone(),

@@ -340,24 +340,10 @@ impl Services {
         let pem = match issued {
             Ok(pem) => pem,
             Err(e) => {
-                let message = e.to_string();
-                let current = self
-                    .store()
-                    .proxies(Scope::All)
-                    .await?
-                    .into_iter()
-                    .find(|p| p.id == proxy_id);
-                if let Some(p) = current {
-                    self.store()
-                        .set_proxy_certificate(
-                            proxy_id,
-                            p.cert_pem.as_deref(),
-                            p.key_sealed.as_deref(),
-                            p.cert_not_after,
-                            Some(&message),
-                        )
-                        .await?;
-                }
+                // The current certificate (if any) keeps serving.
+                self.store()
+                    .set_proxy_error(proxy_id, &e.to_string())
+                    .await?;
                 return Err(e.into());
             }
         };

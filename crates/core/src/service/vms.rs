@@ -288,6 +288,7 @@ impl Services {
             Some(p) => Some(self.inner.secrets.seal(&p)?),
             None => None,
         };
+        let pools = Self::pools_of(host)?;
         for (name, nic) in &config.nic_all {
             if nic.nic_type == "pub" && host.config.network_pub.is_empty() {
                 return Err(CoreError::invalid(
@@ -302,7 +303,6 @@ impl Services {
                 ));
             }
             let field = |f: &str| format!("nic_all.{name}.{f}");
-            let pools = Self::pools_of(host)?;
             for (addr, vers, f) in [
                 (&nic.ip4_addr, IpVersion::V4, "ip4_addr"),
                 (&nic.ip6_addr, IpVersion::V6, "ip6_addr"),
