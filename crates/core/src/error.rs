@@ -14,8 +14,23 @@ pub enum CoreError {
     NotFound { kind: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("missing or invalid token")]
-    Unauthorized,
+    /// No credential, or one that is wrong, expired, revoked or of the
+    /// wrong kind; the text says which, without echoing the credential.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the permission `{0}` is not held.
+    #[error("permission {0} required")]
+    Forbidden(String),
+    /// A create or change would exceed one of the owner's quotas.
+    #[error("quota {quota} exceeded: limit {limit}, this would make {requested}")]
+    QuotaExceeded {
+        quota: &'static str,
+        limit: u64,
+        requested: u64,
+    },
+    /// Too many requests or failed logins; retry after the given seconds.
+    #[error("{message}")]
+    TooMany { message: String, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -33,10 +48,12 @@ pub enum CoreError {
 pub enum ErrorClass {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     Conflict,
     Timeout,
     Unavailable,
+    TooManyRequests,
     Internal,
 }
 
@@ -54,12 +71,26 @@ impl CoreError {
         }
     }
 
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::Unauthorized(reason.into())
+    }
+
+    /// Seconds a client should wait before retrying, for `TooMany`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooMany { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Invalid { .. } => ErrorClass::BadRequest,
             Self::NotFound { .. } => ErrorClass::NotFound,
             Self::Conflict(_) => ErrorClass::Conflict,
-            Self::Unauthorized => ErrorClass::Unauthorized,
+            Self::Unauthorized(_) => ErrorClass::Unauthorized,
+            Self::Forbidden(_) | Self::QuotaExceeded { .. } => ErrorClass::Forbidden,
+            Self::TooMany { .. } => ErrorClass::TooManyRequests,
             Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Engine(e) => match e {
                 EngineError::VmNotFound(_) | EngineError::ImageNotFound(_) => ErrorClass::NotFound,

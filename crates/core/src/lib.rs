@@ -1,10 +1,13 @@
 //! ironidc core: domain model, validation, ports (store, engine) and the
 //! service layer that every face calls.
+pub mod account_store;
+pub mod accounts;
 pub mod engine;
 pub mod error;
 pub mod ipam;
 pub mod model;
 pub mod network;
+pub mod permissions;
 pub mod secrets;
 pub mod service;
 pub mod store;

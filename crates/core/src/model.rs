@@ -148,6 +148,8 @@ pub struct Vm {
     pub last_status: Option<HwStatus>,
     /// Guest password sealed by `SecretBox`; never shown by any face.
     pub os_pass_sealed: Option<String>,
+    /// The user the VM belongs to; `None` for the operator's own VMs.
+    pub owner_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -198,6 +200,8 @@ pub struct LogEntry {
     pub id: i64,
     pub ts: i64,
     pub actor: String,
+    /// The user behind `actor`, when it was a user.
+    pub user_id: Option<i64>,
     pub source_ip: String,
     pub face: String,
     pub action: String,

@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+pub use crate::account_store::AccountStore;
+use crate::accounts::LogFilter;
 use crate::engine::PowerState;
 use crate::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
@@ -36,10 +38,14 @@ pub struct NewVm<'a> {
     pub state: PowerState,
     /// The guest password, sealed by `SecretBox`.
     pub os_pass_sealed: Option<&'a str>,
+    /// The user the VM belongs to; `None` for the operator's own VMs.
+    pub owner_id: Option<i64>,
 }
 
 pub struct NewLog<'a> {
     pub actor: &'a str,
+    /// The user behind `actor`, when it is a user (not the root token).
+    pub user_id: Option<i64>,
     pub source_ip: &'a str,
     pub face: &'a str,
     pub action: &'a str,
@@ -71,7 +77,7 @@ pub struct HostSummary {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: AccountStore + Send + Sync {
     // hosts
     async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError>;
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError>;
@@ -161,15 +167,18 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Mark tasks that were running when the controller stopped as failed.
     async fn fail_running_tasks(&self, error: &str) -> Result<u64, StoreError>;
-    async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError>;
+    /// Newest first; `actor` keeps only the tasks that actor started.
+    async fn list_tasks(
+        &self,
+        hs_name: Option<&str>,
+        actor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError>;
 
     // logs
     async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError>;
-    async fn list_logs(
-        &self,
-        hs_name: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<LogEntry>, StoreError>;
+    /// One page of the operation log and the number of all matching rows.
+    async fn list_logs(&self, filter: &LogFilter) -> Result<(Vec<LogEntry>, u64), StoreError>;
 
     // settings
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;

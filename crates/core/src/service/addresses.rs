@@ -65,9 +65,11 @@ impl Services {
     /// Every pool of a host with its used and free addresses.
     pub async fn pool_usage(
         &self,
+        actor: &Actor,
         hs_name: &str,
         limit: usize,
     ) -> Result<Vec<PoolUsage>, CoreError> {
+        actor.require("host.server.read")?;
         let host = self.host(hs_name).await?;
         let pools = Self::pools_of(&host)?;
         let used: HashSet<IpAddr> = self
@@ -190,11 +192,13 @@ impl Services {
 
     pub async fn list_addresses(
         &self,
+        actor: &Actor,
         hs_name: &str,
         vm_uuid: &str,
     ) -> Result<Vec<AddressView>, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (_, vm) = self
+            .owned_vm(actor, "vm.ipaddr.read", None, hs_name, vm_uuid)
+            .await?;
         let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
         Ok(rows
             .into_iter()
@@ -210,8 +214,9 @@ impl Services {
         vm_uuid: &str,
         input: AddressInput,
     ) -> Result<AddressView, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.ipaddr.write", Some("vm.ip.add"), hs_name, vm_uuid)
+            .await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
         let op = self
@@ -351,8 +356,9 @@ impl Services {
         vm_uuid: &str,
         index: usize,
     ) -> Result<AddressView, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.ipaddr.write", Some("vm.ip.delete"), hs_name, vm_uuid)
+            .await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
         let rows = self.store().addresses(Scope::Vm(vm.id)).await?;

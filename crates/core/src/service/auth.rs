@@ -72,7 +72,12 @@ impl Services {
         Ok(hashes_equal(&stored, &token_hash(token)))
     }
 
-    pub async fn token_info(&self) -> Result<TokenInfo, CoreError> {
+    pub async fn token_info(&self, actor: &Actor) -> Result<TokenInfo, CoreError> {
+        actor.require("system.token.manage")?;
+        self.stored_token_info().await
+    }
+
+    async fn stored_token_info(&self) -> Result<TokenInfo, CoreError> {
         let hint = self
             .store()
             .get_setting(HINT_KEY)
@@ -95,11 +100,13 @@ impl Services {
 
     /// Replace the token with a new random one and return it (once).
     pub async fn reset_token(&self, actor: &Actor) -> Result<TokenInfo, CoreError> {
+        self.authorize(actor, "system.token.manage", "token.reset", None, None)
+            .await?;
         let op = self.begin(actor, "token.reset", None, None).await?;
         let token = new_token();
         let res = self.store_token(&token).await;
         let res = match res {
-            Ok(()) => self.token_info().await.map(|mut info| {
+            Ok(()) => self.stored_token_info().await.map(|mut info| {
                 info.token = Some(token);
                 info
             }),
@@ -111,13 +118,15 @@ impl Services {
 
     /// Set the token to a value chosen by the operator.
     pub async fn set_token(&self, actor: &Actor, token: &str) -> Result<TokenInfo, CoreError> {
+        self.authorize(actor, "system.token.manage", "token.set", None, None)
+            .await?;
         if let Err(e) = validate_token(token) {
             self.log_refused(actor, "token.set", None, None, &e).await;
             return Err(e);
         }
         let op = self.begin(actor, "token.set", None, None).await?;
         let res = match self.store_token(token).await {
-            Ok(()) => self.token_info().await,
+            Ok(()) => self.stored_token_info().await,
             Err(e) => Err(e),
         };
         op.finish(res, |_| serde_json::json!({"token_set": true}))

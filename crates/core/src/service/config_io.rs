@@ -60,7 +60,9 @@ pub struct ConfigImportReport {
 }
 
 impl Services {
-    pub async fn export_config(&self) -> Result<ExportedConfig, CoreError> {
+    pub async fn export_config(&self, actor: &Actor) -> Result<ExportedConfig, CoreError> {
+        self.authorize(actor, "system.config.manage", "config.export", None, None)
+            .await?;
         let mut hosts = Vec::new();
         let mut vms = Vec::new();
         for summary in self.store().list_hosts().await? {
@@ -93,6 +95,8 @@ impl Services {
         actor: &Actor,
         cfg: ExportedConfig,
     ) -> Result<ConfigImportReport, CoreError> {
+        self.authorize(actor, "system.config.manage", "config.import", None, None)
+            .await?;
         if cfg.version != FORMAT_VERSION {
             return Err(CoreError::invalid(
                 "version",
@@ -162,6 +166,7 @@ impl Services {
                     uuid: &v.config.vm_uuid,
                     config: &v.config,
                     state: found.state,
+                    owner_id: None,
                     os_pass_sealed: None,
                 })
                 .await;

@@ -128,7 +128,8 @@ impl Services {
         }
     }
 
-    pub async fn list_hosts(&self) -> Result<Vec<HostView>, CoreError> {
+    pub async fn list_hosts(&self, actor: &Actor) -> Result<Vec<HostView>, CoreError> {
+        actor.require("host.server.read")?;
         let hosts = self.store().list_hosts().await?;
         Ok(hosts
             .into_iter()
@@ -136,7 +137,12 @@ impl Services {
             .collect())
     }
 
-    pub async fn get_host(&self, hs_name: &str) -> Result<HostView, CoreError> {
+    pub async fn get_host(&self, actor: &Actor, hs_name: &str) -> Result<HostView, CoreError> {
+        actor.require("host.server.read")?;
+        self.host_view(hs_name).await
+    }
+
+    async fn host_view(&self, hs_name: &str) -> Result<HostView, CoreError> {
         let host = self.host(hs_name).await?;
         let count = self.store().list_vms(host.id).await?.len() as i64;
         Ok(self.view(host, count))
@@ -147,6 +153,8 @@ impl Services {
         actor: &Actor,
         input: HostInput,
     ) -> Result<HostView, CoreError> {
+        self.authorize(actor, "host.server.create", "host.create", Some(&input.name), None)
+            .await?;
         let checked = self.check_host_input(&input, None);
         let (engine, config) = match checked {
             Ok(v) => v,
@@ -191,6 +199,8 @@ impl Services {
         config: HostConfig,
         enabled: Option<bool>,
     ) -> Result<HostView, CoreError> {
+        self.authorize(actor, "host.server.update", "host.update", Some(hs_name), None)
+            .await?;
         let host = self.host(hs_name).await?;
         let input = HostInput {
             name: host.name.clone(),
@@ -221,7 +231,7 @@ impl Services {
                 return Err(e);
             }
             self.forget_host_status(hs_name);
-            self.get_host(hs_name).await
+            self.host_view(hs_name).await
         }
         .await;
         op.finish(res, |_| serde_json::json!({"hs_name": hs_name}))
@@ -234,24 +244,22 @@ impl Services {
         hs_name: &str,
         enabled: bool,
     ) -> Result<HostView, CoreError> {
+        let action = if enabled {
+            "host.enable"
+        } else {
+            "host.disable"
+        };
+        self.authorize(actor, "host.server.power", action, Some(hs_name), None)
+            .await?;
         let host = self.host(hs_name).await?;
         let op = self
-            .begin(
-                actor,
-                if enabled {
-                    "host.enable"
-                } else {
-                    "host.disable"
-                },
-                Some(hs_name),
-                None,
-            )
+            .begin(actor, action, Some(hs_name), None)
             .await?;
         let res = async {
             self.store()
                 .update_host(host.id, enabled, &host.config)
                 .await?;
-            self.get_host(hs_name).await
+            self.host_view(hs_name).await
         }
         .await;
         op.finish(res, |h| serde_json::json!({"enable_host": h.enable_host}))
@@ -266,6 +274,8 @@ impl Services {
         hs_name: &str,
         force: bool,
     ) -> Result<(), CoreError> {
+        self.authorize(actor, "host.server.delete", "host.delete", Some(hs_name), None)
+            .await?;
         let host = self.host(hs_name).await?;
         let vms = self.store().list_vms(host.id).await?;
         if !vms.is_empty() && !force {
@@ -298,6 +308,16 @@ impl Services {
 
     /// Host CPU, memory and disk, from a cache unless `refresh` or stale.
     pub async fn host_status(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        refresh: bool,
+    ) -> Result<HostStatusReport, CoreError> {
+        actor.require("host.server.read")?;
+        self.current_host_status(hs_name, refresh).await
+    }
+
+    pub(crate) async fn current_host_status(
         &self,
         hs_name: &str,
         refresh: bool,

@@ -1,6 +1,7 @@
 //! Tasks and the operation log: every mutating use case runs inside an
 //! `Operation`, which is a task row while it runs and a log row when it ends.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -11,25 +12,108 @@ use crate::error::CoreError;
 use crate::model::TaskStatus;
 use crate::store::{NewLog, Store};
 
-/// Who asks, from where, through which face.
+/// Who asks, from where, through which face, and what they may do.
+/// Faces obtain one from `Services::authenticate`; only the service layer
+/// builds user actors, so holding an `Actor` is holding its permissions.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
+    /// The user, when the caller is one (not the root token or the CLI).
+    pub user_id: Option<i64>,
     pub source_ip: String,
     pub face: &'static str,
+    /// The login session of a JWT caller, for logout.
+    pub session_id: Option<String>,
+    grants: Grants,
+}
+
+#[derive(Debug, Clone)]
+enum Grants {
+    /// The operator's root token and the CLI: everything.
+    Root,
+    /// Permission codes.
+    Codes(Arc<BTreeSet<String>>),
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>, source_ip: impl Into<String>, face: &'static str) -> Self {
+    /// The operator holding the root token.
+    pub fn root(name: impl Into<String>, source_ip: impl Into<String>, face: &'static str) -> Self {
         Self {
             name: name.into(),
+            user_id: None,
             source_ip: source_ip.into(),
             face,
+            session_id: None,
+            grants: Grants::Root,
         }
     }
+
     /// The operator at the console (`ironidc` CLI and start-up work).
     pub fn system() -> Self {
-        Self::new("system", "local", "cli")
+        Self::root("system", "local", "cli")
+    }
+
+    pub(crate) fn user(
+        user_id: i64,
+        account: &str,
+        permissions: BTreeSet<String>,
+        source_ip: &str,
+        face: &'static str,
+        session_id: Option<String>,
+    ) -> Self {
+        Self {
+            name: account.to_string(),
+            user_id: Some(user_id),
+            source_ip: source_ip.to_string(),
+            face,
+            session_id,
+            grants: Grants::Codes(Arc::new(permissions)),
+        }
+    }
+
+    /// The same caller seen through another face.
+    pub fn through(mut self, face: &'static str) -> Self {
+        self.face = face;
+        self
+    }
+
+    pub fn is_root(&self) -> bool {
+        matches!(self.grants, Grants::Root)
+    }
+
+    /// Whether the caller holds the permission `code`.
+    pub fn may(&self, code: &str) -> bool {
+        match &self.grants {
+            Grants::Root => true,
+            Grants::Codes(codes) => codes.contains(code),
+        }
+    }
+
+    /// `Forbidden` unless the caller holds `code`.
+    pub fn require(&self, code: &str) -> Result<(), CoreError> {
+        if self.may(code) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(code.to_string()))
+        }
+    }
+
+    /// The codes held, sorted (all of them for root).
+    pub fn permissions(&self) -> Vec<String> {
+        match &self.grants {
+            Grants::Root => crate::permissions::all_codes(),
+            Grants::Codes(codes) => codes.iter().cloned().collect(),
+        }
+    }
+
+    /// Whether the caller sees every user's VMs, not just their own.
+    pub fn sees_all_vms(&self) -> bool {
+        self.user_id.is_none() || self.may("vm.all.manage")
+    }
+
+    /// Whether the caller may see and act on a VM with this owner.
+    pub fn owns(&self, owner_id: Option<i64>) -> bool {
+        self.sees_all_vms() || (owner_id.is_some() && owner_id == self.user_id)
     }
 }
 
@@ -63,6 +147,50 @@ impl Services {
             actor: actor.clone(),
             store: self.inner.store.clone(),
         })
+    }
+
+    /// `Forbidden` unless the actor holds `code`; a refused mutating call
+    /// is written to the operation log like any other refusal.
+    pub(crate) async fn authorize(
+        &self,
+        actor: &Actor,
+        code: &str,
+        action: &'static str,
+        hs_name: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<(), CoreError> {
+        if let Err(e) = actor.require(code) {
+            self.log_refused(actor, action, hs_name, target, &e).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Run a mutating use case whose input was checked beforehand: a
+    /// refused check is logged, an accepted one runs as a task that is
+    /// logged when it ends.
+    pub(crate) async fn audited<P, T, Fut>(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        target: Option<&str>,
+        checked: Result<P, CoreError>,
+        work: impl FnOnce(P) -> Fut,
+        summary: impl FnOnce(&T) -> serde_json::Value,
+    ) -> Result<T, CoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, CoreError>>,
+    {
+        let input = match checked {
+            Ok(input) => input,
+            Err(e) => {
+                self.log_refused(actor, action, None, target, &e).await;
+                return Err(e);
+            }
+        };
+        let op = self.begin(actor, action, None, target).await?;
+        let res = work(input).await;
+        op.finish(res, summary).await
     }
 
     /// Record an operation refused before it started (bad input, not found):
@@ -99,6 +227,7 @@ async fn write_log(
 ) {
     let log = NewLog {
         actor: &actor.name,
+        user_id: actor.user_id,
         source_ip: &actor.source_ip,
         face: actor.face,
         action,

@@ -1,16 +1,24 @@
 //! The service layer: one method per use case. Every face (and the CLI)
 //! calls these; none touches the store or an engine directly.
 
+mod accounts;
 mod addresses;
+mod api_tokens;
+mod audit;
 mod auth;
 pub mod cloud_init;
 mod config_io;
 mod hosts;
 mod journal;
+pub mod jwt;
 mod nat;
 mod network;
+pub mod passwords;
 mod proxy;
+mod quotas;
 mod reconcile;
+mod roles;
+mod sessions;
 mod system;
 mod vms;
 
@@ -20,11 +28,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::engine::Engine;
+use crate::error::CoreError;
 use crate::model::HwStatus;
 use crate::network::Network;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
+pub use accounts::{UserInput, UserPatch, UserView};
+pub use api_tokens::{ApiTokenView, CreatedApiToken, API_TOKEN_PREFIX};
+pub use audit::{LoginLogView, OperationLogView};
+pub use quotas::QuotaReport;
+pub use roles::{RoleInput, RolePatch, RoleView};
+pub use sessions::TokenPair;
 pub use addresses::{AddressInput, AddressView, PoolUsage};
 pub use auth::{TokenBootstrap, TokenInfo};
 pub use config_io::{ConfigImportReport, ExportedConfig};
@@ -49,6 +64,14 @@ pub struct ServiceOptions {
     pub host_status_ttl: Duration,
     /// Minimum spacing of stored VM status samples.
     pub status_sample_every: Duration,
+    /// Lifetime of a login's access token.
+    pub access_ttl: Duration,
+    /// Lifetime of a login's refresh token (renewed by each refresh).
+    pub refresh_ttl: Duration,
+    /// Failed logins in a row that lock an account.
+    pub lockout_after: u32,
+    /// How long a locked account refuses logins.
+    pub lockout_for: Duration,
 }
 
 impl ServiceOptions {
@@ -58,6 +81,10 @@ impl ServiceOptions {
             stop_timeout: Duration::from_secs(60),
             host_status_ttl: Duration::from_secs(30),
             status_sample_every: Duration::from_secs(10),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            lockout_after: 5,
+            lockout_for: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -97,6 +124,10 @@ struct Inner {
     vm_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// host name -> (unix time, status)
     host_status_cache: Mutex<HashMap<String, (i64, HwStatus)>>,
+    /// Token signing key, loaded from the store on first use.
+    jwt: tokio::sync::OnceCell<jwt::JwtKeys>,
+    /// A hash checked when a login names no account (equal timing).
+    decoy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl Services {
@@ -116,12 +147,21 @@ impl Services {
                 opts,
                 vm_locks: Mutex::new(HashMap::new()),
                 host_status_cache: Mutex::new(HashMap::new()),
+                jwt: tokio::sync::OnceCell::new(),
+                decoy_hash: tokio::sync::OnceCell::new(),
             }),
         }
     }
 
     fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    async fn jwt(&self) -> Result<&jwt::JwtKeys, CoreError> {
+        self.inner
+            .jwt
+            .get_or_try_init(|| jwt::JwtKeys::load_or_create(self.store(), &self.inner.secrets))
+            .await
     }
 
     fn vm_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {

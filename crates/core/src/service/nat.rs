@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::network::forwards_of;
+use super::quotas::Demand;
 use super::{Actor, Services};
 use crate::error::CoreError;
 use crate::model::{Host, NatRule};
@@ -45,11 +46,13 @@ pub struct NatInput {
 impl Services {
     pub async fn list_nat_rules(
         &self,
+        actor: &Actor,
         hs_name: &str,
         vm_uuid: &str,
     ) -> Result<Vec<NatRuleView>, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.nat.read", None, hs_name, vm_uuid)
+            .await?;
         let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
         Ok(rules
             .into_iter()
@@ -65,11 +68,26 @@ impl Services {
         vm_uuid: &str,
         input: NatInput,
     ) -> Result<NatRuleView, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.nat.write", Some("vm.nat.add"), hs_name, vm_uuid)
+            .await?;
         let lock = self.host_net_lock(0);
         let _guard = lock.lock().await;
-        let checked = self.check_nat_input(&host, &vm, &input).await;
+        let owner_lock = self.owner_lock(vm.owner_id);
+        let _owner_guard = owner_lock.lock().await;
+        let checked = match self
+            .check_quota(
+                vm.owner_id,
+                Demand {
+                    nat_rules: 1,
+                    ..Demand::default()
+                },
+            )
+            .await
+        {
+            Ok(()) => self.check_nat_input(&host, &vm, &input).await,
+            Err(e) => Err(e),
+        };
         let rule = match checked {
             Ok(rule) => rule,
             Err(e) => {
@@ -212,8 +230,9 @@ impl Services {
         vm_uuid: &str,
         index: usize,
     ) -> Result<NatRuleView, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.nat.write", Some("vm.nat.delete"), hs_name, vm_uuid)
+            .await?;
         let lock = self.host_net_lock(0);
         let _guard = lock.lock().await;
         let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use super::quotas::Demand;
 use super::{now, Actor, Services};
 use crate::error::CoreError;
 use crate::model::{Host, ProxyBinding, Vm};
@@ -59,11 +60,13 @@ pub struct CreatedProxy {
 impl Services {
     pub async fn list_proxies(
         &self,
+        actor: &Actor,
         hs_name: &str,
         vm_uuid: &str,
     ) -> Result<Vec<ProxyView>, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (_, vm) = self
+            .owned_vm(actor, "vm.proxy.read", None, hs_name, vm_uuid)
+            .await?;
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
         Ok(rows
             .into_iter()
@@ -79,9 +82,24 @@ impl Services {
         vm_uuid: &str,
         input: ProxyInput,
     ) -> Result<CreatedProxy, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
-        let checked = self.check_proxy_input(&host, &vm, &input).await;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.proxy.write", Some("vm.proxy.add"), hs_name, vm_uuid)
+            .await?;
+        let owner_lock = self.owner_lock(vm.owner_id);
+        let _owner_guard = owner_lock.lock().await;
+        let checked = match self
+            .check_quota(
+                vm.owner_id,
+                Demand {
+                    proxies: 1,
+                    ..Demand::default()
+                },
+            )
+            .await
+        {
+            Ok(()) => self.check_proxy_input(&host, &vm, &input).await,
+            Err(e) => Err(e),
+        };
         let row = match checked {
             Ok(row) => row,
             Err(e) => {
@@ -254,8 +272,9 @@ impl Services {
         vm_uuid: &str,
         index: usize,
     ) -> Result<ProxyView, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (_, vm) = self
+            .owned_vm(actor, "vm.proxy.write", Some("vm.proxy.delete"), hs_name, vm_uuid)
+            .await?;
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
         let Some(row) = rows.get(index).cloned() else {
             let e = CoreError::not_found("proxy index", index.to_string());

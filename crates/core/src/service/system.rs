@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::Services;
+use super::{Actor, Services};
+use crate::accounts::{LogFilter, Page};
 use crate::engine::EngineInfo;
 use crate::error::CoreError;
 use crate::model::{LogEntry, Task};
@@ -28,7 +29,8 @@ pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
 impl Services {
-    pub async fn stats(&self) -> Result<Stats, CoreError> {
+    pub async fn stats(&self, actor: &Actor) -> Result<Stats, CoreError> {
+        actor.require("system.stats.read")?;
         let host_count = self.store().list_hosts().await?.len() as i64;
         let (vm_count, running_vm_count) = self.store().vm_counts().await?;
         Ok(Stats {
@@ -38,7 +40,8 @@ impl Services {
         })
     }
 
-    pub async fn engine_types(&self) -> Vec<EngineTypeView> {
+    pub async fn engine_types(&self, actor: &Actor) -> Result<Vec<EngineTypeView>, CoreError> {
+        actor.require("system.stats.read")?;
         let mut out = Vec::new();
         let mut keys: Vec<&&'static str> = self.inner.engines.keys().collect();
         keys.sort();
@@ -55,30 +58,43 @@ impl Services {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
+    /// The newest operation-log rows: everyone's with `audit.opera.read`,
+    /// otherwise the caller's own.
     pub async fn logs(
         &self,
+        actor: &Actor,
         hs_name: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<LogEntry>, CoreError> {
-        let limit = clamp_limit(limit)?;
-        Ok(self
-            .store()
-            .list_logs(hs_name.filter(|h| !h.is_empty()), limit)
-            .await?)
+        let filter = LogFilter {
+            hs_name: hs_name.filter(|h| !h.is_empty()).map(str::to_string),
+            desc: true,
+            page: Page {
+                offset: 0,
+                limit: clamp_limit(limit)?,
+            },
+            ..LogFilter::default()
+        };
+        let all = actor.may("audit.opera.read");
+        Ok(self.operation_log(actor, !all, filter).await?.entries)
     }
 
+    /// The newest tasks: everyone's with `system.task.read`, otherwise
+    /// those the caller started.
     pub async fn tasks(
         &self,
+        actor: &Actor,
         hs_name: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<Task>, CoreError> {
         let limit = clamp_limit(limit)?;
+        let own = (!actor.may("system.task.read")).then_some(actor.name.as_str());
         Ok(self
             .store()
-            .list_tasks(hs_name.filter(|h| !h.is_empty()), limit)
+            .list_tasks(hs_name.filter(|h| !h.is_empty()), own, limit)
             .await?)
     }
 }

@@ -10,7 +10,8 @@ use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome
 use crate::error::CoreError;
 use crate::ipam::IpVersion;
 use crate::model::{Host, HwStatus, NicConfig, Vm, VmConfig};
-use crate::store::{NewVm, StoreError};
+use super::quotas::Demand;
+use crate::store::{NewVm, Scope, StoreError};
 use crate::validate;
 
 /// Disk limit per VM when the host plan sets none (2 TiB in MiB).
@@ -22,6 +23,9 @@ const MIN_MEM_MB: u64 = 32;
 pub struct VmCreateInput {
     pub config: VmConfig,
     pub os_pass: Option<String>,
+    /// The user the VM is for (`#id`, account or billing `userid`); needs
+    /// `vm.all.manage`. Absent: the caller when it is a customer, else none.
+    pub owner: Option<String>,
 }
 
 /// A partial change of a VM: the fields given replace the stored ones.
@@ -41,6 +45,8 @@ pub struct VmView {
     pub vm_flag: &'static str,
     pub pending_restart: bool,
     pub status: Option<HwStatus>,
+    /// The user the VM belongs to; `None` for the operator's.
+    pub owner_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,6 +61,7 @@ impl From<Vm> for VmView {
             config: vm.config,
             pending_restart: vm.pending_restart,
             status: vm.last_status,
+            owner_id: vm.owner_id,
             created_at: vm.created_at,
             updated_at: vm.updated_at,
         }
@@ -109,6 +116,17 @@ pub struct ScanSkip {
     pub reason: String,
 }
 
+/// What a VM with this config adds to its owner's usage.
+fn demand_of(config: &VmConfig, vms: u64) -> Demand {
+    Demand {
+        vms,
+        vcpus: u64::from(config.cpu_num),
+        memory_mb: config.mem_num,
+        disk_mb: config.hdd_num,
+        ..Demand::default()
+    }
+}
+
 /// Per-VM upper bounds on one host.
 struct VmLimits {
     cpu: u32,
@@ -125,20 +143,56 @@ impl Services {
             .ok_or_else(|| CoreError::not_found("vm", vm_uuid))
     }
 
-    pub async fn list_vms(&self, hs_name: &str) -> Result<Vec<VmView>, CoreError> {
+    /// The host and VM a caller names: the permission first (403), then
+    /// the VM, which a caller who may not see it does not find (404).
+    /// `action` names a mutating call, whose refusal is logged.
+    pub(crate) async fn owned_vm(
+        &self,
+        actor: &Actor,
+        permission: &str,
+        action: Option<&'static str>,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<(Host, Vm), CoreError> {
+        match action {
+            Some(action) => {
+                self.authorize(actor, permission, action, Some(hs_name), Some(vm_uuid))
+                    .await?
+            }
+            None => actor.require(permission)?,
+        }
+        let host = self.host(hs_name).await?;
+        let vm = self.vm(&host, vm_uuid).await?;
+        if !actor.owns(vm.owner_id) {
+            return Err(CoreError::not_found("vm", vm_uuid));
+        }
+        Ok((host, vm))
+    }
+
+    /// The host's VMs the caller may see.
+    pub async fn list_vms(&self, actor: &Actor, hs_name: &str) -> Result<Vec<VmView>, CoreError> {
+        actor.require("vm.instance.read")?;
         let host = self.host(hs_name).await?;
         Ok(self
             .store()
             .list_vms(host.id)
             .await?
             .into_iter()
+            .filter(|vm| actor.owns(vm.owner_id))
             .map(VmView::from)
             .collect())
     }
 
-    pub async fn get_vm(&self, hs_name: &str, vm_uuid: &str) -> Result<VmView, CoreError> {
-        let host = self.host(hs_name).await?;
-        Ok(self.vm(&host, vm_uuid).await?.into())
+    pub async fn get_vm(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+    ) -> Result<VmView, CoreError> {
+        let (_, vm) = self
+            .owned_vm(actor, "vm.instance.read", None, hs_name, vm_uuid)
+            .await?;
+        Ok(vm.into())
     }
 
     pub async fn create_vm(
@@ -147,9 +201,23 @@ impl Services {
         hs_name: &str,
         input: VmCreateInput,
     ) -> Result<CreatedVm, CoreError> {
+        self.authorize(actor, "vm.instance.create", "vm.create", Some(hs_name), None)
+            .await?;
         let host = self.host(hs_name).await?;
-        let prepared = self.prepare_create(&host, input).await;
-        let (config, spec, sealed) = match prepared {
+        let owner_ref = input.owner.clone();
+        let prepared = async {
+            let owner = self.owner_for_create(actor, owner_ref.as_deref()).await?;
+            let (config, spec, sealed) = self.prepare_create(&host, input).await?;
+            // Held until the row exists, so the quota counts it.
+            let guard = match owner {
+                Some(_) => Some(self.owner_lock(owner).lock_owned().await),
+                None => None,
+            };
+            self.check_quota(owner, demand_of(&config, 1)).await?;
+            Ok((owner, config, spec, sealed, guard))
+        }
+        .await;
+        let (owner, config, spec, sealed, quota_guard) = match prepared {
             Ok(v) => v,
             Err(e) => {
                 self.log_refused(actor, "vm.create", Some(hs_name), None, &e)
@@ -173,6 +241,7 @@ impl Services {
                     config: &config,
                     state: PowerState::Stopped,
                     os_pass_sealed: sealed.as_deref(),
+                    owner_id: owner,
                 })
                 .await
                 .map_err(|e| match e {
@@ -182,6 +251,7 @@ impl Services {
                     StoreError::Conflict(_) => CoreError::Conflict(format!("vm_uuid {} already exists", config.vm_uuid)),
                     other => other.into(),
                 })?;
+            drop(quota_guard);
             let made = self.create_on_engine(&host, &vm, config, spec, &op).await;
             if let Err(e) = made {
                 // The engine removed what it made; remove the row (and with
@@ -198,6 +268,73 @@ impl Services {
         .await;
         op.finish(res, |c| serde_json::json!({"vm_uuid": c.vm.uuid}))
             .await
+    }
+
+    /// Who a new VM belongs to: the named user (which takes
+    /// `vm.all.manage`), else a customer caller, else nobody (the operator).
+    async fn owner_for_create(
+        &self,
+        actor: &Actor,
+        owner: Option<&str>,
+    ) -> Result<Option<i64>, CoreError> {
+        match owner.map(str::trim).filter(|o| !o.is_empty()) {
+            Some(reference) => {
+                actor.require("vm.all.manage")?;
+                let user = self.user_by_reference(reference).await.map_err(|_| {
+                    CoreError::invalid("owner", format!("no user {reference}"))
+                })?;
+                Ok(Some(user.id))
+            }
+            None if actor.sees_all_vms() => Ok(None),
+            None => Ok(actor.user_id),
+        }
+    }
+
+    /// Give a VM to another user (or to nobody); the new owner's quota
+    /// must have room for it.
+    pub async fn set_vm_owner(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        vm_uuid: &str,
+        owner: Option<&str>,
+    ) -> Result<VmView, CoreError> {
+        let (host, vm) = self
+            .owned_vm(actor, "vm.all.manage", Some("vm.owner"), hs_name, vm_uuid)
+            .await?;
+        let checked = async {
+            let owner = match owner.map(str::trim).filter(|o| !o.is_empty()) {
+                Some(reference) => Some(
+                    self.user_by_reference(reference)
+                        .await
+                        .map_err(|_| CoreError::invalid("owner", format!("no user {reference}")))?
+                        .id,
+                ),
+                None => None,
+            };
+            let guard = self.owner_lock(owner).lock_owned().await;
+            if owner != vm.owner_id {
+                let mut demand = demand_of(&vm.config, 1);
+                demand.nat_rules = self.store().nat_rules(Scope::Vm(vm.id)).await?.len() as u64;
+                demand.proxies = self.store().proxies(Scope::Vm(vm.id)).await?.len() as u64;
+                self.check_quota(owner, demand).await?;
+            }
+            Ok((owner, guard))
+        }
+        .await;
+        let op_target = format!("{hs_name}/{vm_uuid}");
+        self.audited(
+            actor,
+            "vm.owner",
+            Some(&op_target),
+            checked,
+            |(owner, _guard)| async move {
+                self.store().set_vm_owner(vm.id, owner).await?;
+                Ok(VmView::from(self.vm(&host, vm_uuid).await?))
+            },
+            |v| serde_json::json!({"owner_id": v.owner_id}),
+        )
+        .await
     }
 
     /// Addresses, disk, seed and DHCP of a freshly registered VM.
@@ -330,7 +467,7 @@ impl Services {
         let plan = host.config.server_plan;
         let needs_host = plan.cpu_num == 0 || plan.mem_num == 0;
         let status = if needs_host {
-            self.host_status(&host.name, false)
+            self.current_host_status(&host.name, false)
                 .await
                 .ok()
                 .and_then(|r| r.status)
@@ -370,11 +507,29 @@ impl Services {
         vm_uuid: &str,
         input: VmUpdateInput,
     ) -> Result<UpdatedVm, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.instance.update", Some("vm.update"), hs_name, vm_uuid)
+            .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
-        let merged = match self.merge_update(&host, &vm, &input).await {
+        let owner_lock = self.owner_lock(vm.owner_id);
+        let _owner_guard = match vm.owner_id {
+            Some(_) => Some(owner_lock.lock().await),
+            None => None,
+        };
+        let checked = async {
+            let merged = self.merge_update(&host, &vm, &input).await?;
+            let growth = Demand {
+                vcpus: u64::from(merged.cpu_num.saturating_sub(vm.config.cpu_num)),
+                memory_mb: merged.mem_num.saturating_sub(vm.config.mem_num),
+                disk_mb: merged.hdd_num.saturating_sub(vm.config.hdd_num),
+                ..Demand::default()
+            };
+            self.check_quota(vm.owner_id, growth).await?;
+            Ok(merged)
+        }
+        .await;
+        let merged = match checked {
             Ok(c) => c,
             Err(e) => {
                 self.log_refused(actor, "vm.update", Some(hs_name), Some(vm_uuid), &e)
@@ -485,8 +640,9 @@ impl Services {
         hs_name: &str,
         vm_uuid: &str,
     ) -> Result<(), CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.instance.delete", Some("vm.delete"), hs_name, vm_uuid)
+            .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let op = self
@@ -519,8 +675,9 @@ impl Services {
         vm_uuid: &str,
         action: PowerAction,
     ) -> Result<PowerOutcome, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.power.write", Some(power_action_name(action)), hs_name, vm_uuid)
+            .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let action_name = power_action_name(action);
@@ -558,12 +715,14 @@ impl Services {
     /// Power state now, plus the samples of the last `minutes` minutes.
     pub async fn vm_status(
         &self,
+        actor: &Actor,
         hs_name: &str,
         vm_uuid: &str,
         minutes: u32,
     ) -> Result<VmStatusReport, CoreError> {
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
+        let (host, vm) = self
+            .owned_vm(actor, "vm.instance.read", None, hs_name, vm_uuid)
+            .await?;
         let engine = self.engine_of(&host)?;
         let ctx = self.host_context(&host);
         let state = engine.state(&ctx, vm_uuid).await?;
@@ -600,6 +759,8 @@ impl Services {
         hs_name: &str,
         prefix: &str,
     ) -> Result<ScanReport, CoreError> {
+        self.authorize(actor, "host.vm.scan", "vm.scan", Some(hs_name), None)
+            .await?;
         let host = self.host(hs_name).await?;
         let op = self.begin(actor, "vm.scan", Some(hs_name), None).await?;
         let res = async {
@@ -636,6 +797,7 @@ impl Services {
                         config: &config,
                         state: item.state,
                         os_pass_sealed: None,
+                        owner_id: None,
                     })
                     .await;
                 match inserted {

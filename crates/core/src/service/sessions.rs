@@ -1,0 +1,277 @@
+//! Logins and credentials: login with lockout, refresh with rotation and
+//! reuse detection, logout, and `authenticate`, which turns any credential
+//! a face receives (root token, access token, API token) into an `Actor`.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::jwt::{looks_like_jwt, Claims, TokenType};
+use super::{now, passwords, Actor, Services};
+use crate::accounts::{NewLoginLog, Session, User, UserKey};
+use crate::error::CoreError;
+
+/// The tokens a login or refresh hands out.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+    /// Seconds until `access` expires.
+    pub access_expires_in: u64,
+    /// Seconds until `refresh` expires.
+    pub refresh_expires_in: u64,
+}
+
+const WRONG_LOGIN: &str = "wrong account or password";
+
+impl Services {
+    /// Check a password and open a session. Failures are counted per
+    /// account; after `lockout_after` in a row the account refuses logins
+    /// for `lockout_for`, whatever the password.
+    pub async fn login(
+        &self,
+        account: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<TokenPair, CoreError> {
+        if account.is_empty() {
+            return Err(CoreError::invalid("account", "is required"));
+        }
+        if password.is_empty() {
+            return Err(CoreError::invalid("password", "is required"));
+        }
+        let t = now();
+        let Some(user) = self.store().user_by_key(UserKey::Account, account).await? else {
+            // Spend the time a real check would, so timing does not tell
+            // which accounts exist.
+            let decoy = self
+                .inner
+                .decoy_hash
+                .get_or_try_init(passwords::decoy_hash)
+                .await?;
+            passwords::verify(password, decoy).await;
+            self.log_login(None, account, ip, "failed", "unknown account")
+                .await;
+            return Err(CoreError::unauthorized(WRONG_LOGIN));
+        };
+        if user.locked_until > t {
+            self.log_login(Some(user.id), account, ip, "locked", "account locked")
+                .await;
+            return Err(locked(user.locked_until - t));
+        }
+        if !passwords::verify(password, &user.password_hash).await {
+            return Err(self.count_failure(&user, ip).await);
+        }
+        if !user.enabled {
+            self.log_login(Some(user.id), account, ip, "failed", "account disabled")
+                .await;
+            return Err(CoreError::unauthorized("account disabled"));
+        }
+        self.store()
+            .set_user_login_state(user.id, 0, 0, Some(t))
+            .await?;
+        let session = Session {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user_id: user.id,
+            refresh_jti: new_jti(),
+            ip: ip.to_string(),
+            created_at: t,
+            expires_at: t + self.inner.opts.refresh_ttl.as_secs() as i64,
+            revoked: false,
+        };
+        self.store().insert_session(&session).await?;
+        self.log_login(Some(user.id), account, ip, "succeed", "")
+            .await;
+        self.token_pair(&session).await
+    }
+
+    pub(super) async fn count_failure(&self, user: &User, ip: &str) -> CoreError {
+        let failed = user.failed_logins + 1;
+        let opts = &self.inner.opts;
+        let (failed, locked_until, reason) = if failed >= i64::from(opts.lockout_after.max(1)) {
+            (0, now() + opts.lockout_for.as_secs() as i64, "wrong password; account locked")
+        } else {
+            (failed, 0, "wrong password")
+        };
+        if let Err(e) = self
+            .store()
+            .set_user_login_state(user.id, failed, locked_until, user.login_at)
+            .await
+        {
+            return e.into();
+        }
+        self.log_login(Some(user.id), &user.account, ip, "failed", reason)
+            .await;
+        CoreError::unauthorized(WRONG_LOGIN)
+    }
+
+    /// Exchange a refresh token for a new pair. The old refresh token is
+    /// spent: presenting it again revokes the whole session, since only a
+    /// copy held by someone else would be presented twice.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, CoreError> {
+        let claims = self.jwt().await?.verify(refresh_token, TokenType::Refresh)?;
+        let session = self.live_session(&claims).await?;
+        let user = self.enabled_user(session.user_id).await?;
+        let new_jti = new_jti();
+        let expires_at = now() + self.inner.opts.refresh_ttl.as_secs() as i64;
+        if !self
+            .store()
+            .rotate_session(&session.id, &claims.jti, &new_jti, expires_at)
+            .await?
+        {
+            self.store().revoke_session(&session.id).await?;
+            tracing::warn!(user = %user.account, "a spent refresh token was presented; session revoked");
+            return Err(CoreError::unauthorized(
+                "refresh token already used; the session is revoked",
+            ));
+        }
+        self.token_pair(&Session {
+            refresh_jti: new_jti,
+            expires_at,
+            ..session
+        })
+        .await
+    }
+
+    /// End the caller's login session: its access and refresh tokens stop
+    /// working at once.
+    pub async fn logout(&self, actor: &Actor) -> Result<(), CoreError> {
+        let Some(sid) = &actor.session_id else {
+            return Err(CoreError::invalid(
+                "Authorization",
+                "only a login's access token can log out",
+            ));
+        };
+        self.store().revoke_session(sid).await?;
+        self.log_login(actor.user_id, &actor.name, &actor.source_ip, "logout", "")
+            .await;
+        Ok(())
+    }
+
+    /// The caller behind a credential: the root token, a login's access
+    /// token, or a personal API token (`ixt_…`).
+    pub async fn authenticate(
+        &self,
+        credential: &str,
+        ip: &str,
+        face: &'static str,
+    ) -> Result<Actor, CoreError> {
+        let credential = credential.trim();
+        if credential.is_empty() {
+            return Err(CoreError::unauthorized("missing credential"));
+        }
+        if credential.starts_with(super::API_TOKEN_PREFIX) {
+            return self.authenticate_api_token(credential, ip, face).await;
+        }
+        if looks_like_jwt(credential) {
+            let claims = self.jwt().await?.verify(credential, TokenType::Access)?;
+            let session = self.live_session(&claims).await?;
+            let user = self.enabled_user(session.user_id).await?;
+            let permissions = self.permissions_of(user.id).await?;
+            return Ok(Actor::user(
+                user.id,
+                &user.account,
+                permissions,
+                ip,
+                face,
+                Some(session.id),
+            ));
+        }
+        if self.check_token(credential).await? {
+            return Ok(Actor::root("admin", ip, face));
+        }
+        Err(CoreError::unauthorized("invalid token"))
+    }
+
+    pub(crate) async fn permissions_of(&self, user_id: i64) -> Result<BTreeSet<String>, CoreError> {
+        Ok(self
+            .store()
+            .user_permissions(user_id)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// The user behind a token, refused when gone or disabled.
+    pub(crate) async fn enabled_user(&self, user_id: i64) -> Result<User, CoreError> {
+        match self.store().user_by_id(user_id).await? {
+            Some(u) if u.enabled => Ok(u),
+            Some(_) => Err(CoreError::unauthorized("account disabled")),
+            None => Err(CoreError::unauthorized("invalid token")),
+        }
+    }
+
+    async fn live_session(&self, claims: &Claims) -> Result<Session, CoreError> {
+        let session = self
+            .store()
+            .session_by_id(&claims.sid)
+            .await?
+            .filter(|s| s.user_id.to_string() == claims.user_id)
+            .ok_or_else(|| CoreError::unauthorized("invalid token"))?;
+        if session.revoked {
+            return Err(CoreError::unauthorized("token revoked"));
+        }
+        if session.expires_at <= now() {
+            return Err(CoreError::unauthorized("token expired"));
+        }
+        Ok(session)
+    }
+
+    async fn token_pair(&self, session: &Session) -> Result<TokenPair, CoreError> {
+        let keys = self.jwt().await?;
+        let t = now();
+        let access_ttl = self.inner.opts.access_ttl.as_secs();
+        let claims = |token_type, exp, jti: String| Claims {
+            token_type,
+            exp,
+            iat: t,
+            jti,
+            user_id: session.user_id.to_string(),
+            sid: session.id.clone(),
+        };
+        Ok(TokenPair {
+            access: keys.sign(&claims(TokenType::Access, t + access_ttl as i64, new_jti()))?,
+            refresh: keys.sign(&claims(
+                TokenType::Refresh,
+                session.expires_at,
+                session.refresh_jti.clone(),
+            ))?,
+            access_expires_in: access_ttl,
+            refresh_expires_in: (session.expires_at - t).max(0) as u64,
+        })
+    }
+
+    pub(crate) async fn log_login(
+        &self,
+        user_id: Option<i64>,
+        account: &str,
+        ip: &str,
+        status: &str,
+        reason: &str,
+    ) {
+        let entry = NewLoginLog {
+            user_id,
+            account,
+            ip,
+            status,
+            reason,
+        };
+        if let Err(e) = self.store().insert_login_log(entry).await {
+            tracing::warn!(error = %e, "could not write the login log");
+        }
+    }
+}
+
+fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn locked(seconds: i64) -> CoreError {
+    let retry_after = seconds.max(1) as u64;
+    CoreError::TooMany {
+        message: format!(
+            "account locked after repeated failed logins; retry in {retry_after} s"
+        ),
+        retry_after,
+    }
+}
