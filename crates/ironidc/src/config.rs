@@ -22,6 +22,15 @@ pub struct FileConfig {
     pub acme_directory: Option<String>,
     pub acme_email: Option<String>,
     pub acme_ca_file: Option<PathBuf>,
+    pub access_token_secs: Option<u64>,
+    pub refresh_token_secs: Option<u64>,
+    pub lockout_after: Option<u32>,
+    pub lockout_minutes: Option<u64>,
+    pub rate_limit_ip: Option<u32>,
+    pub rate_limit_user: Option<u32>,
+    pub rate_limit_login: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub admin_password: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +88,7 @@ pub struct ServeConfig {
     pub acme_directory: String,
     pub acme_email: Option<String>,
     pub acme_ca_file: Option<PathBuf>,
+    pub access: crate::access::AccessConfig,
 }
 
 pub const DEFAULT_PROXY_HTTP: &str = "0.0.0.0:80";

@@ -1,9 +1,12 @@
-//! The `ironidc` binary: `serve` (the controller), `image demo` (a bootable
-//! demo image built from Debian packages).
+//! The `ironidc` binary: `serve` (the controller), `user` (accounts from
+//! the console), `image demo` (a bootable demo image built from Debian
+//! packages).
 
+mod access;
 mod config;
 mod progress;
 mod serve;
+mod user_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the controller: the HTTP API over the local QEMU engine.
     Serve(Box<serve::ServeArgs>),
+    /// Manage users on the controller's database (first operator steps).
+    User(user_cli::UserArgs),
     /// Build OS images.
     Image {
         #[command(subcommand)]
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::User(args) => user_cli::run(args),
         Command::Image {
             command: ImageCommand::Demo { dir, cache },
         } => build_demo(dir, cache),

@@ -58,11 +58,14 @@ pub struct ServeArgs {
     /// PEM file of a CA trusted for the ACME directory's HTTPS (a private CA).
     #[arg(long, env = "IRONIDC_ACME_CA_FILE")]
     acme_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 impl ServeArgs {
-    fn resolve(self) -> Result<ServeConfig, Box<dyn std::error::Error>> {
+    pub fn resolve(self) -> Result<ServeConfig, Box<dyn std::error::Error>> {
         let file = FileConfig::load(self.config.as_deref())?;
+        let access = self.access.resolve(&file);
         let data_dir = self
             .data_dir
             .or(file.data_dir)
@@ -108,19 +111,14 @@ impl ServeArgs {
                 .or(file.acme_email)
                 .filter(|e| !e.is_empty()),
             acme_ca_file: self.acme_ca_file.or(file.acme_ca_file),
+            access,
             data_dir,
         })
     }
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IRONIDC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging("info,sqlx=warn");
     let config = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,13 +126,18 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// The service layer over the configured store, engines and network; the
+/// reverse proxy it drives is returned for `serve` to start.
+pub async fn open_services(
+    config: &ServeConfig,
+) -> Result<(Services, ReverseProxy), Box<dyn std::error::Error>> {
     let store = SqlStore::connect(&config.database_url).await?;
     let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
     let engines =
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
     let mut opts = ServiceOptions::new(config.data_dir.clone());
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
+    config.access.apply(&mut opts);
     let proxy = ReverseProxy::new();
     let acme_root = match &config.acme_ca_file {
         Some(path) => Some(
@@ -156,6 +159,11 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         proxy.clone(),
     );
     let services = Services::new(Arc::new(store), engines, secrets, Arc::new(network), opts);
+    Ok((services, proxy))
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let (services, proxy) = open_services(&config).await?;
 
     match services.bootstrap_token(config.token.as_deref()).await? {
         TokenBootstrap::Generated(token) => {
@@ -164,6 +172,12 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         }
         TokenBootstrap::Configured => tracing::info!("admin token set from configuration"),
         TokenBootstrap::Existing => {}
+    }
+    if let Some(password) = services
+        .init_accounts(config.access.admin_password.as_deref())
+        .await?
+    {
+        println!("ironidc: generated password of user administrator (shown once, store it now): {password}");
     }
 
     let interrupted = services.fail_interrupted_tasks().await?;
@@ -198,7 +212,8 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
-    let app = ironidc_api::app(services).into_make_service_with_connect_info::<SocketAddr>();
+    let app = ironidc_api::app(services, &config.access.api)?
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -273,4 +288,15 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Log to stderr, filtered by `IRONIDC_LOG` or `default`.
+pub fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IRONIDC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -4,6 +4,8 @@
 //! integers are 64-bit and flags are 0/1 integers on both, so rows decode
 //! the same way.
 
+mod accounts;
+mod filter;
 mod migrate;
 mod network;
 mod rows;

@@ -15,7 +15,7 @@ pub fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+pub fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
@@ -41,7 +41,7 @@ pub fn host(row: &AnyRow) -> Result<Host, StoreError> {
 
 pub const VM_COLUMNS: &str =
     "v.id, v.host_id, h.name AS hs_name, v.uuid, v.config, v.state, v.pending_restart, \
-     v.last_status, v.os_pass, v.created_at, v.updated_at";
+     v.last_status, v.os_pass, v.owner_id, v.created_at, v.updated_at";
 
 pub fn vm(row: &AnyRow) -> Result<Vm, StoreError> {
     let last_status: Option<String> = row.try_get("last_status").map_err(db)?;
@@ -58,6 +58,7 @@ pub fn vm(row: &AnyRow) -> Result<Vm, StoreError> {
         pending_restart: row.try_get::<i64, _>("pending_restart").map_err(db)? != 0,
         last_status: last_status.map(|s| json("vm status", &s)).transpose()?,
         os_pass_sealed: row.try_get("os_pass").map_err(db)?,
+        owner_id: row.try_get("owner_id").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
     })
@@ -96,13 +97,14 @@ pub fn task(row: &AnyRow) -> Result<Task, StoreError> {
 }
 
 pub const LOG_COLUMNS: &str =
-    "id, ts, actor, source_ip, face, action, hs_name, target, ok, message";
+    "id, ts, actor, user_id, source_ip, face, action, hs_name, target, ok, message";
 
 pub fn log(row: &AnyRow) -> Result<LogEntry, StoreError> {
     Ok(LogEntry {
         id: row.try_get("id").map_err(db)?,
         ts: row.try_get("ts").map_err(db)?,
         actor: row.try_get("actor").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
         source_ip: row.try_get("source_ip").map_err(db)?,
         face: row.try_get("face").map_err(db)?,
         action: row.try_get("action").map_err(db)?,

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ironidc_core::accounts::LogFilter;
 use ironidc_core::engine::PowerState;
 use ironidc_core::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
@@ -16,6 +17,7 @@ use ironidc_core::store::{
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
+use crate::filter::Where;
 use crate::network::replace_vm_nics;
 use crate::rows::{self, db, to_json, HOST_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, VM_COLUMNS};
 
@@ -111,29 +113,6 @@ impl SqlStore {
             .map_err(db)?;
         }
         tx.commit().await.map_err(db)
-    }
-
-    /// The newest `limit` rows of the task or log table, optionally of one host.
-    async fn newest_first(
-        &self,
-        table: &'static str,
-        columns: &'static str,
-        hs_name: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        // Placeholders appear in number order: SQLite numbers them by appearance.
-        let filter = if hs_name.is_some() {
-            "hs_name = $1"
-        } else {
-            "$1 IS NULL"
-        };
-        let sql = format!("SELECT {columns} FROM {table} WHERE {filter} ORDER BY id DESC LIMIT $2");
-        sqlx::query(&sql)
-            .bind(hs_name.map(str::to_string))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)
     }
 
     async fn vm_where(
@@ -233,14 +212,15 @@ impl Store for SqlStore {
         let ts = now();
         let mut tx = self.pool.begin().await.map_err(db)?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO vms (host_id, uuid, config, state, pending_restart, os_pass, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6, $6) RETURNING id",
+            "INSERT INTO vms (host_id, uuid, config, state, pending_restart, os_pass, owner_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $7) RETURNING id",
         )
         .bind(new.host_id)
         .bind(new.uuid)
         .bind(to_json(new.config)?)
         .bind(new.state.as_str())
         .bind(new.os_pass_sealed.map(str::to_string))
+        .bind(new.owner_id)
         .bind(ts)
         .fetch_one(&mut *tx)
         .await
@@ -531,20 +511,43 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
-    async fn list_tasks(&self, hs_name: Option<&str>, limit: u32) -> Result<Vec<Task>, StoreError> {
-        let rows = self
-            .newest_first("tasks", TASK_COLUMNS, hs_name, limit)
-            .await?;
-        rows.iter().map(rows::task).collect()
+    async fn list_tasks(
+        &self,
+        hs_name: Option<&str>,
+        actor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut filter = Where::default();
+        if let Some(hs_name) = hs_name {
+            filter.eq_text("hs_name", hs_name);
+        }
+        if let Some(actor) = actor {
+            filter.eq_text("actor", actor);
+        }
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks{} ORDER BY id DESC{}",
+            filter.sql(),
+            filter.limit_sql()
+        );
+        filter
+            .bind(sqlx::query(&sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::task)
+            .collect()
     }
 
     async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO logs (ts, actor, source_ip, face, action, hs_name, target, ok, message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO logs (ts, actor, user_id, source_ip, face, action, hs_name, target, ok, message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(now())
         .bind(new.actor)
+        .bind(new.user_id)
         .bind(new.source_ip)
         .bind(new.face)
         .bind(new.action)
@@ -558,15 +561,33 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn list_logs(
-        &self,
-        hs_name: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        let rows = self
-            .newest_first("logs", LOG_COLUMNS, hs_name, limit)
-            .await?;
-        rows.iter().map(rows::log).collect()
+    async fn list_logs(&self, filter: &LogFilter) -> Result<(Vec<LogEntry>, u64), StoreError> {
+        let mut w = Where::default();
+        if let Some(user_id) = filter.user_id {
+            w.eq_int("user_id", user_id);
+        }
+        if let Some(hs_name) = filter.hs_name.as_deref() {
+            w.eq_text("hs_name", hs_name);
+        }
+        if let Some(operation) = filter.operation.as_deref().filter(|o| !o.is_empty()) {
+            w.contains("action", operation);
+        }
+        let total = w.count(&self.pool, "logs").await?;
+        let order = if filter.desc { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM logs{} ORDER BY id {order}{}",
+            w.sql(),
+            w.page_sql()
+        );
+        let entries = w
+            .bind_page(sqlx::query(&sql), filter.page)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::log)
+            .collect::<Result<_, _>>()?;
+        Ok((entries, total))
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -2,11 +2,15 @@
 //! (from `IRONIDC_TEST_POSTGRES_URL`; required when `CI` is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ironidc_core::accounts::{
+    LogFilter, NewApiToken, NewLoginLog, NewRole, NewUser, Page, Quota, Session, Usage, UserFilter,
+    UserKey,
+};
 use ironidc_core::engine::PowerState;
 use ironidc_core::model::{
     HostConfig, HwStatus, NatRule, NicConfig, ProxyBinding, TaskStatus, VmAddress, VmConfig,
 };
-use ironidc_core::store::{NewHost, NewLog, NewVm, Scope, Store, StoreError};
+use ironidc_core::store::{AccountStore, NewHost, NewLog, NewVm, Scope, Store, StoreError};
 use ironidc_store::SqlStore;
 
 async fn contract(store: &SqlStore, tag: &str) {
@@ -54,12 +58,14 @@ async fn contract(store: &SqlStore, tag: &str) {
             config: &vm_config,
             state: PowerState::Stopped,
             os_pass_sealed: Some("enc:v1:p"),
+            owner_id: None,
         })
         .await
         .expect("insert vm");
     assert_eq!(vm.hs_name, host_name);
     assert_eq!(vm.config.cpu_num, 2);
     assert_eq!(vm.os_pass_sealed.as_deref(), Some("enc:v1:p"));
+    assert_eq!(vm.owner_id, None);
     let dup = store
         .insert_vm(NewVm {
             host_id: host.id,
@@ -67,6 +73,7 @@ async fn contract(store: &SqlStore, tag: &str) {
             config: &vm_config,
             state: PowerState::Stopped,
             os_pass_sealed: None,
+            owner_id: None,
         })
         .await;
     assert!(
@@ -134,7 +141,10 @@ async fn contract(store: &SqlStore, tag: &str) {
         .await
         .expect("fail running");
     assert!(failed >= 1);
-    let tasks = store.list_tasks(Some(&host_name), 10).await.expect("tasks");
+    let tasks = store
+        .list_tasks(Some(&host_name), None, 10)
+        .await
+        .expect("tasks");
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0].id, t2.id, "newest first");
     assert_eq!(tasks[0].status, TaskStatus::Failed);
@@ -143,7 +153,7 @@ async fn contract(store: &SqlStore, tag: &str) {
     assert_eq!(tasks[1].result, Some(serde_json::json!({"ok": 1})));
     assert_eq!(
         store
-            .list_tasks(Some(&host_name), 1)
+            .list_tasks(Some(&host_name), None, 1)
             .await
             .expect("limit")
             .len(),
@@ -154,6 +164,7 @@ async fn contract(store: &SqlStore, tag: &str) {
         store
             .insert_log(NewLog {
                 actor: "admin",
+                user_id: None,
                 source_ip: "127.0.0.1",
                 face: "openidcs",
                 action: "vm.create",
@@ -165,12 +176,24 @@ async fn contract(store: &SqlStore, tag: &str) {
             .await
             .expect("log");
     }
-    let all = store.list_tasks(None, 1000).await.expect("all tasks");
+    let all = store.list_tasks(None, None, 1000).await.expect("all tasks");
     assert!(all.iter().any(|t| t.id == t2.id) && all.windows(2).all(|w| w[0].id > w[1].id));
-    let logs = store.list_logs(Some(&host_name), 10).await.expect("logs");
-    assert_eq!(logs.len(), 2);
+    let (logs, total) = store
+        .list_logs(&LogFilter {
+            hs_name: Some(host_name.clone()),
+            desc: true,
+            ..Default::default()
+        })
+        .await
+        .expect("logs");
+    assert_eq!((logs.len(), total), (2, 2));
     assert!(!logs[0].ok && logs[1].ok, "newest first");
-    assert!(store.list_logs(None, 1000).await.expect("all logs").len() >= 2);
+    assert_eq!(logs[0].user_id, None);
+    let (_, total) = store
+        .list_logs(&LogFilter::default())
+        .await
+        .expect("all logs");
+    assert!(total >= 2);
 
     store.set_setting("k", "v1").await.expect("set");
     store.set_setting("k", "v2").await.expect("overwrite");
@@ -180,6 +203,7 @@ async fn contract(store: &SqlStore, tag: &str) {
     );
 
     let vm_id = network_contract(store, host.id, &vm_name, tag).await;
+    accounts_contract(store, host.id, &host_name, tag).await;
 
     store.delete_vm(vm_id).await.expect("delete vm");
     assert!(store
@@ -220,6 +244,7 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
             },
             state: PowerState::Stopped,
             os_pass_sealed: None,
+            owner_id: None,
         })
         .await;
     assert!(
@@ -342,10 +367,875 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
             config: &vm.config,
             state: PowerState::Stopped,
             os_pass_sealed: None,
+            owner_id: None,
         })
         .await
         .unwrap()
         .id
+}
+
+fn conflict_column(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::Conflict(column)) => column,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+fn page(offset: u32, limit: u32) -> Page {
+    Page { offset, limit }
+}
+
+/// Users, roles, sessions, API tokens, login and operation logs, task
+/// actors, VM ownership and usage.
+async fn accounts_contract(store: &SqlStore, host_id: i64, host_name: &str, tag: &str) {
+    // Rows persist in PostgreSQL between runs: every name carries this run.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let t = format!("{tag}x{nanos}");
+    let upper = t.to_uppercase();
+
+    // Roles and their permissions.
+    let admin_role = store
+        .insert_role(&NewRole {
+            name: format!("admins-{t}"),
+            code: format!("admin_{t}"),
+            description: Some("all".into()),
+            enabled: true,
+            protected: true,
+            permissions: vec!["vm.write".into(), "vm.read".into(), "vm.read".into()],
+            quota: Quota {
+                vms: Some(10),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(admin_role.permissions, vec!["vm.read", "vm.write"]);
+    assert!(admin_role.protected && admin_role.enabled);
+    assert_eq!(admin_role.quota.vms, Some(10));
+    assert!(admin_role.created_at > 0);
+    let off_role = store
+        .insert_role(&NewRole {
+            name: format!("off-{t}"),
+            code: format!("off_{t}"),
+            description: None,
+            enabled: false,
+            protected: false,
+            permissions: vec!["host.write".into()],
+            quota: Quota::default(),
+        })
+        .await
+        .unwrap();
+    let user_role = store
+        .insert_role(&NewRole {
+            name: format!("users-{t}"),
+            code: format!("user_{t}"),
+            description: None,
+            enabled: true,
+            protected: false,
+            permissions: vec!["vm.read".into(), "log.read".into()],
+            quota: Quota::default(),
+        })
+        .await
+        .unwrap();
+    let dup = NewRole {
+        name: admin_role.name.clone(),
+        code: format!("other_{t}"),
+        description: None,
+        enabled: true,
+        protected: false,
+        permissions: vec![],
+        quota: Quota::default(),
+    };
+    assert_eq!(conflict_column(store.insert_role(&dup).await), "name");
+    let dup = NewRole {
+        name: format!("other-{t}"),
+        code: admin_role.code.clone(),
+        ..dup
+    };
+    assert_eq!(conflict_column(store.insert_role(&dup).await), "code");
+    assert_eq!(
+        store.role_by_code(&admin_role.code).await.unwrap(),
+        Some(admin_role.clone())
+    );
+    assert_eq!(
+        store.role_by_id(admin_role.id).await.unwrap(),
+        Some(admin_role.clone())
+    );
+    assert_eq!(
+        store.role_by_code(&format!("none_{t}")).await.unwrap(),
+        None
+    );
+
+    let mut changed = user_role.clone();
+    changed.description = Some("people".into());
+    changed.quota.nat_rules = Some(4);
+    store.update_role(&changed).await.unwrap();
+    let user_role = store.role_by_id(user_role.id).await.unwrap().unwrap();
+    assert_eq!(user_role.description.as_deref(), Some("people"));
+    assert_eq!(user_role.quota.nat_rules, Some(4));
+    changed.name = admin_role.name.clone();
+    assert_eq!(conflict_column(store.update_role(&changed).await), "name");
+    store
+        .set_role_permissions(
+            user_role.id,
+            &["vm.power".to_string(), "log.read".to_string()],
+        )
+        .await
+        .unwrap();
+    let user_role = store.role_by_id(user_role.id).await.unwrap().unwrap();
+    assert_eq!(user_role.permissions, vec!["log.read", "vm.power"]);
+
+    let (roles, total) = store.list_roles(Some(&upper), None).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        roles.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![admin_role.id, off_role.id, user_role.id]
+    );
+    assert_eq!(roles[2].permissions, user_role.permissions);
+    let (roles, total) = store.list_roles(Some(&t), Some(page(1, 1))).await.unwrap();
+    assert_eq!((roles.len(), total), (1, 3));
+    assert_eq!(roles[0].id, off_role.id);
+    assert!(store.list_roles(None, None).await.unwrap().1 >= 3);
+
+    // Users.
+    let alice = store
+        .insert_user(&NewUser {
+            external_id: Some(format!("ext-{t}-1")),
+            account: format!("Alice-{t}"),
+            name: format!("Alice {t}"),
+            email: Some(format!("alice-{t}@example.test")),
+            phone: Some(format!("+1-{t}-1")),
+            enabled: true,
+            protected: false,
+            remark: None,
+            password_hash: "$argon2id$a".into(),
+            quota: Quota {
+                vms: Some(3),
+                ..Default::default()
+            },
+            roles: vec![user_role.id, admin_role.id, user_role.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.roles, vec![admin_role.id, user_role.id]);
+    assert_eq!(alice.quota.vms, Some(3));
+    assert_eq!((alice.failed_logins, alice.locked_until), (0, 0));
+    assert_eq!(alice.login_at, None);
+    assert!(alice.created_at > 0 && alice.updated_at == alice.created_at);
+    let bob = store
+        .insert_user(&NewUser {
+            external_id: None,
+            account: format!("bob-{t}"),
+            name: format!("Bob {t}"),
+            email: None,
+            phone: None,
+            enabled: false,
+            protected: false,
+            remark: Some("r".into()),
+            password_hash: "$argon2id$b".into(),
+            quota: Quota::default(),
+            roles: vec![off_role.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(bob.roles, vec![off_role.id]);
+    // A second user without email, phone or external id is no conflict.
+    let carol = store
+        .insert_user(&NewUser {
+            external_id: None,
+            account: format!("carol-{t}"),
+            name: format!("Carol_{t}"),
+            email: None,
+            phone: None,
+            enabled: true,
+            protected: false,
+            remark: None,
+            password_hash: "$argon2id$c".into(),
+            quota: Quota::default(),
+            roles: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(carol.roles.is_empty());
+
+    let fresh = |account: String| NewUser {
+        external_id: None,
+        account,
+        name: "dup".into(),
+        email: None,
+        phone: None,
+        enabled: true,
+        protected: false,
+        remark: None,
+        password_hash: "x".into(),
+        quota: Quota::default(),
+        roles: vec![],
+    };
+    let d = fresh(format!("ALICE-{upper}"));
+    assert_eq!(conflict_column(store.insert_user(&d).await), "account");
+    let d = NewUser {
+        email: Some(format!("ALICE-{upper}@EXAMPLE.TEST")),
+        ..fresh(format!("d1-{t}"))
+    };
+    assert_eq!(conflict_column(store.insert_user(&d).await), "email");
+    let d = NewUser {
+        phone: alice.phone.clone(),
+        ..fresh(format!("d2-{t}"))
+    };
+    assert_eq!(conflict_column(store.insert_user(&d).await), "phone");
+    let d = NewUser {
+        external_id: alice.external_id.clone(),
+        ..fresh(format!("d3-{t}"))
+    };
+    assert_eq!(conflict_column(store.insert_user(&d).await), "external_id");
+    let d = NewUser {
+        roles: vec![admin_role.id],
+        ..fresh(format!("ALICE-{upper}"))
+    };
+    assert!(store.insert_user(&d).await.is_err());
+    assert!(
+        store.role_members(admin_role.id).await.unwrap() == vec![alice.id],
+        "a refused user left role links"
+    );
+
+    let by = |key, value: String| async move { store.user_by_key(key, &value).await.unwrap() };
+    assert_eq!(
+        by(UserKey::Account, format!("alice-{upper}")).await,
+        Some(alice.clone())
+    );
+    assert_eq!(
+        by(UserKey::Email, format!("Alice-{upper}@Example.Test")).await,
+        Some(alice.clone())
+    );
+    assert_eq!(
+        by(UserKey::Phone, format!("+1-{t}-1")).await.map(|u| u.id),
+        Some(alice.id)
+    );
+    assert_eq!(
+        by(UserKey::ExternalId, format!("ext-{t}-1"))
+            .await
+            .map(|u| u.id),
+        Some(alice.id)
+    );
+    assert_eq!(by(UserKey::Account, format!("nobody-{t}")).await, None);
+    assert_eq!(store.user_by_id(bob.id).await.unwrap(), Some(bob.clone()));
+
+    let list = |filter: UserFilter| async move {
+        let (users, total) = store.list_users(&filter).await.unwrap();
+        (users.iter().map(|u| u.id).collect::<Vec<_>>(), total)
+    };
+    let mine = |account: &str| UserFilter {
+        account: Some(account.to_string()),
+        ..Default::default()
+    };
+    assert_eq!(
+        list(mine(&upper)).await,
+        (vec![alice.id, bob.id, carol.id], 3)
+    );
+    assert_eq!(
+        list(UserFilter {
+            page: page(1, 1),
+            ..mine(&t)
+        })
+        .await,
+        (vec![bob.id], 3)
+    );
+    assert_eq!(
+        list(UserFilter {
+            page: page(3, 10),
+            ..mine(&t)
+        })
+        .await,
+        (vec![], 3)
+    );
+    assert_eq!(
+        list(UserFilter {
+            enabled: Some(false),
+            ..mine(&t)
+        })
+        .await,
+        (vec![bob.id], 1)
+    );
+    assert_eq!(
+        list(UserFilter {
+            name: Some(format!("alice {upper}")),
+            ..Default::default()
+        })
+        .await,
+        (vec![alice.id], 1)
+    );
+    // `_` and `%` match themselves, not any character.
+    assert_eq!(
+        list(UserFilter {
+            name: Some(format!("_{t}")),
+            ..Default::default()
+        })
+        .await,
+        (vec![carol.id], 1)
+    );
+    assert_eq!(
+        list(UserFilter {
+            account: Some(format!("%{t}")),
+            ..Default::default()
+        })
+        .await,
+        (vec![], 0)
+    );
+    let (users, _) = store.list_users(&mine(&t)).await.unwrap();
+    assert_eq!(users[0], alice);
+    assert_eq!(users[1].roles, vec![off_role.id]);
+
+    let mut profile = alice.clone();
+    profile.name = format!("Alicia {t}");
+    profile.remark = Some("vip".into());
+    profile.quota.memory_mb = Some(4096);
+    profile.account = "ignored".into();
+    store.update_user(&profile).await.unwrap();
+    let alice = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(alice.name, format!("Alicia {t}"));
+    assert_eq!(alice.remark.as_deref(), Some("vip"));
+    assert_eq!(alice.quota.memory_mb, Some(4096));
+    assert_eq!(alice.account, format!("Alice-{t}"), "account stays");
+    let mut clash = bob.clone();
+    clash.email = Some(format!("ALICE-{upper}@example.test"));
+    assert_eq!(conflict_column(store.update_user(&clash).await), "email");
+    clash.email = None;
+    clash.phone = alice.phone.clone();
+    assert_eq!(conflict_column(store.update_user(&clash).await), "phone");
+
+    store
+        .set_user_login_state(alice.id, 3, 999, None)
+        .await
+        .unwrap();
+    let u = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        (u.failed_logins, u.locked_until, u.login_at),
+        (3, 999, None)
+    );
+    store
+        .set_user_login_state(alice.id, 0, 0, Some(1234))
+        .await
+        .unwrap();
+    store
+        .set_user_login_state(alice.id, 1, 0, None)
+        .await
+        .unwrap();
+    let u = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.login_at), (1, Some(1234)));
+    store
+        .set_user_login_state(alice.id, 2, 77, None)
+        .await
+        .unwrap();
+    store
+        .set_user_password(alice.id, "$argon2id$new")
+        .await
+        .unwrap();
+    let u = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(u.password_hash, "$argon2id$new");
+    assert_eq!((u.failed_logins, u.locked_until), (0, 0));
+
+    // Permissions come from enabled roles only.
+    assert_eq!(
+        store.user_permissions(alice.id).await.unwrap(),
+        vec!["log.read", "vm.power", "vm.read", "vm.write"]
+    );
+    assert!(store.user_permissions(bob.id).await.unwrap().is_empty());
+    assert!(store.user_permissions(carol.id).await.unwrap().is_empty());
+    let mut enabled = off_role.clone();
+    enabled.enabled = true;
+    store.update_role(&enabled).await.unwrap();
+    assert_eq!(
+        store.user_permissions(bob.id).await.unwrap(),
+        vec!["host.write"]
+    );
+    store
+        .set_user_roles(bob.id, &[user_role.id, user_role.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_by_id(bob.id).await.unwrap().unwrap().roles,
+        vec![user_role.id]
+    );
+    assert_eq!(
+        store.role_members(user_role.id).await.unwrap(),
+        vec![alice.id, bob.id]
+    );
+    store
+        .set_user_roles(carol.id, &[off_role.id])
+        .await
+        .unwrap();
+    assert!(store.delete_role(off_role.id).await.unwrap());
+    assert!(!store.delete_role(off_role.id).await.unwrap());
+    assert_eq!(store.role_by_id(off_role.id).await.unwrap(), None);
+    assert!(store.role_members(off_role.id).await.unwrap().is_empty());
+    assert!(store
+        .user_by_id(carol.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .roles
+        .is_empty());
+
+    // Sessions: the refresh jti is compared and set at once.
+    let session = Session {
+        id: format!("sess-{t}"),
+        user_id: alice.id,
+        refresh_jti: "j1".into(),
+        ip: "192.0.2.1".into(),
+        created_at: 1_700_000_000,
+        expires_at: 4_000_000_000,
+        revoked: false,
+    };
+    store.insert_session(&session).await.unwrap();
+    assert!(matches!(
+        store.insert_session(&session).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.session_by_id(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert!(store
+        .rotate_session(&session.id, "j1", "j2", 4_000_000_100)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .rotate_session(&session.id, "j1", "j3", 4_000_000_200)
+            .await
+            .unwrap(),
+        "a rotated-away jti is refused"
+    );
+    let s = store.session_by_id(&session.id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.refresh_jti.as_str(), s.expires_at),
+        ("j2", 4_000_000_100)
+    );
+    store.revoke_session(&session.id).await.unwrap();
+    assert!(
+        store
+            .session_by_id(&session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(!store
+        .rotate_session(&session.id, "j2", "j3", 4_000_000_300)
+        .await
+        .unwrap());
+    for n in 2..4 {
+        store
+            .insert_session(&Session {
+                id: format!("sess-{t}-{n}"),
+                ..session.clone()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.revoke_user_sessions(alice.id).await.unwrap(), 2);
+    assert_eq!(store.revoke_user_sessions(alice.id).await.unwrap(), 0);
+    let old = Session {
+        id: format!("sess-{t}-old"),
+        expires_at: 1_000,
+        ..session.clone()
+    };
+    store.insert_session(&old).await.unwrap();
+    assert!(store.purge_sessions(2_000).await.unwrap() >= 1);
+    assert_eq!(store.session_by_id(&old.id).await.unwrap(), None);
+    assert!(store.session_by_id(&session.id).await.unwrap().is_some());
+
+    // Personal API tokens.
+    let new_token = NewApiToken {
+        user_id: alice.id,
+        name: "ci".into(),
+        token_hash: format!("hash-{t}-1"),
+        hint: "idc_ab".into(),
+        scopes: vec!["vm.read".into(), "vm.power".into()],
+        expires_at: None,
+    };
+    let t1 = store.insert_api_token(&new_token).await.unwrap();
+    assert_eq!(t1.scopes, vec!["vm.read", "vm.power"]);
+    assert!(t1.created_at > 0);
+    assert_eq!((t1.expires_at, t1.last_used_at), (None, None));
+    assert_eq!(
+        conflict_column(store.insert_api_token(&new_token).await),
+        "token_hash"
+    );
+    let t2 = store
+        .insert_api_token(&NewApiToken {
+            token_hash: format!("hash-{t}-2"),
+            scopes: vec![],
+            expires_at: Some(4_000_000_000),
+            ..new_token.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(t2.expires_at, Some(4_000_000_000));
+    assert_eq!(
+        store.api_token_by_hash(&t1.token_hash).await.unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        store.list_api_tokens(alice.id).await.unwrap(),
+        vec![t1.clone(), t2.clone()]
+    );
+    assert!(store.list_api_tokens(bob.id).await.unwrap().is_empty());
+    store.touch_api_token(t1.id, 4321).await.unwrap();
+    assert_eq!(
+        store
+            .api_token_by_hash(&t1.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(4321)
+    );
+    assert!(!store.delete_api_token(t1.id, bob.id).await.unwrap());
+    assert!(store.delete_api_token(t1.id, alice.id).await.unwrap());
+    assert!(!store.delete_api_token(t1.id, alice.id).await.unwrap());
+    assert_eq!(store.api_token_by_hash(&t1.token_hash).await.unwrap(), None);
+
+    // The login log.
+    for (user_id, account, status) in [
+        (Some(alice.id), alice.account.as_str(), "succeed"),
+        (Some(alice.id), alice.account.as_str(), "failed"),
+        (None, "ghost", "failed"),
+        (Some(bob.id), bob.account.as_str(), "locked"),
+    ] {
+        store
+            .insert_login_log(NewLoginLog {
+                user_id,
+                account,
+                ip: "192.0.2.1",
+                status,
+                reason: "r",
+            })
+            .await
+            .unwrap();
+    }
+    let logins = |filter: LogFilter| async move { store.list_login_logs(&filter).await.unwrap() };
+    let of_alice = LogFilter {
+        user_id: Some(alice.id),
+        ..Default::default()
+    };
+    let (entries, total) = logins(of_alice.clone()).await;
+    assert_eq!(total, 2);
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.status.as_str())
+            .collect::<Vec<_>>(),
+        vec!["succeed", "failed"],
+        "oldest first"
+    );
+    assert_eq!(entries[0].user_name.as_deref(), Some(alice.name.as_str()));
+    assert_eq!(entries[0].account, alice.account);
+    assert!(entries[0].ts > 0);
+    let (entries, total) = logins(LogFilter {
+        desc: true,
+        ..of_alice.clone()
+    })
+    .await;
+    assert_eq!((entries[0].status.as_str(), total), ("failed", 2));
+    let (entries, total) = logins(LogFilter {
+        page: page(1, 1),
+        ..of_alice.clone()
+    })
+    .await;
+    assert_eq!((entries.len(), total), (1, 2));
+    assert_eq!(entries[0].status, "failed");
+    let (entries, total) = logins(LogFilter {
+        desc: true,
+        page: page(0, 4),
+        ..Default::default()
+    })
+    .await;
+    assert!(total >= 4);
+    let ghost = entries.iter().find(|e| e.account == "ghost").unwrap();
+    assert_eq!((ghost.user_id, ghost.user_name.as_deref()), (None, None));
+
+    // The operation log, filtered.
+    for (user_id, action, hs) in [
+        (Some(alice.id), "vm.create", Some(host_name)),
+        (Some(alice.id), "VM.Power.Start", None),
+        (Some(alice.id), "host.update", Some(host_name)),
+        (Some(bob.id), "vm.create", Some(host_name)),
+    ] {
+        store
+            .insert_log(NewLog {
+                actor: "someone",
+                user_id,
+                source_ip: "192.0.2.1",
+                face: "api",
+                action,
+                hs_name: hs,
+                target: None,
+                ok: true,
+                message: "",
+            })
+            .await
+            .unwrap();
+    }
+    let ops = |filter: LogFilter| async move {
+        let (entries, total) = store.list_logs(&filter).await.unwrap();
+        (
+            entries.into_iter().map(|e| e.action).collect::<Vec<_>>(),
+            total,
+        )
+    };
+    assert_eq!(
+        ops(of_alice.clone()).await,
+        (
+            vec![
+                "vm.create".to_string(),
+                "VM.Power.Start".into(),
+                "host.update".into()
+            ],
+            3
+        )
+    );
+    let (entries, _) = store.list_logs(&of_alice).await.unwrap();
+    assert_eq!(entries[0].user_id, Some(alice.id));
+    assert_eq!(
+        ops(LogFilter {
+            operation: Some("vm.".into()),
+            desc: true,
+            ..of_alice.clone()
+        })
+        .await,
+        (vec!["VM.Power.Start".to_string(), "vm.create".into()], 2)
+    );
+    assert_eq!(
+        ops(LogFilter {
+            page: page(2, 5),
+            ..of_alice.clone()
+        })
+        .await,
+        (vec!["host.update".to_string()], 3)
+    );
+    assert_eq!(
+        ops(LogFilter {
+            hs_name: Some(host_name.to_string()),
+            ..of_alice.clone()
+        })
+        .await
+        .1,
+        2
+    );
+    assert_eq!(
+        ops(LogFilter {
+            operation: Some("v_".into()),
+            ..of_alice.clone()
+        })
+        .await
+        .1,
+        0,
+        "`_` is no wildcard"
+    );
+
+    // Tasks of one actor.
+    let actor = format!("actor-{t}");
+    let a1 = store
+        .create_task("vm.create", Some(host_name), None, &actor)
+        .await
+        .unwrap();
+    store
+        .create_task("vm.create", Some(host_name), None, "admin")
+        .await
+        .unwrap();
+    let a2 = store
+        .create_task("vm.delete", None, None, &actor)
+        .await
+        .unwrap();
+    let ids =
+        |tasks: Vec<ironidc_core::model::Task>| tasks.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_tasks(None, Some(&actor), 10).await.unwrap()),
+        vec![a2.id, a1.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_tasks(Some(host_name), Some(&actor), 10)
+            .await
+            .unwrap()),
+        vec![a1.id]
+    );
+    assert_eq!(
+        ids(store.list_tasks(None, Some(&actor), 1).await.unwrap()),
+        vec![a2.id]
+    );
+    store.fail_running_tasks("done").await.unwrap();
+
+    // Ownership and usage.
+    let vm_config = |uuid: &str, cpu, mem, hdd| VmConfig {
+        vm_uuid: uuid.to_string(),
+        cpu_num: cpu,
+        mem_num: mem,
+        hdd_num: hdd,
+        ..Default::default()
+    };
+    let mut vms = Vec::new();
+    for (n, owner, cpu, mem, hdd) in [
+        (1, Some(alice.id), 2, 512, 1024),
+        (2, Some(alice.id), 1, 256, 2048),
+        (3, None, 4, 4096, 10240),
+        (4, Some(bob.id), 8, 8192, 8192),
+    ] {
+        let uuid = format!("own{n}-{t}");
+        let vm = store
+            .insert_vm(NewVm {
+                host_id,
+                uuid: &uuid,
+                config: &vm_config(&uuid, cpu, mem, hdd),
+                state: PowerState::Stopped,
+                os_pass_sealed: None,
+                owner_id: owner,
+            })
+            .await
+            .unwrap();
+        assert_eq!(vm.owner_id, owner);
+        vms.push(vm);
+    }
+    assert_eq!(
+        store
+            .vm_by_uuid(host_id, &vms[0].uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_id,
+        Some(alice.id)
+    );
+    store.set_vm_owner(vms[2].id, Some(alice.id)).await.unwrap();
+    assert_eq!(
+        store
+            .vm_by_uuid(host_id, &vms[2].uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_id,
+        Some(alice.id)
+    );
+    let rule = NatRule {
+        id: 0,
+        host_id,
+        vm_id: vms[0].id,
+        protocol: "tcp".into(),
+        external_port: 64000,
+        internal_ip: "10.0.0.5".into(),
+        internal_port: 22,
+        description: String::new(),
+        created_at: 0,
+    };
+    store.insert_nat_rule(&rule).await.unwrap();
+    store
+        .insert_nat_rule(&NatRule {
+            vm_id: vms[1].id,
+            external_port: 64001,
+            ..rule.clone()
+        })
+        .await
+        .unwrap();
+    store
+        .insert_nat_rule(&NatRule {
+            vm_id: vms[3].id,
+            external_port: 64002,
+            ..rule.clone()
+        })
+        .await
+        .unwrap();
+    store
+        .insert_proxy(&ProxyBinding {
+            id: 0,
+            host_id,
+            vm_id: vms[1].id,
+            domain: format!("own-{t}.example.test"),
+            backend_ip: "10.0.0.6".into(),
+            backend_port: 80,
+            ssl_enabled: false,
+            ssl_type: String::new(),
+            cert_pem: None,
+            key_sealed: None,
+            cert_not_after: None,
+            cert_error: None,
+            description: String::new(),
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.usage_of(alice.id).await.unwrap(),
+        Usage {
+            vms: 3,
+            vcpus: 7,
+            memory_mb: 4864,
+            disk_mb: 13312,
+            nat_rules: 2,
+            proxies: 1,
+        }
+    );
+    store.set_vm_owner(vms[2].id, None).await.unwrap();
+    assert_eq!(
+        store
+            .vm_by_uuid(host_id, &vms[2].uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_id,
+        None
+    );
+    assert_eq!(store.usage_of(alice.id).await.unwrap().vms, 2);
+    assert_eq!(
+        store.usage_of(bob.id).await.unwrap(),
+        Usage {
+            vms: 1,
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_mb: 8192,
+            nat_rules: 1,
+            proxies: 0,
+        }
+    );
+
+    // Deleting a user unowns its VMs and drops its sessions, tokens and
+    // role links; its log rows stay, without a name.
+    assert!(store.delete_user(alice.id).await.unwrap());
+    assert!(!store.delete_user(alice.id).await.unwrap());
+    assert_eq!(store.user_by_id(alice.id).await.unwrap(), None);
+    for vm in &vms[..2] {
+        let vm = store.vm_by_uuid(host_id, &vm.uuid).await.unwrap().unwrap();
+        assert_eq!(vm.owner_id, None);
+    }
+    assert_eq!(store.usage_of(alice.id).await.unwrap(), Usage::default());
+    assert_eq!(store.session_by_id(&session.id).await.unwrap(), None);
+    assert_eq!(store.api_token_by_hash(&t2.token_hash).await.unwrap(), None);
+    assert_eq!(
+        store.role_members(user_role.id).await.unwrap(),
+        vec![bob.id]
+    );
+    let (entries, total) = logins(of_alice.clone()).await;
+    assert_eq!(total, 2);
+    assert!(entries.iter().all(|e| e.user_name.is_none()));
+    assert_eq!(ops(of_alice).await.1, 3);
+    // The account can be taken again.
+    let again = store
+        .insert_user(&fresh(format!("alice-{t}")))
+        .await
+        .unwrap();
+    assert!(store.delete_user(again.id).await.unwrap());
+
+    for vm in &vms {
+        store.delete_vm(vm.id).await.unwrap();
+    }
+    for user in [bob.id, carol.id] {
+        assert!(store.delete_user(user).await.unwrap());
+    }
+    for role in [admin_role.id, user_role.id] {
+        assert!(store.delete_role(role).await.unwrap());
+    }
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ fn envelope(status: StatusCode, msg: &str, data: serde_json::Value) -> Response 
 pub struct ApiError {
     pub status: StatusCode,
     pub msg: String,
+    /// Seconds for `Retry-After` on a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
         Self {
             status,
             msg: msg.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -57,6 +60,8 @@ impl From<CoreError> for ApiError {
         let status = match e.class() {
             ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
             ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
             ErrorClass::Conflict => StatusCode::CONFLICT,
             ErrorClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -69,13 +74,20 @@ impl From<CoreError> for ApiError {
         Self {
             status,
             msg: e.to_string(),
+            retry_after: e.retry_after(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        envelope(self.status, &self.msg, serde_json::Value::Null)
+        let mut response = envelope(self.status, &self.msg, serde_json::Value::Null);
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

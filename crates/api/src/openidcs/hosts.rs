@@ -8,14 +8,14 @@ use ironidc_core::service::{HostInput, HostView};
 use serde::Deserialize;
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
+use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
 use crate::AppState;
 
 pub async fn list(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
 ) -> ApiResult<BTreeMap<String, HostView>> {
-    let hosts = s.services.list_hosts().await?;
+    let hosts = s.services.list_hosts(&actor).await?;
     Ok(Data(
         hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
     ))
@@ -29,14 +29,14 @@ pub struct DetailQuery {
 
 pub async fn detail(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     Params(q): Params<DetailQuery>,
 ) -> ApiResult<serde_json::Value> {
-    let host = s.services.get_host(&hs_name).await?;
+    let host = s.services.get_host(&actor, &hs_name).await?;
     let mut value = serde_json::to_value(&host).map_err(|e| ApiError::internal(e.to_string()))?;
     if q.status {
-        let status = s.services.host_status(&hs_name, false).await?;
+        let status = s.services.host_status(&actor, &hs_name, false).await?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert(
                 "status_detail".into(),
@@ -59,7 +59,7 @@ struct CreateHost {
 
 pub async fn create(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: CreateHost = from_json(body.into())?;
@@ -80,7 +80,7 @@ struct UpdateHost {
 
 pub async fn update(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
@@ -100,7 +100,7 @@ pub struct DeleteQuery {
 
 pub async fn remove(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     Params(q): Params<DeleteQuery>,
 ) -> ApiResult<serde_json::Value> {
@@ -117,7 +117,7 @@ struct EnableHost {
 
 pub async fn enable(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
@@ -137,9 +137,9 @@ pub struct StatusQuery {
 
 pub async fn status(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     Params(q): Params<StatusQuery>,
 ) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.host_status(&hs_name, q.refresh).await?))
+    Ok(Data(s.services.host_status(&actor, &hs_name, q.refresh).await?))
 }

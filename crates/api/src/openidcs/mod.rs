@@ -3,7 +3,7 @@
 //! and `Authorization: Bearer <token>`.
 
 mod envelope;
-mod extract;
+pub mod extract;
 mod hosts;
 mod network;
 mod system;
@@ -13,9 +13,10 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
+pub use envelope::ApiError;
+
 use crate::AppState;
-use envelope::ApiError;
-use extract::Admin;
+use extract::Caller;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/system/saving", post(system::export_config))
         .route("/api/system/loader", post(system::import_config))
         .route("/api/system/statis", get(system::stats))
+        .route("/api/system/health", get(system::health))
         .route("/api/system/engine", get(system::engines))
         .route("/api/system/logger/detail", get(system::logs))
         .route("/api/system/logget", get(system::logs))
@@ -55,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
         .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
         .route("/api/client/scaner/{hs_name}", post(vms::scan))
+        .route(
+            "/api/client/owner/{hs_name}/{vm_uuid}",
+            post(vms::set_owner),
+        )
         .route(
             "/api/client/natget/{hs_name}/{vm_uuid}",
             get(network::nat_list),
@@ -98,11 +104,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Unknown paths: authenticate first, so probing without a token learns
 /// nothing about which paths exist.
-async fn not_found(_admin: Admin) -> ApiError {
+async fn not_found(_caller: Caller) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-async fn method_not_allowed(_admin: Admin) -> ApiError {
+async fn method_not_allowed(_caller: Caller) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this endpoint",

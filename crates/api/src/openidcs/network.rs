@@ -7,7 +7,7 @@ use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
 use serde::Serialize;
 
 use super::envelope::{ApiResult, Data};
-use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
+use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
 use crate::AppState;
 
 #[derive(serde::Deserialize)]
@@ -19,12 +19,12 @@ pub struct PoolQuery {
 /// `GET /api/server/ipaddr/{hs_name}`: the host's pools, used and free.
 pub async fn pools(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams(hs): PathParams<String>,
     Params(q): Params<PoolQuery>,
 ) -> ApiResult<impl Serialize> {
     let limit = q.limit.unwrap_or(20).min(1000);
-    Ok(Data(s.services.pool_usage(&hs, limit).await?))
+    Ok(Data(s.services.pool_usage(&actor, &hs, limit).await?))
 }
 
 type VmPath = PathParams<(String, String)>;
@@ -32,15 +32,15 @@ type IndexPath = PathParams<(String, String, usize)>;
 
 pub async fn nat_list(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_nat_rules(&hs, &vm).await?))
+    Ok(Data(s.services.list_nat_rules(&actor, &hs, &vm).await?))
 }
 
 pub async fn nat_add(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
@@ -52,7 +52,7 @@ pub async fn nat_add(
 
 pub async fn nat_delete(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
@@ -62,15 +62,15 @@ pub async fn nat_delete(
 
 pub async fn ip_list(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_addresses(&hs, &vm).await?))
+    Ok(Data(s.services.list_addresses(&actor, &hs, &vm).await?))
 }
 
 pub async fn ip_add(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
@@ -80,7 +80,7 @@ pub async fn ip_add(
 
 pub async fn ip_delete(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
@@ -90,15 +90,15 @@ pub async fn ip_delete(
 
 pub async fn proxy_list(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_proxies(&hs, &vm).await?))
+    Ok(Data(s.services.list_proxies(&actor, &hs, &vm).await?))
 }
 
 pub async fn proxy_add(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
@@ -108,7 +108,7 @@ pub async fn proxy_add(
 
 pub async fn proxy_delete(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(

@@ -9,7 +9,7 @@ use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Admin, JsonObject, Params, PathParams};
+use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
 use crate::AppState;
 
 /// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
@@ -22,6 +22,8 @@ pub struct VmEntry {
     state: &'static str,
     vm_flag: &'static str,
     pending_restart: bool,
+    /// The owning user's id; `null` for the operator's VMs.
+    owner_id: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -36,6 +38,7 @@ impl From<VmView> for VmEntry {
             state: v.state,
             vm_flag: v.vm_flag,
             pending_restart: v.pending_restart,
+            owner_id: v.owner_id,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }
@@ -44,10 +47,10 @@ impl From<VmView> for VmEntry {
 
 pub async fn list(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
 ) -> ApiResult<BTreeMap<String, VmEntry>> {
-    let vms = s.services.list_vms(&hs_name).await?;
+    let vms = s.services.list_vms(&actor, &hs_name).await?;
     Ok(Data(
         vms.into_iter()
             .map(|v| (v.uuid.clone(), VmEntry::from(v)))
@@ -57,10 +60,10 @@ pub async fn list(
 
 pub async fn detail(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): PathParams<(String, String)>,
 ) -> ApiResult<VmEntry> {
-    Ok(Data(s.services.get_vm(&hs, &vm).await?.into()))
+    Ok(Data(s.services.get_vm(&actor, &hs, &vm).await?.into()))
 }
 
 /// Take a write-only secret out of a body before the rest is decoded.
@@ -75,18 +78,40 @@ fn take_secret(
     }
 }
 
+/// `owner` (an extension of ours): a user id, `#id`, account or billing
+/// `userid`; `null` or absent for none.
+fn take_owner(body: &mut serde_json::Map<String, serde_json::Value>) -> Result<Option<String>, ApiError> {
+    match body.remove("owner") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(format!("#{n}"))),
+        Some(_) => Err(ApiError::bad_request(
+            "owner: must be a user id, account or userid",
+        )),
+    }
+}
+
 pub async fn create(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
     take_secret(&mut body, "vc_pass")?;
+    let owner = take_owner(&mut body)?;
     let config: VmConfig = from_json(body.into())?;
     let created = s
         .services
-        .create_vm(&actor, &hs_name, VmCreateInput { config, os_pass })
+        .create_vm(
+            &actor,
+            &hs_name,
+            VmCreateInput {
+                config,
+                os_pass,
+                owner,
+            },
+        )
         .await?;
     Ok(Data(serde_json::json!({
         "vm_uuid": created.vm.uuid,
@@ -97,7 +122,7 @@ pub async fn create(
 
 pub async fn update(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): PathParams<(String, String)>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
@@ -125,7 +150,7 @@ pub async fn update(
 
 pub async fn remove(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): PathParams<(String, String)>,
 ) -> ApiResult<serde_json::Value> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
@@ -139,7 +164,7 @@ struct PowerBody {
 
 pub async fn power(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): PathParams<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
@@ -160,13 +185,13 @@ pub struct StatusQuery {
 
 pub async fn status(
     State(s): State<AppState>,
-    _admin: Admin,
+    Caller(actor): Caller,
     PathParams((hs, vm)): PathParams<(String, String)>,
     Params(q): Params<StatusQuery>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services
-            .vm_status(&hs, &vm, q.limit.unwrap_or(60))
+            .vm_status(&actor, &hs, &vm, q.limit.unwrap_or(60))
             .await?,
     ))
 }
@@ -179,12 +204,32 @@ struct ScanBody {
 
 pub async fn scan(
     State(s): State<AppState>,
-    Admin(actor): Admin,
+    Caller(actor): Caller,
     PathParams(hs_name): PathParams<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ScanBody = from_json(body.into())?;
     Ok(Data(
         s.services.scan_vms(&actor, &hs_name, &req.prefix).await?,
+    ))
+}
+
+/// `POST /api/client/owner/{hs_name}/{vm_uuid}` `{"owner": …}`: give the
+/// VM to a user, or to nobody with `null` (needs `vm.all.manage`).
+pub async fn set_owner(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(mut body): JsonObject,
+) -> ApiResult<VmEntry> {
+    if !body.contains_key("owner") {
+        return Err(ApiError::bad_request("owner: is required (null for none)"));
+    }
+    let owner = take_owner(&mut body)?;
+    Ok(Data(
+        s.services
+            .set_vm_owner(&actor, &hs, &vm, owner.as_deref())
+            .await?
+            .into(),
     ))
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
+/// The built-in `administrator`'s password in tests.
+pub const ADMIN_PASSWORD: &str = "Test-Admin-Passw0rd";
 
 pub fn workspace_target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
@@ -146,6 +148,17 @@ impl Server {
             // Tests run many controllers at once: no proxy unless asked for.
             .env("IRONIDC_PROXY_HTTP", "off")
             .env("IRONIDC_PROXY_HTTPS", "off")
+            // Tests fire requests faster than any client: limits only
+            // where a test asks for them.
+            .env("IRONIDC_RATE_LIMIT_IP", "0")
+            .env("IRONIDC_RATE_LIMIT_USER", "0")
+            .env("IRONIDC_RATE_LIMIT_LOGIN", "0")
+            .env("IRONIDC_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("IRONIDC_TRUSTED_PROXIES")
+            .env_remove("IRONIDC_ACCESS_TOKEN_SECS")
+            .env_remove("IRONIDC_REFRESH_TOKEN_SECS")
+            .env_remove("IRONIDC_LOCKOUT_AFTER")
+            .env_remove("IRONIDC_LOCKOUT_MINUTES")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -232,6 +245,91 @@ impl Server {
         assert_eq!(v["code"], 200, "{v}");
         assert!(v["timestamp"].as_i64().unwrap_or(0) > 1_600_000_000, "{v}");
         v["data"].clone()
+    }
+
+    /// A PTPB request: `Authorization: <token>` as PTPB clients send it.
+    pub fn ptpb(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// Log in through PTPB; returns (access, refresh).
+    pub fn login(&self, account: &str, password: &str) -> (String, String) {
+        let (status, v) = self.ptpb(
+            None,
+            "POST",
+            "/api/rbac/login/",
+            Some(serde_json::json!({"account": account, "password": password})),
+        );
+        assert_eq!(status, 200, "login {account}: {v}");
+        (
+            v["token"]["access"].as_str().unwrap().to_string(),
+            v["token"]["refresh"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A PTPB call as the administrator that must succeed; returns the body.
+    pub fn admin_ptpb(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.ptpb(Some(TOKEN), method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        assert_eq!(v["code"], 200, "{v}");
+        v
+    }
+
+    /// Make a user with the given role ids; returns its id.
+    pub fn add_user(&self, account: &str, password: &str, roles: &[i64]) -> i64 {
+        let v = self.admin_ptpb(
+            "POST",
+            "/api/rbac/user/add/",
+            Some(serde_json::json!({
+                "account": account, "password": password, "name": account,
+                "status": true, "roles": roles,
+            })),
+        );
+        v["detail"]["id"].as_i64().unwrap()
+    }
+
+    /// Make a role granting these permission codes; returns its id.
+    pub fn add_role(&self, code: &str, permissions: &[&str]) -> i64 {
+        let (_, catalogue) = self.ptpb(Some(TOKEN), "GET", "/api/rbac/perm/", None);
+        let ids: Vec<i64> = permissions
+            .iter()
+            .map(|c| {
+                catalogue["detail"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["code"] == *c)
+                    .unwrap_or_else(|| panic!("no permission {c}"))["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        let v = self.admin_ptpb(
+            "POST",
+            "/api/rbac/role/add/",
+            Some(serde_json::json!({"name": code, "code": code, "perms": ids})),
+        );
+        v["detail"]["id"].as_i64().unwrap()
     }
 
     /// Kill the controller without a clean shutdown (VMs must survive).

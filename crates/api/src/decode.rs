@@ -1,0 +1,41 @@
+//! Request decoding shared by the faces. Failures are `CoreError::Invalid`
+//! naming the field (or `body`), which each face renders its own way.
+
+use axum::extract::{FromRequest, Request};
+use ironidc_core::CoreError;
+use serde::de::DeserializeOwned;
+
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// A JSON object body; an empty body is an empty object. Malformed JSON or
+/// a non-object is refused.
+pub async fn json_object<S: Send + Sync>(req: Request, state: &S) -> Result<JsonMap, CoreError> {
+    let bytes = axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| CoreError::invalid("body", e.to_string()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JsonMap::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(CoreError::invalid("body", "must be a JSON object")),
+        Err(e) => Err(CoreError::invalid("body", format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Decode a JSON value into `T`; an error names the field's path.
+pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, CoreError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        CoreError::invalid(&path, e.into_inner().to_string())
+    })
+}
+
+/// Decode a query string into `T`; an error names the parameter.
+pub fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, CoreError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        CoreError::invalid(&path, e.into_inner().to_string())
+    })
+}

@@ -1,0 +1,97 @@
+//! `/api/audit/login/get/` and `/api/audit/opera/get/`.
+
+use axum::extract::State;
+use ironidc_core::accounts::LogFilter;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::envelope::{date, PtpbResult, Reply};
+use super::extract::{Caller, Paging, Query};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(flatten)]
+    paging: Paging,
+    #[serde(rename = "self", default)]
+    self_only: bool,
+    #[serde(default)]
+    desc: bool,
+    operation: Option<String>,
+}
+
+impl LogQuery {
+    fn filter(&self) -> Result<LogFilter, super::envelope::PtpbError> {
+        Ok(LogFilter {
+            operation: self.operation.clone().filter(|o| !o.is_empty()),
+            desc: self.desc,
+            page: self.paging.page()?,
+            ..LogFilter::default()
+        })
+    }
+}
+
+fn user_json(id: Option<i64>, name: Option<String>) -> serde_json::Value {
+    match id {
+        Some(id) => json!({ "id": id, "name": name }),
+        None => serde_json::Value::Null,
+    }
+}
+
+pub async fn logins(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<LogQuery>,
+) -> PtpbResult {
+    let view = s
+        .services
+        .login_log(&actor, q.self_only, q.filter()?)
+        .await?;
+    let rows = view
+        .entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "user": user_json(e.user_id, e.user_name),
+                "account": e.account,
+                "ip": e.ip,
+                "status": e.status,
+                "reason": e.reason,
+                "date": date(e.ts),
+            })
+        })
+        .collect();
+    Reply::page::<serde_json::Value>(rows, view.total)
+}
+
+pub async fn operations(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<LogQuery>,
+) -> PtpbResult {
+    let view = s
+        .services
+        .operation_log(&actor, q.self_only, q.filter()?)
+        .await?;
+    let rows = view
+        .entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "user": user_json(e.user_id, Some(e.actor.clone())),
+                "actor": e.actor,
+                "ip": e.source_ip,
+                "face": e.face,
+                "operation": e.action,
+                "hs_name": e.hs_name,
+                "target": e.target,
+                "status": e.ok,
+                "message": e.message,
+                "date": date(e.ts),
+            })
+        })
+        .collect();
+    Reply::page::<serde_json::Value>(rows, view.total)
+}

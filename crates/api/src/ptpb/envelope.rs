@@ -1,0 +1,158 @@
+//! The PTPB wire format: `{"code","msg","detail","total"}` with the HTTP
+//! status equal to `code`, and the one mapping of core errors to it. A bad
+//! field is `detail: {"field": ["message"]}`, as PTPB's serializers say it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ironidc_core::{CoreError, ErrorClass};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A successful reply: `detail` and `total` when given, plus any extra
+/// top-level keys (`token` for logins).
+pub struct Reply {
+    body: serde_json::Map<String, Value>,
+    headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+}
+
+impl Reply {
+    pub fn ok() -> Self {
+        let mut body = serde_json::Map::new();
+        body.insert("code".into(), json!(200));
+        body.insert("msg".into(), json!("OK"));
+        Self {
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn detail(detail: impl Serialize) -> Result<Self, PtpbError> {
+        Self::ok().with("detail", detail)
+    }
+
+    /// A page of a list, in PTPB's shape (`total`, `detail`, `extra`).
+    pub fn page<T: Serialize>(items: Vec<T>, total: u64) -> Result<Self, PtpbError> {
+        Self::ok()
+            .with("total", total)?
+            .with("detail", items)?
+            .with("extra", Value::Null)
+    }
+
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Result<Self, PtpbError> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| PtpbError::internal(format!("response encoding: {e}")))?;
+        self.body.insert(key.into(), value);
+        Ok(self)
+    }
+
+    pub fn header(mut self, name: axum::http::HeaderName, value: axum::http::HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut response = (StatusCode::OK, Json(Value::Object(self.body))).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
+        response
+    }
+}
+
+#[derive(Debug)]
+pub struct PtpbError {
+    status: StatusCode,
+    detail: Value,
+    retry_after: Option<u64>,
+}
+
+impl PtpbError {
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: Value::String(message.into()),
+            retry_after: None,
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            detail: Value::String(message.into()),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<CoreError> for PtpbError {
+    fn from(e: CoreError) -> Self {
+        let status = match e.class() {
+            // PTPB answers every refused input, duplicates included, 400.
+            ErrorClass::BadRequest | ErrorClass::Conflict => StatusCode::BAD_REQUEST,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+        }
+        let retry_after = e.retry_after();
+        let detail = match e {
+            CoreError::Invalid { field, message } => json!({ field: [message] }),
+            other => Value::String(other.to_string()),
+        };
+        Self {
+            status,
+            detail,
+            retry_after,
+        }
+    }
+}
+
+/// PTPB's words for each status.
+fn msg_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "参数错误",
+        401 => "未登录",
+        403 => "权限错误",
+        404 => "未找到",
+        405 => "方法不允许",
+        429 => "请求过于频繁",
+        _ => "服务器错误",
+    }
+}
+
+impl IntoResponse for PtpbError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "code": self.status.as_u16(),
+            "msg": msg_of(self.status),
+            "detail": self.detail,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+pub type PtpbResult = Result<Reply, PtpbError>;
+
+/// A unix time as PTPB's ISO 8601 dates (UTC).
+pub fn date(ts: i64) -> Value {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}

@@ -1,0 +1,209 @@
+//! `/api/rbac/role/*`, `/api/rbac/perm/` and `/api/rbac/routes/`.
+
+use axum::extract::State;
+use ironidc_core::accounts::Quota;
+use ironidc_core::permissions;
+use ironidc_core::service::{RoleInput, RolePatch, RoleView};
+use ironidc_core::CoreError;
+use serde::{Deserialize, Serialize};
+
+use super::envelope::{date, PtpbError, PtpbResult, Reply};
+use super::extract::{Body, Caller, Paging, Query};
+use crate::AppState;
+
+#[derive(Serialize)]
+pub struct RoleEntry {
+    id: i64,
+    name: String,
+    code: String,
+    description: Option<String>,
+    status: bool,
+    protected: bool,
+    perms: Vec<i64>,
+    quota: Quota,
+    create_date: serde_json::Value,
+    update_date: serde_json::Value,
+}
+
+impl From<RoleView> for RoleEntry {
+    fn from(r: RoleView) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            code: r.code,
+            description: r.description,
+            status: r.status,
+            protected: r.protected,
+            perms: r.perms,
+            quota: r.quota,
+            create_date: date(r.created_at),
+            update_date: date(r.updated_at),
+        }
+    }
+}
+
+/// Permission ids as codes; an unknown id names `perms`.
+fn codes_of(ids: &[i64]) -> Result<Vec<String>, PtpbError> {
+    ids.iter()
+        .map(|&id| {
+            permissions::by_id(id)
+                .map(|p| p.code.to_string())
+                .ok_or_else(|| CoreError::invalid("perms", format!("unknown permission {id}")).into())
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct AddBody {
+    name: String,
+    code: String,
+    description: Option<String>,
+    #[serde(default)]
+    perms: Vec<i64>,
+    quota: Option<Quota>,
+}
+
+pub async fn add(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<AddBody>,
+) -> PtpbResult {
+    let role = s
+        .services
+        .create_role(
+            &actor,
+            RoleInput {
+                name: b.name,
+                code: b.code,
+                description: b.description,
+                permissions: codes_of(&b.perms)?,
+                quota: b.quota,
+            },
+        )
+        .await?;
+    Reply::detail(RoleEntry::from(role))
+}
+
+#[derive(Deserialize)]
+pub struct EditBody {
+    id: i64,
+    name: Option<String>,
+    code: Option<String>,
+    description: Option<String>,
+    status: Option<bool>,
+    quota: Option<Quota>,
+}
+
+pub async fn edit(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<EditBody>,
+) -> PtpbResult {
+    let role = s
+        .services
+        .update_role(
+            &actor,
+            b.id,
+            RolePatch {
+                name: b.name,
+                code: b.code,
+                description: b.description.map(Some),
+                enabled: b.status,
+                quota: b.quota,
+            },
+        )
+        .await?;
+    Reply::detail(RoleEntry::from(role))
+}
+
+#[derive(Deserialize)]
+pub struct IdList {
+    id_list: Vec<i64>,
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<IdList>,
+) -> PtpbResult {
+    let deleted = s.services.delete_roles(&actor, &b.id_list).await?;
+    Reply::ok().with("total", deleted)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    paging: Paging,
+    #[serde(default)]
+    all: bool,
+    name: Option<String>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
+) -> PtpbResult {
+    let page = if q.all { None } else { Some(q.paging.page()?) };
+    let (roles, total) = s
+        .services
+        .list_roles(&actor, q.name.as_deref().filter(|n| !n.is_empty()), page)
+        .await?;
+    Reply::page(roles.into_iter().map(RoleEntry::from).collect(), total)
+}
+
+#[derive(Deserialize)]
+pub struct IdQuery {
+    id: i64,
+}
+
+pub async fn permissions_of(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<IdQuery>,
+) -> PtpbResult {
+    let role = s.services.get_role(&actor, q.id).await?;
+    Reply::detail(serde_json::json!({ "id": role.id, "perms": role.perms }))
+}
+
+#[derive(Deserialize)]
+pub struct GrantBody {
+    id: i64,
+    perms: Vec<i64>,
+}
+
+pub async fn grant(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<GrantBody>,
+) -> PtpbResult {
+    let role = s
+        .services
+        .set_role_permissions(&actor, b.id, codes_of(&b.perms)?)
+        .await?;
+    Reply::detail(serde_json::json!({ "id": role.id, "perms": role.perms }))
+}
+
+/// The catalogue; reading it takes `system.role.read`, like roles.
+pub async fn catalogue(Caller(actor): Caller) -> PtpbResult {
+    actor.require("system.role.read")?;
+    Reply::detail(permissions::all().collect::<Vec<_>>())
+}
+
+/// The menu the caller may see.
+pub async fn routes(Caller(actor): Caller) -> PtpbResult {
+    let menu: Vec<serde_json::Value> = permissions::menu_for(|code| actor.may(code))
+        .into_iter()
+        .map(route_json)
+        .collect();
+    Reply::detail(menu)
+}
+
+fn route_json(r: permissions::MenuRoute) -> serde_json::Value {
+    serde_json::json!({
+        "path": r.path,
+        "component": r.component,
+        "meta": { "title": r.title, "icon": r.icon, "permission": r.permission },
+        "children": r.children.into_iter().map(route_json).collect::<Vec<_>>(),
+    })
+}

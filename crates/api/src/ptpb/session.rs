@@ -1,0 +1,87 @@
+//! Login, logout and token refresh (`/api/rbac/login|logout|refresh/`).
+//! The refresh token also travels as an HttpOnly cookie scoped to the
+//! refresh path, which is where PTPB's client sends it from.
+
+use axum::extract::State;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use ironidc_core::service::TokenPair;
+use serde::Deserialize;
+
+use super::envelope::{PtpbError, PtpbResult, Reply};
+use super::extract::{Body, Caller};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+    Body(body): Body<LoginBody>,
+) -> PtpbResult {
+    let ip = s.guard.trusted_proxies.client_ip(&parts);
+    crate::auth::limited(&s.guard.logins, &format!("login:{ip}"), "login attempts")?;
+    let pair = s.services.login(&body.account, &body.password, &ip).await?;
+    token_reply(pair)
+}
+
+pub async fn logout(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
+    s.services.logout(&actor).await?;
+    Ok(Reply::ok().header(
+        SET_COOKIE,
+        HeaderValue::from_static("refresh=; Path=/api/rbac/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct RefreshBody {
+    refresh: Option<String>,
+}
+
+pub async fn refresh(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body<RefreshBody>,
+) -> PtpbResult {
+    let token = body
+        .refresh
+        .or_else(|| refresh_cookie(&headers))
+        .ok_or_else(|| ironidc_core::CoreError::invalid("refresh", "is required (cookie or body)"))?;
+    token_reply(s.services.refresh(&token).await?)
+}
+
+fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix("refresh=").map(str::to_string))
+        .filter(|t| !t.is_empty())
+}
+
+fn token_reply(pair: TokenPair) -> PtpbResult {
+    let cookie = format!(
+        "refresh={}; Path=/api/rbac/; HttpOnly; SameSite=Strict; Max-Age={}",
+        pair.refresh, pair.refresh_expires_in
+    );
+    let cookie = HeaderValue::from_str(&cookie)
+        .map_err(|_| PtpbError::internal("token is not a valid cookie value"))?;
+    Ok(Reply::ok()
+        .with(
+            "token",
+            serde_json::json!({
+                "access": pair.access,
+                "refresh": pair.refresh,
+                "access_expires_in": pair.access_expires_in,
+                "refresh_expires_in": pair.refresh_expires_in,
+            }),
+        )?
+        .header(SET_COOKIE, cookie))
+}

@@ -1,0 +1,73 @@
+//! Ours, in PTPB's style: personal API tokens (`/api/rbac/token/*`) and
+//! quotas (`/api/rbac/quota/get/`).
+
+use axum::extract::State;
+use serde::Deserialize;
+
+use super::envelope::{PtpbResult, Reply};
+use super::extract::{Body, Caller, Query};
+use crate::AppState;
+
+pub async fn list(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
+    let tokens = s.services.list_api_tokens(&actor).await?;
+    let total = tokens.len() as u64;
+    Reply::page(tokens, total)
+}
+
+#[derive(Deserialize)]
+pub struct AddBody {
+    name: String,
+    scopes: Option<Vec<String>>,
+    expires_in_days: Option<u32>,
+}
+
+/// The reply carries the token itself, this once.
+pub async fn add(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<AddBody>,
+) -> PtpbResult {
+    let created = s
+        .services
+        .create_api_token(&actor, &b.name, b.scopes, b.expires_in_days)
+        .await?;
+    Reply::detail(created)
+}
+
+#[derive(Deserialize)]
+pub struct DelBody {
+    id: i64,
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<DelBody>,
+) -> PtpbResult {
+    s.services.delete_api_token(&actor, b.id).await?;
+    Ok(Reply::ok())
+}
+
+#[derive(Deserialize)]
+pub struct QuotaQuery {
+    id: Option<i64>,
+}
+
+/// A user's limits and usage; without `id`, the caller's.
+pub async fn quota(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<QuotaQuery>,
+) -> PtpbResult {
+    let id = match q.id.or(actor.user_id) {
+        Some(id) => id,
+        None => {
+            return Err(ironidc_core::CoreError::invalid(
+                "id",
+                "is required with the root token (it has no quota of its own)",
+            )
+            .into())
+        }
+    };
+    Reply::detail(s.services.quota_report(&actor, id).await?)
+}

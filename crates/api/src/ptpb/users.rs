@@ -1,0 +1,247 @@
+//! `/api/rbac/user/*`: users, their roles and passwords.
+
+use axum::extract::State;
+use ironidc_core::accounts::{Quota, UserFilter};
+use ironidc_core::service::{UserInput, UserPatch, UserView};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::envelope::{date, PtpbResult, Reply};
+use super::extract::{Body, Caller, Paging, Query};
+use crate::AppState;
+
+/// A user in PTPB's shape, with our `userid`, `locked` and `quota`.
+#[derive(Serialize)]
+pub struct UserEntry {
+    id: i64,
+    userid: Option<String>,
+    account: String,
+    name: String,
+    email: Option<String>,
+    status: bool,
+    protected: bool,
+    locked: bool,
+    phone_number: Option<String>,
+    avatar: Option<String>,
+    create_date: serde_json::Value,
+    update_date: serde_json::Value,
+    login_date: serde_json::Value,
+    remark: Option<String>,
+    roles: Vec<i64>,
+    quota: Quota,
+}
+
+impl From<UserView> for UserEntry {
+    fn from(u: UserView) -> Self {
+        Self {
+            id: u.id,
+            userid: u.userid,
+            account: u.account,
+            name: u.name,
+            email: u.email,
+            status: u.status,
+            protected: u.protected,
+            locked: u.locked,
+            phone_number: u.phone,
+            avatar: None,
+            create_date: date(u.created_at),
+            update_date: date(u.updated_at),
+            login_date: u.login_at.map(date).unwrap_or(serde_json::Value::Null),
+            remark: u.remark,
+            roles: u.roles,
+            quota: u.quota,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddBody {
+    account: String,
+    password: String,
+    name: String,
+    email: Option<String>,
+    #[serde(default = "yes")]
+    status: bool,
+    phone_number: Option<String>,
+    remark: Option<String>,
+    userid: Option<String>,
+    roles: Option<Vec<i64>>,
+    quota: Option<Quota>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn add(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<AddBody>,
+) -> PtpbResult {
+    let user = s
+        .services
+        .create_user(
+            &actor,
+            UserInput {
+                external_id: b.userid,
+                account: b.account,
+                password: b.password,
+                name: b.name,
+                email: b.email,
+                phone: b.phone_number,
+                enabled: b.status,
+                remark: b.remark,
+                roles: b.roles,
+                quota: b.quota,
+            },
+        )
+        .await?;
+    Reply::detail(UserEntry::from(user))
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+pub struct EditBody {
+    id: i64,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    phone_number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    remark: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    userid: Option<Option<String>>,
+    status: Option<bool>,
+    quota: Option<Quota>,
+}
+
+pub async fn edit(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<EditBody>,
+) -> PtpbResult {
+    let user = s
+        .services
+        .update_user(
+            &actor,
+            b.id,
+            UserPatch {
+                external_id: b.userid,
+                name: b.name,
+                email: b.email,
+                phone: b.phone_number,
+                remark: b.remark,
+                enabled: b.status,
+                quota: b.quota,
+            },
+        )
+        .await?;
+    Reply::detail(UserEntry::from(user))
+}
+
+#[derive(Deserialize)]
+pub struct IdList {
+    id_list: Vec<i64>,
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<IdList>,
+) -> PtpbResult {
+    let deleted = s.services.delete_users(&actor, &b.id_list).await?;
+    Reply::ok().with("total", deleted)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    paging: Paging,
+    name: Option<String>,
+    account: Option<String>,
+    status: Option<bool>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
+) -> PtpbResult {
+    let filter = UserFilter {
+        name: q.name,
+        account: q.account,
+        enabled: q.status,
+        page: q.paging.page()?,
+    };
+    let (users, total) = s.services.list_users(&actor, &filter).await?;
+    Reply::page(users.into_iter().map(UserEntry::from).collect(), total)
+}
+
+#[derive(Deserialize)]
+pub struct ResetBody {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn reset_password(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<ResetBody>,
+) -> PtpbResult {
+    s.services
+        .change_own_password(&actor, &b.old_password, &b.new_password)
+        .await?;
+    Ok(Reply::ok())
+}
+
+#[derive(Deserialize)]
+pub struct SetPasswordBody {
+    id: i64,
+    password: String,
+}
+
+/// Ours: an operator sets another user's password.
+pub async fn set_password(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<SetPasswordBody>,
+) -> PtpbResult {
+    s.services
+        .set_user_password(&actor, b.id, &b.password)
+        .await?;
+    Ok(Reply::ok())
+}
+
+pub async fn detail(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
+    let user = s.services.own_user(&actor).await?;
+    let mut entry = serde_json::to_value(UserEntry::from(user))
+        .map_err(|e| super::envelope::PtpbError::internal(e.to_string()))?;
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("ip".into(), actor.source_ip.clone().into());
+        obj.insert("permissions".into(), actor.permissions().into());
+    }
+    Reply::detail(entry)
+}
+
+#[derive(Deserialize)]
+pub struct RolesBody {
+    id: i64,
+    roles: Vec<i64>,
+}
+
+pub async fn set_roles(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Body(b): Body<RolesBody>,
+) -> PtpbResult {
+    let user = s.services.set_user_roles(&actor, b.id, &b.roles).await?;
+    Reply::detail(UserEntry::from(user))
+}

@@ -1,0 +1,855 @@
+//! Rows of the account tables: users, roles and their links, login
+//! sessions, personal API tokens, the login log, VM ownership and usage.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use ironidc_core::accounts::{
+    ApiToken, LogFilter, LoginLogEntry, NewApiToken, NewLoginLog, NewRole, NewUser, Page, Role,
+    Session, Usage, User, UserFilter, UserKey,
+};
+use ironidc_core::model::VmConfig;
+use ironidc_core::service::now;
+use ironidc_core::store::{AccountStore, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::filter::{Arg, Where};
+use crate::rows::{db, json, to_json};
+use crate::sql_store::SqlStore;
+
+const USER_COLUMNS: &str = "id, external_id, account, name, email, phone, enabled, protected, \
+     remark, password_hash, failed_logins, locked_until, quota, created_at, updated_at, login_at";
+const ROLE_COLUMNS: &str =
+    "id, name, code, description, enabled, protected, quota, created_at, updated_at";
+const SESSION_COLUMNS: &str = "id, user_id, refresh_jti, ip, created_at, expires_at, revoked";
+const TOKEN_COLUMNS: &str =
+    "id, user_id, name, token_hash, hint, scopes, created_at, expires_at, last_used_at";
+
+/// The unique columns of each table. Their indexes are named
+/// `{table}_{column}_uq`; SQLite names an index on an expression
+/// (`index 'users_account_uq'`) and a plain column (`users.phone`),
+/// PostgreSQL the index (`"users_phone_uq"`).
+const USER_UNIQUE: (&str, &[&str]) = ("users", &["account", "email", "phone", "external_id"]);
+const ROLE_UNIQUE: (&str, &[&str]) = ("roles", &["name", "code"]);
+const TOKEN_UNIQUE: (&str, &[&str]) = ("api_tokens", &["token_hash"]);
+
+/// The column a unique-violation message names, if one of `columns`.
+fn conflict_column(message: &str, table: &str, columns: &[&'static str]) -> Option<&'static str> {
+    columns.iter().copied().find(|column| {
+        message.contains(&format!("{table}_{column}_uq"))
+            || message.contains(&format!("{table}.{column}"))
+    })
+}
+
+/// `db`, with a unique violation's text replaced by the column it names.
+fn unique(unique: (&'static str, &'static [&'static str])) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match db(e) {
+        StoreError::Conflict(message) => match conflict_column(&message, unique.0, unique.1) {
+            Some(column) => StoreError::Conflict(column.to_string()),
+            None => StoreError::Conflict(message),
+        },
+        other => other,
+    }
+}
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    Ok(row.try_get::<i64, _>(column).map_err(db)? != 0)
+}
+
+fn user(row: &AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").map_err(db)?,
+        external_id: row.try_get("external_id").map_err(db)?,
+        account: row.try_get("account").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        email: row.try_get("email").map_err(db)?,
+        phone: row.try_get("phone").map_err(db)?,
+        enabled: flag(row, "enabled")?,
+        protected: flag(row, "protected")?,
+        remark: row.try_get("remark").map_err(db)?,
+        password_hash: row.try_get("password_hash").map_err(db)?,
+        failed_logins: row.try_get("failed_logins").map_err(db)?,
+        locked_until: row.try_get("locked_until").map_err(db)?,
+        quota: json(
+            "user quota",
+            &row.try_get::<String, _>("quota").map_err(db)?,
+        )?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+        login_at: row.try_get("login_at").map_err(db)?,
+        roles: Vec::new(),
+    })
+}
+
+fn role(row: &AnyRow) -> Result<Role, StoreError> {
+    Ok(Role {
+        id: row.try_get("id").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        code: row.try_get("code").map_err(db)?,
+        description: row.try_get("description").map_err(db)?,
+        enabled: flag(row, "enabled")?,
+        protected: flag(row, "protected")?,
+        permissions: Vec::new(),
+        quota: json(
+            "role quota",
+            &row.try_get::<String, _>("quota").map_err(db)?,
+        )?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn session(row: &AnyRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: row.try_get("id").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        refresh_jti: row.try_get("refresh_jti").map_err(db)?,
+        ip: row.try_get("ip").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        expires_at: row.try_get("expires_at").map_err(db)?,
+        revoked: flag(row, "revoked")?,
+    })
+}
+
+fn api_token(row: &AnyRow) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
+        id: row.try_get("id").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        token_hash: row.try_get("token_hash").map_err(db)?,
+        hint: row.try_get("hint").map_err(db)?,
+        scopes: json(
+            "token scopes",
+            &row.try_get::<String, _>("scopes").map_err(db)?,
+        )?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        expires_at: row.try_get("expires_at").map_err(db)?,
+        last_used_at: row.try_get("last_used_at").map_err(db)?,
+    })
+}
+
+fn login_log(row: &AnyRow) -> Result<LoginLogEntry, StoreError> {
+    Ok(LoginLogEntry {
+        id: row.try_get("id").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        user_name: row.try_get("user_name").map_err(db)?,
+        account: row.try_get("account").map_err(db)?,
+        ip: row.try_get("ip").map_err(db)?,
+        status: row.try_get("status").map_err(db)?,
+        reason: row.try_get("reason").map_err(db)?,
+        ts: row.try_get("ts").map_err(db)?,
+    })
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// `column IN ($1, …, $n)` over `ids`, for the one extra query of a list.
+fn in_ids(column: &str, ids: &[i64]) -> Where {
+    let mut w = Where::default();
+    let placeholders: Vec<String> = ids.iter().map(|id| w.placeholder(Arg::Int(*id))).collect();
+    w.and(format!("{column} IN ({})", placeholders.join(", ")));
+    w
+}
+
+async fn replace_user_roles(
+    tx: &mut Transaction<'_, Any>,
+    user_id: i64,
+    role_ids: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    for role_id in role_ids.iter().collect::<BTreeSet<_>>() {
+        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(*role_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+async fn replace_role_permissions(
+    tx: &mut Transaction<'_, Any>,
+    role_id: i64,
+    codes: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    for code in codes.iter().collect::<BTreeSet<_>>() {
+        sqlx::query("INSERT INTO role_permissions (role_id, code) VALUES ($1, $2)")
+            .bind(role_id)
+            .bind(code.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    /// Users matching `w` (in id order, optionally one page), with roles.
+    async fn users_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<User>, StoreError> {
+        let mut sql = format!("SELECT {USER_COLUMNS} FROM users{} ORDER BY id", w.sql());
+        let query = match page {
+            Some(page) => {
+                sql.push_str(&w.page_sql());
+                w.bind_page(sqlx::query(&sql), page)
+            }
+            None => w.bind(sqlx::query(&sql)),
+        };
+        let mut users = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+            .iter()
+            .map(user)
+            .collect::<Result<Vec<_>, _>>()?;
+        if users.is_empty() {
+            return Ok(users);
+        }
+        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+        let links = in_ids("user_id", &ids);
+        let sql = format!(
+            "SELECT user_id, role_id FROM user_roles{} ORDER BY user_id, role_id",
+            links.sql()
+        );
+        let mut roles: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for row in links
+            .bind(sqlx::query(&sql))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+        {
+            roles
+                .entry(row.try_get("user_id").map_err(db)?)
+                .or_default()
+                .push(row.try_get("role_id").map_err(db)?);
+        }
+        for u in &mut users {
+            u.roles = roles.remove(&u.id).unwrap_or_default();
+        }
+        Ok(users)
+    }
+
+    async fn user_where(&self, w: &Where) -> Result<Option<User>, StoreError> {
+        Ok(self.users_where(w, None).await?.pop())
+    }
+
+    /// Roles matching `w` (in id order, optionally one page), with
+    /// permissions.
+    async fn roles_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<Role>, StoreError> {
+        let mut sql = format!("SELECT {ROLE_COLUMNS} FROM roles{} ORDER BY id", w.sql());
+        let query = match page {
+            Some(page) => {
+                sql.push_str(&w.page_sql());
+                w.bind_page(sqlx::query(&sql), page)
+            }
+            None => w.bind(sqlx::query(&sql)),
+        };
+        let mut roles = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+            .iter()
+            .map(role)
+            .collect::<Result<Vec<_>, _>>()?;
+        if roles.is_empty() {
+            return Ok(roles);
+        }
+        let ids: Vec<i64> = roles.iter().map(|r| r.id).collect();
+        let links = in_ids("role_id", &ids);
+        let sql = format!("SELECT role_id, code FROM role_permissions{}", links.sql());
+        let mut codes: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for row in links
+            .bind(sqlx::query(&sql))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+        {
+            codes
+                .entry(row.try_get("role_id").map_err(db)?)
+                .or_default()
+                .push(row.try_get("code").map_err(db)?);
+        }
+        for r in &mut roles {
+            let mut permissions = codes.remove(&r.id).unwrap_or_default();
+            // Sorted here: the databases' collations differ.
+            permissions.sort();
+            r.permissions = permissions;
+        }
+        Ok(roles)
+    }
+
+    async fn role_where(&self, w: &Where) -> Result<Option<Role>, StoreError> {
+        Ok(self.roles_where(w, None).await?.pop())
+    }
+
+    async fn user_by_id_or_vanished(&self, id: i64) -> Result<User, StoreError> {
+        self.user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Database("inserted user row vanished".into()))
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn insert_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        let ts = now();
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (external_id, account, name, email, phone, enabled, protected, remark, \
+             password_hash, failed_logins, locked_until, quota, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $11) RETURNING id",
+        )
+        .bind(new.external_id.clone())
+        .bind(&new.account)
+        .bind(&new.name)
+        .bind(new.email.clone())
+        .bind(new.phone.clone())
+        .bind(i64::from(new.enabled))
+        .bind(i64::from(new.protected))
+        .bind(new.remark.clone())
+        .bind(&new.password_hash)
+        .bind(to_json(&new.quota)?)
+        .bind(ts)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unique(USER_UNIQUE))?;
+        replace_user_roles(&mut tx, id, &new.roles).await?;
+        tx.commit().await.map_err(db)?;
+        self.user_by_id_or_vanished(id).await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET external_id = $1, name = $2, email = $3, phone = $4, enabled = $5, \
+             remark = $6, quota = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(user.external_id.clone())
+        .bind(&user.name)
+        .bind(user.email.clone())
+        .bind(user.phone.clone())
+        .bind(i64::from(user.enabled))
+        .bind(user.remark.clone())
+        .bind(to_json(&user.quota)?)
+        .bind(now())
+        .bind(user.id)
+        .execute(self.pool())
+        .await
+        .map_err(unique(USER_UNIQUE))?;
+        Ok(())
+    }
+
+    async fn set_user_password(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = 0, updated_at = $2 \
+             WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(now())
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_user_login_state(
+        &self,
+        id: i64,
+        failed_logins: i64,
+        locked_until: i64,
+        login_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        // A failed attempt (no `login_at`) keeps the last successful login.
+        sqlx::query(
+            "UPDATE users SET failed_logins = $1, locked_until = $2, login_at = COALESCE($3, login_at) \
+             WHERE id = $4",
+        )
+        .bind(failed_logins)
+        .bind(locked_until)
+        .bind(login_at)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        sqlx::query("UPDATE vms SET owner_id = NULL WHERE owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        // Dependent rows explicitly, as `delete_vm` does, whatever the
+        // backend's foreign-key enforcement.
+        for table in ["sessions", "api_tokens", "user_roles"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let mut w = Where::default();
+        w.eq_int("id", id);
+        self.user_where(&w).await
+    }
+
+    async fn user_by_key(&self, key: UserKey, value: &str) -> Result<Option<User>, StoreError> {
+        let mut w = Where::default();
+        match key {
+            UserKey::Account | UserKey::Email => {
+                let column = if key == UserKey::Account {
+                    "account"
+                } else {
+                    "email"
+                };
+                let p = w.placeholder(Arg::Text(value.to_string()));
+                w.and(format!("lower({column}) = lower({p})"));
+            }
+            UserKey::Phone => w.eq_text("phone", value),
+            UserKey::ExternalId => w.eq_text("external_id", value),
+        }
+        self.user_where(&w).await
+    }
+
+    async fn list_users(&self, filter: &UserFilter) -> Result<(Vec<User>, u64), StoreError> {
+        let mut w = Where::default();
+        if let Some(name) = filter.name.as_deref().filter(|s| !s.is_empty()) {
+            w.contains("name", name);
+        }
+        if let Some(account) = filter.account.as_deref().filter(|s| !s.is_empty()) {
+            w.contains("account", account);
+        }
+        if let Some(enabled) = filter.enabled {
+            w.eq_int("enabled", i64::from(enabled));
+        }
+        let total = w.count(self.pool(), "users").await?;
+        let users = self.users_where(&w, Some(filter.page)).await?;
+        Ok((users, total))
+    }
+
+    async fn set_user_roles(&self, user_id: i64, role_ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        replace_user_roles(&mut tx, user_id, role_ids).await?;
+        sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn user_permissions(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT rp.code FROM user_roles ur \
+             JOIN roles r ON r.id = ur.role_id \
+             JOIN role_permissions rp ON rp.role_id = r.id \
+             WHERE ur.user_id = $1 AND r.enabled = 1",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(codes
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect())
+    }
+
+    async fn role_members(&self, role_id: i64) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar("SELECT user_id FROM user_roles WHERE role_id = $1 ORDER BY user_id")
+            .bind(role_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)
+    }
+
+    async fn insert_role(&self, new: &NewRole) -> Result<Role, StoreError> {
+        let ts = now();
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO roles (name, code, description, enabled, protected, quota, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(&new.name)
+        .bind(&new.code)
+        .bind(new.description.clone())
+        .bind(i64::from(new.enabled))
+        .bind(i64::from(new.protected))
+        .bind(to_json(&new.quota)?)
+        .bind(ts)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unique(ROLE_UNIQUE))?;
+        replace_role_permissions(&mut tx, id, &new.permissions).await?;
+        tx.commit().await.map_err(db)?;
+        self.role_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Database("inserted role row vanished".into()))
+    }
+
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE roles SET name = $1, code = $2, description = $3, enabled = $4, quota = $5, \
+             updated_at = $6 WHERE id = $7",
+        )
+        .bind(&role.name)
+        .bind(&role.code)
+        .bind(role.description.clone())
+        .bind(i64::from(role.enabled))
+        .bind(to_json(&role.quota)?)
+        .bind(now())
+        .bind(role.id)
+        .execute(self.pool())
+        .await
+        .map_err(unique(ROLE_UNIQUE))?;
+        Ok(())
+    }
+
+    async fn set_role_permissions(&self, role_id: i64, codes: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        replace_role_permissions(&mut tx, role_id, codes).await?;
+        sqlx::query("UPDATE roles SET updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(role_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_role(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        for table in ["role_permissions", "user_roles"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE role_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let done = sqlx::query("DELETE FROM roles WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn role_by_id(&self, id: i64) -> Result<Option<Role>, StoreError> {
+        let mut w = Where::default();
+        w.eq_int("id", id);
+        self.role_where(&w).await
+    }
+
+    async fn role_by_code(&self, code: &str) -> Result<Option<Role>, StoreError> {
+        let mut w = Where::default();
+        w.eq_text("code", code);
+        self.role_where(&w).await
+    }
+
+    async fn list_roles(
+        &self,
+        name: Option<&str>,
+        page: Option<Page>,
+    ) -> Result<(Vec<Role>, u64), StoreError> {
+        let mut w = Where::default();
+        if let Some(name) = name.filter(|s| !s.is_empty()) {
+            w.contains("name", name);
+        }
+        let total = w.count(self.pool(), "roles").await?;
+        let roles = self.roles_where(&w, page).await?;
+        Ok((roles, total))
+    }
+
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, refresh_jti, ip, created_at, expires_at, revoked) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.id)
+        .bind(s.user_id)
+        .bind(&s.refresh_jti)
+        .bind(&s.ip)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(i64::from(s.revoked))
+        .execute(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session_by_id(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?;
+        row.as_ref().map(session).transpose()
+    }
+
+    async fn rotate_session(
+        &self,
+        id: &str,
+        old_jti: &str,
+        new_jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET refresh_jti = $1, expires_at = $2 \
+             WHERE id = $3 AND refresh_jti = $4 AND revoked = 0",
+        )
+        .bind(new_jti)
+        .bind(expires_at)
+        .bind(id)
+        .bind(old_jti)
+        .execute(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_session(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn revoke_user_sessions(&self, user_id: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked = 1 WHERE user_id = $1 AND revoked = 0")
+                .bind(user_id)
+                .execute(self.pool())
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_api_token(&self, new: &NewApiToken) -> Result<ApiToken, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_tokens (user_id, name, token_hash, hint, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TOKEN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.user_id)
+            .bind(&new.name)
+            .bind(&new.token_hash)
+            .bind(&new.hint)
+            .bind(to_json(&new.scopes)?)
+            .bind(now())
+            .bind(new.expires_at)
+            .fetch_one(self.pool())
+            .await
+            .map_err(unique(TOKEN_UNIQUE))?;
+        api_token(&row)
+    }
+
+    async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?;
+        row.as_ref().map(api_token).transpose()
+    }
+
+    async fn list_api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id");
+        sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+            .iter()
+            .map(api_token)
+            .collect()
+    }
+
+    async fn delete_api_token(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_api_token(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_login_log(&self, new: NewLoginLog<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_logs (user_id, account, ip, status, reason, ts) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(new.user_id)
+        .bind(new.account)
+        .bind(new.ip)
+        .bind(new.status)
+        .bind(new.reason)
+        .bind(now())
+        .execute(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_login_logs(
+        &self,
+        filter: &LogFilter,
+    ) -> Result<(Vec<LoginLogEntry>, u64), StoreError> {
+        let mut w = Where::default();
+        if let Some(user_id) = filter.user_id {
+            w.eq_int("l.user_id", user_id);
+        }
+        let total = w.count(self.pool(), "login_logs l").await?;
+        let order = if filter.desc { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT l.id, l.user_id, u.name AS user_name, l.account, l.ip, l.status, l.reason, l.ts \
+             FROM login_logs l LEFT JOIN users u ON u.id = l.user_id{} ORDER BY l.id {order}{}",
+            w.sql(),
+            w.page_sql()
+        );
+        let entries = w
+            .bind_page(sqlx::query(&sql), filter.page)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+            .iter()
+            .map(login_log)
+            .collect::<Result<_, _>>()?;
+        Ok((entries, total))
+    }
+
+    async fn set_vm_owner(&self, vm_id: i64, owner_id: Option<i64>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE vms SET owner_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(owner_id)
+            .bind(now())
+            .bind(vm_id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn usage_of(&self, owner_id: i64) -> Result<Usage, StoreError> {
+        let configs: Vec<String> = sqlx::query_scalar("SELECT config FROM vms WHERE owner_id = $1")
+            .bind(owner_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?;
+        let mut usage = Usage::default();
+        for text in &configs {
+            let config: VmConfig = json("vm config", text)?;
+            usage.vms += 1;
+            usage.vcpus += u64::from(config.cpu_num);
+            usage.memory_mb += config.mem_num;
+            usage.disk_mb += config.hdd_num;
+        }
+        for (table, slot) in [
+            ("nat_rules", &mut usage.nat_rules),
+            ("proxies", &mut usage.proxies),
+        ] {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE vm_id IN (SELECT id FROM vms WHERE owner_id = $1)"
+            ))
+            .bind(owner_id)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db)?;
+            *slot = count(n);
+        }
+        Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_name_the_column() {
+        let (table, columns) = USER_UNIQUE;
+        for (message, column) in [
+            (
+                "UNIQUE constraint failed: index 'users_account_uq'",
+                "account",
+            ),
+            ("UNIQUE constraint failed: index 'users_email_uq'", "email"),
+            ("UNIQUE constraint failed: users.phone", "phone"),
+            ("UNIQUE constraint failed: users.external_id", "external_id"),
+            (
+                "duplicate key value violates unique constraint \"users_external_id_uq\"",
+                "external_id",
+            ),
+            (
+                "duplicate key value violates unique constraint \"users_phone_uq\"",
+                "phone",
+            ),
+        ] {
+            assert_eq!(
+                conflict_column(message, table, columns),
+                Some(column),
+                "{message}"
+            );
+        }
+        let (table, columns) = TOKEN_UNIQUE;
+        assert_eq!(
+            conflict_column(
+                "UNIQUE constraint failed: api_tokens.token_hash",
+                table,
+                columns
+            ),
+            Some("token_hash")
+        );
+        assert_eq!(conflict_column("something else", table, columns), None);
+    }
+}
