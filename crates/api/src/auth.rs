@@ -94,8 +94,9 @@ pub(crate) async fn authenticate(
     face: &'static str,
 ) -> Result<Actor, CoreError> {
     let ip = state.guard.trusted_proxies.client_ip(parts);
-    let credential =
-        credential(parts).ok_or_else(|| CoreError::unauthorized("missing credential"))?;
+    let credential = credential(parts).ok_or_else(|| {
+        CoreError::unauthorized("missing token (send Authorization: Bearer <token>)")
+    })?;
     let actor = state.services.authenticate(credential, &ip, face).await?;
     if let Some(id) = actor.user_id {
         limited(&state.guard.per_user, &format!("user:{id}"), "requests")?;

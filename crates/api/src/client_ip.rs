@@ -92,15 +92,27 @@ mod tests {
     fn forwarded_for_only_from_trusted_proxies() {
         let none = TrustedProxies::default();
         let xff = ["1.2.3.4"];
-        assert_eq!(none.client_of(ip("10.0.0.5"), xff.into_iter()), ip("10.0.0.5"));
+        assert_eq!(
+            none.client_of(ip("10.0.0.5"), xff.into_iter()),
+            ip("10.0.0.5")
+        );
 
         let trusted = TrustedProxies::parse(&["10.0.0.0/8", "::1"]).unwrap_or_default();
-        assert_eq!(trusted.client_of(ip("10.0.0.5"), xff.into_iter()), ip("1.2.3.4"));
+        assert_eq!(
+            trusted.client_of(ip("10.0.0.5"), xff.into_iter()),
+            ip("1.2.3.4")
+        );
         // A client that forges a chain is found at the first untrusted hop.
         let forged = ["6.6.6.6, 1.2.3.4, 10.0.0.9"];
-        assert_eq!(trusted.client_of(ip("10.0.0.5"), forged.into_iter()), ip("1.2.3.4"));
+        assert_eq!(
+            trusted.client_of(ip("10.0.0.5"), forged.into_iter()),
+            ip("1.2.3.4")
+        );
         // An untrusted peer's header is ignored.
-        assert_eq!(trusted.client_of(ip("8.8.8.8"), xff.into_iter()), ip("8.8.8.8"));
+        assert_eq!(
+            trusted.client_of(ip("8.8.8.8"), xff.into_iter()),
+            ip("8.8.8.8")
+        );
         // No header: the proxy itself.
         assert_eq!(trusted.client_of(ip("::1"), std::iter::empty()), ip("::1"));
         assert_eq!(

@@ -47,8 +47,7 @@ pub trait AccountStore: Send + Sync {
     async fn insert_role(&self, new: &NewRole) -> Result<Role, StoreError>;
     /// Replaces name, code, description, enabled and quota of `role.id`.
     async fn update_role(&self, role: &Role) -> Result<(), StoreError>;
-    async fn set_role_permissions(&self, role_id: i64, codes: &[String])
-        -> Result<(), StoreError>;
+    async fn set_role_permissions(&self, role_id: i64, codes: &[String]) -> Result<(), StoreError>;
     /// Deletes the role and its links. False when there was no such role.
     async fn delete_role(&self, id: i64) -> Result<bool, StoreError>;
     async fn role_by_id(&self, id: i64) -> Result<Option<Role>, StoreError>;

@@ -74,7 +74,10 @@ pub fn run(args: UserArgs) -> Result<(), Box<dyn std::error::Error>> {
     })
 }
 
-async fn execute(services: &Services, command: UserCommand) -> Result<(), Box<dyn std::error::Error>> {
+async fn execute(
+    services: &Services,
+    command: UserCommand,
+) -> Result<(), Box<dyn std::error::Error>> {
     let actor = Actor::system();
     match command {
         UserCommand::Add {
@@ -122,7 +125,10 @@ async fn execute(services: &Services, command: UserCommand) -> Result<(), Box<dy
             };
             let (users, total) = services.list_users(&actor, &filter).await?;
             let (roles, _) = services.list_roles(&actor, None, None).await?;
-            println!("{:>5}  {:<24} {:<24} {:<9} ROLES", "ID", "ACCOUNT", "NAME", "STATUS");
+            println!(
+                "{:>5}  {:<24} {:<24} {:<9} ROLES",
+                "ID", "ACCOUNT", "NAME", "STATUS"
+            );
             for u in users {
                 let codes: Vec<&str> = u
                     .roles
@@ -151,7 +157,10 @@ async fn execute(services: &Services, command: UserCommand) -> Result<(), Box<dy
             services
                 .set_user_password(&actor, user.id, &password)
                 .await?;
-            println!("password of {} changed; their sessions are ended", user.account);
+            println!(
+                "password of {} changed; their sessions are ended",
+                user.account
+            );
         }
         UserCommand::Role { account, roles } => {
             let user = services.find_user(&actor, &account).await?;

@@ -141,5 +141,7 @@ pub async fn status(
     PathParams(hs_name): PathParams<String>,
     Params(q): Params<StatusQuery>,
 ) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.host_status(&actor, &hs_name, q.refresh).await?))
+    Ok(Data(
+        s.services.host_status(&actor, &hs_name, q.refresh).await?,
+    ))
 }

@@ -51,11 +51,17 @@ pub async fn import_config(
     Ok(Data(s.services.import_config(&actor, cfg).await?))
 }
 
-pub async fn stats(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<impl serde::Serialize> {
+pub async fn stats(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+) -> ApiResult<impl serde::Serialize> {
     Ok(Data(s.services.stats(&actor).await?))
 }
 
-pub async fn engines(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<impl serde::Serialize> {
+pub async fn engines(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+) -> ApiResult<impl serde::Serialize> {
     let types: serde_json::Map<String, serde_json::Value> = s
         .services
         .engine_types(&actor)
@@ -82,7 +88,11 @@ pub async fn logs(
     Caller(actor): Caller,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.logs(&actor, q.hs_name.as_deref(), q.limit).await?))
+    Ok(Data(
+        s.services
+            .logs(&actor, q.hs_name.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 pub async fn tasks(
@@ -90,7 +100,11 @@ pub async fn tasks(
     Caller(actor): Caller,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.tasks(&actor, q.hs_name.as_deref(), q.limit).await?))
+    Ok(Data(
+        s.services
+            .tasks(&actor, q.hs_name.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 /// `GET /api/system/health` (ours): unauthenticated liveness, for load

@@ -80,7 +80,9 @@ fn take_secret(
 
 /// `owner` (an extension of ours): a user id, `#id`, account or billing
 /// `userid`; `null` or absent for none.
-fn take_owner(body: &mut serde_json::Map<String, serde_json::Value>) -> Result<Option<String>, ApiError> {
+fn take_owner(
+    body: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<String>, ApiError> {
     match body.remove("owner") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),

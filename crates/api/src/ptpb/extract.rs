@@ -59,13 +59,17 @@ impl Paging {
         let limit = match self.page_size {
             None => 10,
             Some(0) => {
-                return Err(ironidc_core::CoreError::invalid("page_size", "must be at least 1").into())
+                return Err(
+                    ironidc_core::CoreError::invalid("page_size", "must be at least 1").into(),
+                )
             }
             Some(n) => n.min(100),
         };
         let page = match self.page {
             None => 1,
-            Some(0) => return Err(ironidc_core::CoreError::invalid("page", "must be at least 1").into()),
+            Some(0) => {
+                return Err(ironidc_core::CoreError::invalid("page", "must be at least 1").into())
+            }
             Some(n) => n,
         };
         Ok(ironidc_core::accounts::Page {

@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rbac/user/edit/", post(users::edit))
         .route("/api/rbac/user/del/", post(users::delete))
         .route("/api/rbac/user/get/", get(users::list))
-        .route("/api/rbac/user/reset_password/", post(users::reset_password))
+        .route(
+            "/api/rbac/user/reset_password/",
+            post(users::reset_password),
+        )
         .route("/api/rbac/user/set_password/", post(users::set_password))
         .route("/api/rbac/user/detail/", get(users::detail))
         .route("/api/rbac/user/role/", post(users::set_roles))

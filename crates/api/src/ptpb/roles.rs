@@ -48,7 +48,9 @@ fn codes_of(ids: &[i64]) -> Result<Vec<String>, PtpbError> {
         .map(|&id| {
             permissions::by_id(id)
                 .map(|p| p.code.to_string())
-                .ok_or_else(|| CoreError::invalid("perms", format!("unknown permission {id}")).into())
+                .ok_or_else(|| {
+                    CoreError::invalid("perms", format!("unknown permission {id}")).into()
+                })
         })
         .collect()
 }

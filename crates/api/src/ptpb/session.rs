@@ -52,7 +52,9 @@ pub async fn refresh(
     let token = body
         .refresh
         .or_else(|| refresh_cookie(&headers))
-        .ok_or_else(|| ironidc_core::CoreError::invalid("refresh", "is required (cookie or body)"))?;
+        .ok_or_else(|| {
+            ironidc_core::CoreError::invalid("refresh", "is required (cookie or body)")
+        })?;
     token_reply(s.services.refresh(&token).await?)
 }
 

@@ -132,7 +132,11 @@ impl Services {
         }
     }
 
-    pub async fn create_user(&self, actor: &Actor, input: UserInput) -> Result<UserView, CoreError> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        input: UserInput,
+    ) -> Result<UserView, CoreError> {
         let target = input.account.trim().to_string();
         let checked = self.check_new_user(actor, input).await;
         self.audited(
@@ -254,7 +258,10 @@ impl Services {
         }
         if let Some(enabled) = patch.enabled {
             if !enabled && user.protected {
-                return Err(CoreError::invalid("status", "a protected user cannot be disabled"));
+                return Err(CoreError::invalid(
+                    "status",
+                    "a protected user cannot be disabled",
+                ));
             }
             if !enabled && Some(id) == actor.user_id {
                 return Err(CoreError::invalid("status", "you cannot disable yourself"));
@@ -271,11 +278,7 @@ impl Services {
     /// Delete users, all or none: each must exist, be unprotected, not be
     /// the caller, and own no VMs.
     pub async fn delete_users(&self, actor: &Actor, ids: &[i64]) -> Result<u64, CoreError> {
-        let target = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let target = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let checked = async {
             actor.require("system.user.delete")?;
             if ids.is_empty() {
@@ -289,7 +292,10 @@ impl Services {
                     other => other,
                 })?;
                 if user.protected {
-                    return Err(CoreError::invalid("id_list", format!("user {id} is protected")));
+                    return Err(CoreError::invalid(
+                        "id_list",
+                        format!("user {id} is protected"),
+                    ));
                 }
                 if Some(id) == actor.user_id {
                     return Err(CoreError::invalid("id_list", "you cannot delete yourself"));
@@ -343,7 +349,10 @@ impl Services {
     /// The caller's own record.
     pub async fn own_user(&self, actor: &Actor) -> Result<UserView, CoreError> {
         let id = actor.user_id.ok_or_else(|| {
-            CoreError::invalid("Authorization", "the root token is not a user; log in as one")
+            CoreError::invalid(
+                "Authorization",
+                "the root token is not a user; log in as one",
+            )
         })?;
         self.user_view(id).await
     }
@@ -358,7 +367,10 @@ impl Services {
             actor.require("system.user.update")?;
             let user = self.user_in_reach(actor, id).await?;
             if user.protected {
-                return Err(CoreError::invalid("id", "a protected user's roles cannot be changed"));
+                return Err(CoreError::invalid(
+                    "id",
+                    "a protected user's roles cannot be changed",
+                ));
             }
             self.check_grantable(actor, roles).await
         }
@@ -413,7 +425,10 @@ impl Services {
     ) -> Result<(), CoreError> {
         let checked = async {
             let id = actor.user_id.ok_or_else(|| {
-                CoreError::invalid("Authorization", "the root token is not a user; log in as one")
+                CoreError::invalid(
+                    "Authorization",
+                    "the root token is not a user; log in as one",
+                )
             })?;
             let user = self
                 .store()
@@ -500,11 +515,10 @@ impl Services {
     /// Every role exists and grants nothing the caller lacks.
     async fn check_grantable(&self, actor: &Actor, roles: &[i64]) -> Result<(), CoreError> {
         for &rid in roles {
-            let role = self
-                .store()
-                .role_by_id(rid)
-                .await?
-                .ok_or_else(|| CoreError::invalid("roles", format!("role {rid} does not exist")))?;
+            let role =
+                self.store().role_by_id(rid).await?.ok_or_else(|| {
+                    CoreError::invalid("roles", format!("role {rid} does not exist"))
+                })?;
             for code in &role.permissions {
                 actor.require(code)?;
             }
@@ -592,15 +606,13 @@ fn check_name(name: &str) -> Result<String, CoreError> {
 fn check_email(email: String) -> Result<String, CoreError> {
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !domain.contains('@')
-            });
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        });
     if !valid {
         return Err(CoreError::invalid("email", "is not an email address"));
     }
@@ -639,7 +651,10 @@ fn check_external_id(id: String) -> Result<String, CoreError> {
 
 fn check_remark(remark: String) -> Result<String, CoreError> {
     if remark.chars().count() > 500 {
-        return Err(CoreError::invalid("remark", "must be at most 500 characters"));
+        return Err(CoreError::invalid(
+            "remark",
+            "must be at most 500 characters",
+        ));
     }
     Ok(remark)
 }
@@ -660,9 +675,15 @@ mod tests {
         assert_eq!(field(check_account("bob smith")), "account");
         assert!(check_account("bob.smith@corp").is_ok());
         assert_eq!(field(check_email("bob".into()).map(drop)), "email");
-        assert_eq!(field(check_email("bob@localhost".into()).map(drop)), "email");
+        assert_eq!(
+            field(check_email("bob@localhost".into()).map(drop)),
+            "email"
+        );
         assert!(check_email("bob@example.com".into()).is_ok());
-        assert_eq!(field(check_phone("12ab5678".into()).map(drop)), "phone_number");
+        assert_eq!(
+            field(check_phone("12ab5678".into()).map(drop)),
+            "phone_number"
+        );
         assert!(check_phone("+86 175-3133-3029".into()).is_ok());
         assert_eq!(field(check_external_id("a b".into()).map(drop)), "userid");
         assert_eq!(field(check_name(" ").map(drop)), "name");

@@ -215,7 +215,13 @@ impl Services {
         input: AddressInput,
     ) -> Result<AddressView, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.ipaddr.write", Some("vm.ip.add"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.ipaddr.write",
+                Some("vm.ip.add"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
@@ -357,7 +363,13 @@ impl Services {
         index: usize,
     ) -> Result<AddressView, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.ipaddr.write", Some("vm.ip.delete"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.ipaddr.write",
+                Some("vm.ip.delete"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;

@@ -152,7 +152,8 @@ impl Services {
             Ok(false) => Err(CoreError::not_found("api token", id.to_string())),
             Err(e) => Err(e.into()),
         };
-        op.finish(res, |_| serde_json::json!({"token_id": id})).await
+        op.finish(res, |_| serde_json::json!({"token_id": id}))
+            .await
     }
 
     /// The user id behind an actor; the root token has no user to own

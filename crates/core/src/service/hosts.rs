@@ -153,8 +153,14 @@ impl Services {
         actor: &Actor,
         input: HostInput,
     ) -> Result<HostView, CoreError> {
-        self.authorize(actor, "host.server.create", "host.create", Some(&input.name), None)
-            .await?;
+        self.authorize(
+            actor,
+            "host.server.create",
+            "host.create",
+            Some(&input.name),
+            None,
+        )
+        .await?;
         let checked = self.check_host_input(&input, None);
         let (engine, config) = match checked {
             Ok(v) => v,
@@ -199,8 +205,14 @@ impl Services {
         config: HostConfig,
         enabled: Option<bool>,
     ) -> Result<HostView, CoreError> {
-        self.authorize(actor, "host.server.update", "host.update", Some(hs_name), None)
-            .await?;
+        self.authorize(
+            actor,
+            "host.server.update",
+            "host.update",
+            Some(hs_name),
+            None,
+        )
+        .await?;
         let host = self.host(hs_name).await?;
         let input = HostInput {
             name: host.name.clone(),
@@ -252,9 +264,7 @@ impl Services {
         self.authorize(actor, "host.server.power", action, Some(hs_name), None)
             .await?;
         let host = self.host(hs_name).await?;
-        let op = self
-            .begin(actor, action, Some(hs_name), None)
-            .await?;
+        let op = self.begin(actor, action, Some(hs_name), None).await?;
         let res = async {
             self.store()
                 .update_host(host.id, enabled, &host.config)
@@ -274,8 +284,14 @@ impl Services {
         hs_name: &str,
         force: bool,
     ) -> Result<(), CoreError> {
-        self.authorize(actor, "host.server.delete", "host.delete", Some(hs_name), None)
-            .await?;
+        self.authorize(
+            actor,
+            "host.server.delete",
+            "host.delete",
+            Some(hs_name),
+            None,
+        )
+        .await?;
         let host = self.host(hs_name).await?;
         let vms = self.store().list_vms(host.id).await?;
         if !vms.is_empty() && !force {

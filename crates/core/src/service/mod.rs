@@ -35,18 +35,18 @@ use crate::secrets::SecretBox;
 use crate::store::Store;
 
 pub use accounts::{UserInput, UserPatch, UserView};
+pub use addresses::{AddressInput, AddressView, PoolUsage};
 pub use api_tokens::{ApiTokenView, CreatedApiToken, API_TOKEN_PREFIX};
 pub use audit::{LoginLogView, OperationLogView};
-pub use quotas::QuotaReport;
-pub use roles::{RoleInput, RolePatch, RoleView};
-pub use sessions::TokenPair;
-pub use addresses::{AddressInput, AddressView, PoolUsage};
 pub use auth::{TokenBootstrap, TokenInfo};
 pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use hosts::{HostInput, HostStatusReport, HostView, StatusSource};
 pub use journal::Actor;
 pub use nat::{NatInput, NatRuleView};
 pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
+pub use quotas::QuotaReport;
+pub use roles::{RoleInput, RolePatch, RoleView};
+pub use sessions::TokenPair;
 pub use system::{EngineTypeView, Stats};
 pub use vms::{
     CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmStatusReport,

@@ -231,7 +231,13 @@ impl Services {
         index: usize,
     ) -> Result<NatRuleView, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.nat.write", Some("vm.nat.delete"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.nat.write",
+                Some("vm.nat.delete"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.host_net_lock(0);
         let _guard = lock.lock().await;

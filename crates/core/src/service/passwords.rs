@@ -69,7 +69,10 @@ pub fn check_strength(field: &str, password: &str, account: &str) -> Result<(), 
         return Err(CoreError::invalid(field, "is a commonly used password"));
     }
     if account.chars().count() >= 3 && lower.contains(&account.to_lowercase()) {
-        return Err(CoreError::invalid(field, "must not contain the account name"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain the account name",
+        ));
     }
     Ok(())
 }
@@ -131,7 +134,10 @@ mod tests {
         assert!(check_strength("password", "Admin123", "bob").is_err());
         assert!(check_strength("password", "alice-2026", "alice").is_err());
         let e = check_strength("new_password", "x", "bob").err();
-        assert!(e.map(|e| e.to_string()).unwrap_or_default().starts_with("new_password:"));
+        assert!(e
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .starts_with("new_password:"));
         assert!(check_strength("password", "correct-horse-7", "bob").is_ok());
         assert!(check_strength("password", &"Ab1".repeat(50), "bob").is_err());
     }

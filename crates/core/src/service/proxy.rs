@@ -83,7 +83,13 @@ impl Services {
         input: ProxyInput,
     ) -> Result<CreatedProxy, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.proxy.write", Some("vm.proxy.add"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.proxy.write",
+                Some("vm.proxy.add"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let owner_lock = self.owner_lock(vm.owner_id);
         let _owner_guard = owner_lock.lock().await;
@@ -273,7 +279,13 @@ impl Services {
         index: usize,
     ) -> Result<ProxyView, CoreError> {
         let (_, vm) = self
-            .owned_vm(actor, "vm.proxy.write", Some("vm.proxy.delete"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.proxy.write",
+                Some("vm.proxy.delete"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
         let Some(row) = rows.get(index).cloned() else {

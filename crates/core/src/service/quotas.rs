@@ -31,7 +31,11 @@ pub struct QuotaReport {
 impl Services {
     /// A user's limits and usage: their own, or anyone's with
     /// `system.user.read`.
-    pub async fn quota_report(&self, actor: &Actor, user_id: i64) -> Result<QuotaReport, CoreError> {
+    pub async fn quota_report(
+        &self,
+        actor: &Actor,
+        user_id: i64,
+    ) -> Result<QuotaReport, CoreError> {
         if actor.user_id != Some(user_id) {
             actor.require("system.user.read")?;
         }
@@ -76,9 +80,19 @@ impl Services {
         let checks = [
             ("vms", limits.vms, used.vms, demand.vms),
             ("vcpus", limits.vcpus, used.vcpus, demand.vcpus),
-            ("memory_mb", limits.memory_mb, used.memory_mb, demand.memory_mb),
+            (
+                "memory_mb",
+                limits.memory_mb,
+                used.memory_mb,
+                demand.memory_mb,
+            ),
             ("disk_mb", limits.disk_mb, used.disk_mb, demand.disk_mb),
-            ("nat_rules", limits.nat_rules, used.nat_rules, demand.nat_rules),
+            (
+                "nat_rules",
+                limits.nat_rules,
+                used.nat_rules,
+                demand.nat_rules,
+            ),
             ("proxies", limits.proxies, used.proxies, demand.proxies),
         ];
         for (quota, limit, used, more) in checks {

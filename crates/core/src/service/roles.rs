@@ -148,7 +148,11 @@ impl Services {
             .ok_or_else(|| CoreError::not_found("role", CUSTOMER_ROLE))
     }
 
-    pub async fn create_role(&self, actor: &Actor, input: RoleInput) -> Result<RoleView, CoreError> {
+    pub async fn create_role(
+        &self,
+        actor: &Actor,
+        input: RoleInput,
+    ) -> Result<RoleView, CoreError> {
         let target = input.code.clone();
         let checked = async {
             actor.require("system.role.create")?;
@@ -198,19 +202,28 @@ impl Services {
             actor.require("system.role.update")?;
             let mut role = self.role_in_reach(actor, id).await?;
             if role.code == ADMIN_ROLE {
-                return Err(CoreError::invalid("id", "the Administrator role cannot be changed"));
+                return Err(CoreError::invalid(
+                    "id",
+                    "the Administrator role cannot be changed",
+                ));
             }
             if let Some(name) = patch.name {
                 let name = check_role_name(&name)?;
                 if role.protected && name != role.name {
-                    return Err(CoreError::invalid("name", "a built-in role cannot be renamed"));
+                    return Err(CoreError::invalid(
+                        "name",
+                        "a built-in role cannot be renamed",
+                    ));
                 }
                 role.name = name;
             }
             if let Some(code) = patch.code {
                 let code = check_role_code(&code)?;
                 if role.protected && code != role.code {
-                    return Err(CoreError::invalid("code", "a built-in role's code is fixed"));
+                    return Err(CoreError::invalid(
+                        "code",
+                        "a built-in role's code is fixed",
+                    ));
                 }
                 role.code = code;
             }
@@ -219,7 +232,10 @@ impl Services {
             }
             if let Some(enabled) = patch.enabled {
                 if role.protected && !enabled {
-                    return Err(CoreError::invalid("status", "a built-in role cannot be disabled"));
+                    return Err(CoreError::invalid(
+                        "status",
+                        "a built-in role cannot be disabled",
+                    ));
                 }
                 role.enabled = enabled;
             }
@@ -283,11 +299,7 @@ impl Services {
 
     /// Delete roles, all or none: each must exist and not be built in.
     pub async fn delete_roles(&self, actor: &Actor, ids: &[i64]) -> Result<u64, CoreError> {
-        let target = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let target = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let checked = async {
             actor.require("system.role.delete")?;
             if ids.is_empty() {
@@ -301,7 +313,10 @@ impl Services {
                     other => other,
                 })?;
                 if role.protected {
-                    return Err(CoreError::invalid("id_list", format!("role {id} is protected")));
+                    return Err(CoreError::invalid(
+                        "id_list",
+                        format!("role {id} is protected"),
+                    ));
                 }
             }
             Ok(())
@@ -387,7 +402,10 @@ impl Services {
 fn check_grant(actor: &Actor, codes: Vec<String>) -> Result<Vec<String>, CoreError> {
     for code in &codes {
         if !permissions::is_known(code) {
-            return Err(CoreError::invalid("perms", format!("unknown permission {code}")));
+            return Err(CoreError::invalid(
+                "perms",
+                format!("unknown permission {code}"),
+            ));
         }
         actor.require(code)?;
     }
@@ -432,7 +450,10 @@ fn check_role_code(code: &str) -> Result<String, CoreError> {
 fn clean_description(d: Option<String>) -> Result<Option<String>, CoreError> {
     let d = d.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
     if d.as_ref().is_some_and(|d| d.chars().count() > 500) {
-        return Err(CoreError::invalid("description", "must be at most 500 characters"));
+        return Err(CoreError::invalid(
+            "description",
+            "must be at most 500 characters",
+        ));
     }
     Ok(d)
 }

@@ -89,7 +89,11 @@ impl Services {
         let failed = user.failed_logins + 1;
         let opts = &self.inner.opts;
         let (failed, locked_until, reason) = if failed >= i64::from(opts.lockout_after.max(1)) {
-            (0, now() + opts.lockout_for.as_secs() as i64, "wrong password; account locked")
+            (
+                0,
+                now() + opts.lockout_for.as_secs() as i64,
+                "wrong password; account locked",
+            )
         } else {
             (failed, 0, "wrong password")
         };
@@ -109,7 +113,10 @@ impl Services {
     /// spent: presenting it again revokes the whole session, since only a
     /// copy held by someone else would be presented twice.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, CoreError> {
-        let claims = self.jwt().await?.verify(refresh_token, TokenType::Refresh)?;
+        let claims = self
+            .jwt()
+            .await?
+            .verify(refresh_token, TokenType::Refresh)?;
         let session = self.live_session(&claims).await?;
         let user = self.enabled_user(session.user_id).await?;
         let new_jti = new_jti();
@@ -158,7 +165,9 @@ impl Services {
     ) -> Result<Actor, CoreError> {
         let credential = credential.trim();
         if credential.is_empty() {
-            return Err(CoreError::unauthorized("missing credential"));
+            return Err(CoreError::unauthorized(
+                "missing token (send Authorization: Bearer <token>)",
+            ));
         }
         if credential.starts_with(super::API_TOKEN_PREFIX) {
             return self.authenticate_api_token(credential, ip, face).await;
@@ -269,9 +278,7 @@ fn new_jti() -> String {
 fn locked(seconds: i64) -> CoreError {
     let retry_after = seconds.max(1) as u64;
     CoreError::TooMany {
-        message: format!(
-            "account locked after repeated failed logins; retry in {retry_after} s"
-        ),
+        message: format!("account locked after repeated failed logins; retry in {retry_after} s"),
         retry_after,
     }
 }

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use serde::Serialize;
 
+use super::quotas::Demand;
 use super::{now, Actor, Services};
 use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome, VmSpec};
 use crate::error::CoreError;
 use crate::ipam::IpVersion;
 use crate::model::{Host, HwStatus, NicConfig, Vm, VmConfig};
-use super::quotas::Demand;
 use crate::store::{NewVm, Scope, StoreError};
 use crate::validate;
 
@@ -201,8 +201,14 @@ impl Services {
         hs_name: &str,
         input: VmCreateInput,
     ) -> Result<CreatedVm, CoreError> {
-        self.authorize(actor, "vm.instance.create", "vm.create", Some(hs_name), None)
-            .await?;
+        self.authorize(
+            actor,
+            "vm.instance.create",
+            "vm.create",
+            Some(hs_name),
+            None,
+        )
+        .await?;
         let host = self.host(hs_name).await?;
         let owner_ref = input.owner.clone();
         let prepared = async {
@@ -280,9 +286,10 @@ impl Services {
         match owner.map(str::trim).filter(|o| !o.is_empty()) {
             Some(reference) => {
                 actor.require("vm.all.manage")?;
-                let user = self.user_by_reference(reference).await.map_err(|_| {
-                    CoreError::invalid("owner", format!("no user {reference}"))
-                })?;
+                let user = self
+                    .user_by_reference(reference)
+                    .await
+                    .map_err(|_| CoreError::invalid("owner", format!("no user {reference}")))?;
                 Ok(Some(user.id))
             }
             None if actor.sees_all_vms() => Ok(None),
@@ -508,7 +515,13 @@ impl Services {
         input: VmUpdateInput,
     ) -> Result<UpdatedVm, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.instance.update", Some("vm.update"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.instance.update",
+                Some("vm.update"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
@@ -641,7 +654,13 @@ impl Services {
         vm_uuid: &str,
     ) -> Result<(), CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.instance.delete", Some("vm.delete"), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.instance.delete",
+                Some("vm.delete"),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
@@ -676,7 +695,13 @@ impl Services {
         action: PowerAction,
     ) -> Result<PowerOutcome, CoreError> {
         let (host, vm) = self
-            .owned_vm(actor, "vm.power.write", Some(power_action_name(action)), hs_name, vm_uuid)
+            .owned_vm(
+                actor,
+                "vm.power.write",
+                Some(power_action_name(action)),
+                hs_name,
+                vm_uuid,
+            )
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
