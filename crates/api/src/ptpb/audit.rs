@@ -6,13 +6,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::envelope::{date, PtpbResult, Reply};
-use super::extract::{Caller, Paging, Query};
+use super::extract::{page, Caller, Query};
 use crate::AppState;
 
 #[derive(Deserialize)]
 pub struct LogQuery {
-    #[serde(flatten)]
-    paging: Paging,
+    page_size: Option<u32>,
+    page: Option<u32>,
     #[serde(rename = "self", default)]
     self_only: bool,
     #[serde(default)]
@@ -25,7 +25,7 @@ impl LogQuery {
         Ok(LogFilter {
             operation: self.operation.clone().filter(|o| !o.is_empty()),
             desc: self.desc,
-            page: self.paging.page()?,
+            page: page(self.page_size, self.page)?,
             ..LogFilter::default()
         })
     }

@@ -48,33 +48,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// PTPB paging: `page_size` (default 10, at most 100) and `page` (from 1).
-#[derive(Debug, serde::Deserialize)]
-pub struct Paging {
-    pub page_size: Option<u32>,
-    pub page: Option<u32>,
-}
-
-impl Paging {
-    pub fn page(&self) -> Result<ironidc_core::accounts::Page, PtpbError> {
-        let limit = match self.page_size {
-            None => 10,
-            Some(0) => {
-                return Err(
-                    ironidc_core::CoreError::invalid("page_size", "must be at least 1").into(),
-                )
-            }
-            Some(n) => n.min(100),
-        };
-        let page = match self.page {
-            None => 1,
-            Some(0) => {
-                return Err(ironidc_core::CoreError::invalid("page", "must be at least 1").into())
-            }
-            Some(n) => n,
-        };
-        Ok(ironidc_core::accounts::Page {
-            offset: (page - 1).saturating_mul(limit),
-            limit,
-        })
-    }
+pub fn page(
+    page_size: Option<u32>,
+    page: Option<u32>,
+) -> Result<ironidc_core::accounts::Page, PtpbError> {
+    let limit = match page_size {
+        None => 10,
+        Some(0) => {
+            return Err(ironidc_core::CoreError::invalid("page_size", "must be at least 1").into())
+        }
+        Some(n) => n.min(100),
+    };
+    let page = match page {
+        None => 1,
+        Some(0) => {
+            return Err(ironidc_core::CoreError::invalid("page", "must be at least 1").into())
+        }
+        Some(n) => n,
+    };
+    Ok(ironidc_core::accounts::Page {
+        offset: (page - 1).saturating_mul(limit),
+        limit,
+    })
 }

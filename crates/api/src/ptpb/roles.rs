@@ -8,7 +8,7 @@ use ironidc_core::CoreError;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{date, PtpbError, PtpbResult, Reply};
-use super::extract::{Body, Caller, Paging, Query};
+use super::extract::{page, Body, Caller, Query};
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -134,8 +134,8 @@ pub async fn delete(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    #[serde(flatten)]
-    paging: Paging,
+    page_size: Option<u32>,
+    page: Option<u32>,
     #[serde(default)]
     all: bool,
     name: Option<String>,
@@ -146,7 +146,11 @@ pub async fn list(
     Caller(actor): Caller,
     Query(q): Query<ListQuery>,
 ) -> PtpbResult {
-    let page = if q.all { None } else { Some(q.paging.page()?) };
+    let page = if q.all {
+        None
+    } else {
+        Some(page(q.page_size, q.page)?)
+    };
     let (roles, total) = s
         .services
         .list_roles(&actor, q.name.as_deref().filter(|n| !n.is_empty()), page)

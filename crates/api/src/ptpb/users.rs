@@ -6,7 +6,7 @@ use ironidc_core::service::{UserInput, UserPatch, UserView};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::envelope::{date, PtpbResult, Reply};
-use super::extract::{Body, Caller, Paging, Query};
+use super::extract::{page, Body, Caller, Query};
 use crate::AppState;
 
 /// A user in PTPB's shape, with our `userid`, `locked` and `quota`.
@@ -161,8 +161,8 @@ pub async fn delete(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    #[serde(flatten)]
-    paging: Paging,
+    page_size: Option<u32>,
+    page: Option<u32>,
     name: Option<String>,
     account: Option<String>,
     status: Option<bool>,
@@ -177,7 +177,7 @@ pub async fn list(
         name: q.name,
         account: q.account,
         enabled: q.status,
-        page: q.paging.page()?,
+        page: page(q.page_size, q.page)?,
     };
     let (users, total) = s.services.list_users(&actor, &filter).await?;
     Reply::page(users.into_iter().map(UserEntry::from).collect(), total)
