@@ -54,7 +54,7 @@ impl RateLimiter {
         let per_sec = capacity / 60.0;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.checks += 1;
-        if state.checks % SWEEP_EVERY == 0 {
+        if state.checks.is_multiple_of(SWEEP_EVERY) {
             state
                 .buckets
                 .retain(|_, b| now.saturating_duration_since(b.at) < FORGET_AFTER);
