@@ -147,6 +147,30 @@ fn count(value: i64) -> u64 {
 }
 
 /// `column IN ($1, …, $n)` over `ids`, for the one extra query of a list.
+/// Delete row `id` of `table` and first the rows of `links` whose `key`
+/// points at it; whether the row existed.
+async fn delete_with_links(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    id: i64,
+    key: &str,
+    links: &[&str],
+) -> Result<bool, StoreError> {
+    for link in links {
+        sqlx::query(&format!("DELETE FROM {link} WHERE {key} = $1"))
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
 fn in_ids(column: &str, ids: &[i64]) -> Where {
     let mut w = Where::default();
     let placeholders: Vec<String> = ids.iter().map(|id| w.placeholder(Arg::Int(*id))).collect();
@@ -197,9 +221,16 @@ async fn replace_role_permissions(
 }
 
 impl SqlStore {
-    /// Users matching `w` (in id order, optionally one page), with roles.
-    async fn users_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<User>, StoreError> {
-        let mut sql = format!("SELECT {USER_COLUMNS} FROM users{} ORDER BY id", w.sql());
+    /// Rows of `table` matching `w`, in id order, optionally one page.
+    async fn rows_where<T>(
+        &self,
+        columns: &str,
+        table: &str,
+        w: &Where,
+        page: Option<Page>,
+        decode: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut sql = format!("SELECT {columns} FROM {table}{} ORDER BY id", w.sql());
         let query = match page {
             Some(page) => {
                 sql.push_str(&w.page_sql());
@@ -207,34 +238,58 @@ impl SqlStore {
             }
             None => w.bind(sqlx::query(&sql)),
         };
-        let mut users = query
+        query
             .fetch_all(self.pool())
             .await
             .map_err(db)?
             .iter()
-            .map(user)
-            .collect::<Result<Vec<_>, _>>()?;
-        if users.is_empty() {
-            return Ok(users);
+            .map(decode)
+            .collect()
+    }
+
+    /// The `child` values of a link table for each `parent` id, in one
+    /// query for all parents.
+    async fn links_of<T>(
+        &self,
+        table: &str,
+        parent: &str,
+        child: &str,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, Vec<T>>, StoreError>
+    where
+        T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+    {
+        let mut out: BTreeMap<i64, Vec<T>> = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(out);
         }
-        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-        let links = in_ids("user_id", &ids);
+        let links = in_ids(parent, ids);
         let sql = format!(
-            "SELECT user_id, role_id FROM user_roles{} ORDER BY user_id, role_id",
+            "SELECT {parent}, {child} FROM {table}{} ORDER BY {parent}, {child}",
             links.sql()
         );
-        let mut roles: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         for row in links
             .bind(sqlx::query(&sql))
             .fetch_all(self.pool())
             .await
             .map_err(db)?
         {
-            roles
-                .entry(row.try_get("user_id").map_err(db)?)
+            out.entry(row.try_get(parent).map_err(db)?)
                 .or_default()
-                .push(row.try_get("role_id").map_err(db)?);
+                .push(row.try_get(child).map_err(db)?);
         }
+        Ok(out)
+    }
+
+    /// Users matching `w` (in id order, optionally one page), with roles.
+    async fn users_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<User>, StoreError> {
+        let mut users = self
+            .rows_where(USER_COLUMNS, "users", w, page, user)
+            .await?;
+        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+        let mut roles = self
+            .links_of::<i64>("user_roles", "user_id", "role_id", &ids)
+            .await?;
         for u in &mut users {
             u.roles = roles.remove(&u.id).unwrap_or_default();
         }
@@ -248,39 +303,13 @@ impl SqlStore {
     /// Roles matching `w` (in id order, optionally one page), with
     /// permissions.
     async fn roles_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<Role>, StoreError> {
-        let mut sql = format!("SELECT {ROLE_COLUMNS} FROM roles{} ORDER BY id", w.sql());
-        let query = match page {
-            Some(page) => {
-                sql.push_str(&w.page_sql());
-                w.bind_page(sqlx::query(&sql), page)
-            }
-            None => w.bind(sqlx::query(&sql)),
-        };
-        let mut roles = query
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-            .iter()
-            .map(role)
-            .collect::<Result<Vec<_>, _>>()?;
-        if roles.is_empty() {
-            return Ok(roles);
-        }
+        let mut roles = self
+            .rows_where(ROLE_COLUMNS, "roles", w, page, role)
+            .await?;
         let ids: Vec<i64> = roles.iter().map(|r| r.id).collect();
-        let links = in_ids("role_id", &ids);
-        let sql = format!("SELECT role_id, code FROM role_permissions{}", links.sql());
-        let mut codes: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        for row in links
-            .bind(sqlx::query(&sql))
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-        {
-            codes
-                .entry(row.try_get("role_id").map_err(db)?)
-                .or_default()
-                .push(row.try_get("code").map_err(db)?);
-        }
+        let mut codes = self
+            .links_of::<String>("role_permissions", "role_id", "code", &ids)
+            .await?;
         for r in &mut roles {
             let mut permissions = codes.remove(&r.id).unwrap_or_default();
             // Sorted here: the databases' collations differ.
@@ -395,20 +424,16 @@ impl AccountStore for SqlStore {
             .map_err(db)?;
         // Dependent rows explicitly, as `delete_vm` does, whatever the
         // backend's foreign-key enforcement.
-        for table in ["sessions", "api_tokens", "user_roles"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let existed = delete_with_links(
+            &mut tx,
+            "users",
+            id,
+            "user_id",
+            &["sessions", "api_tokens", "user_roles"],
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        Ok(existed)
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
@@ -545,20 +570,16 @@ impl AccountStore for SqlStore {
 
     async fn delete_role(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(db)?;
-        for table in ["role_permissions", "user_roles"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE role_id = $1"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        let done = sqlx::query("DELETE FROM roles WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let existed = delete_with_links(
+            &mut tx,
+            "roles",
+            id,
+            "role_id",
+            &["role_permissions", "user_roles"],
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        Ok(existed)
     }
 
     async fn role_by_id(&self, id: i64) -> Result<Option<Role>, StoreError> {

@@ -71,3 +71,9 @@ pub fn page(
         limit,
     })
 }
+
+/// `{"id_list": [..]}`, the body of PTPB's deletes.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdList {
+    pub id_list: Vec<i64>,
+}

@@ -8,7 +8,7 @@ use ironidc_core::CoreError;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{date, PtpbError, PtpbResult, Reply};
-use super::extract::{page, Body, Caller, Query};
+use super::extract::{page, Body, Caller, IdList, Query};
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -116,11 +116,6 @@ pub async fn edit(
         )
         .await?;
     Reply::detail(RoleEntry::from(role))
-}
-
-#[derive(Deserialize)]
-pub struct IdList {
-    id_list: Vec<i64>,
 }
 
 pub async fn delete(

@@ -6,7 +6,7 @@ use ironidc_core::service::{UserInput, UserPatch, UserView};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::envelope::{date, PtpbResult, Reply};
-use super::extract::{page, Body, Caller, Query};
+use super::extract::{page, Body, Caller, IdList, Query};
 use crate::AppState;
 
 /// A user in PTPB's shape, with our `userid`, `locked` and `quota`.
@@ -143,11 +143,6 @@ pub async fn edit(
         )
         .await?;
     Reply::detail(UserEntry::from(user))
-}
-
-#[derive(Deserialize)]
-pub struct IdList {
-    id_list: Vec<i64>,
 }
 
 pub async fn delete(
