@@ -10,78 +10,18 @@
 //! printed, never asserted: this machine is too noisy for timed assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironidc_core::model::VmConfig;
 use ironidc_store::SqlStore;
 use serde_json::{json, Value};
+use support::TOKEN;
 
-const TOKEN: &str = "bench-admin-token-0123456789";
 const SEEDED_VMS: usize = 10_000;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ironidc"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("IRONIDC_TOKEN", TOKEN)
-        .env("IRONIDC_ACCEL", "tcg")
-        .env("IRONIDC_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = client();
-    for _ in 0..600 {
-        if client
-            .get(format!("{}/api/system/statis", server.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .is_ok()
-        {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not start");
-}
-
-fn client() -> reqwest::blocking::Client {
-    // Installed first: reqwest panics without a provider when its features
-    // are unified with crates that pick none.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
 
 fn call(
     c: &reqwest::blocking::Client,
@@ -171,11 +111,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     make_images(&images);
-    let server = start(dir.path());
+    let server = support::start(dir.path());
     let pid = server.child.id();
     std::thread::sleep(Duration::from_secs(2));
     let idle_fresh = rss_kib(pid);
-    let c = client();
+    let c = support::client(Duration::from_secs(120));
     let base = server.base.clone();
     let host = json!({"name": "bench", "type": "qemu", "config": {
         "system_path": images.to_string_lossy(),
@@ -260,7 +200,7 @@ fn main() {
             .map(|_| {
                 let base = base.clone();
                 s.spawn(move || {
-                    let c = client();
+                    let c = support::client(Duration::from_secs(120));
                     let start = Instant::now();
                     let mut n = 0usize;
                     while start.elapsed() < run_for {

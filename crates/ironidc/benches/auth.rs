@@ -14,14 +14,14 @@
 //! printed, never asserted: this machine is too noisy for timed assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::{ADMIN_PASSWORD, TOKEN};
 
-const TOKEN: &str = "bench-root-token-0123456789";
-const ADMIN_PASSWORD: &str = "Bench-Admin-Passw0rd";
 const CUSTOMER: &str = "benchcust";
 const CUSTOMER_PASSWORD: &str = "Bench-Cust-2026";
 const HEALTH: &str = "/api/system/health";
@@ -31,77 +31,6 @@ const REQUESTS: usize = 3000;
 const WRK_CONNECTIONS: u32 = 32;
 const WRK_THREADS: u32 = 2;
 const WRK_SECS: u32 = 5;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    // Installed first: reqwest panics without a provider when its features
-    // are unified with crates that pick none.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap()
-}
-
-fn start(data: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ironidc"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("IRONIDC_TOKEN", TOKEN)
-        .env("IRONIDC_ACCEL", "tcg")
-        .env("IRONIDC_LOG", "warn")
-        .env_remove("IRONIDC_DATABASE_URL")
-        .env("IRONIDC_PROXY_HTTP", "off")
-        .env("IRONIDC_PROXY_HTTPS", "off")
-        .env("IRONIDC_RATE_LIMIT_IP", "0")
-        .env("IRONIDC_RATE_LIMIT_USER", "0")
-        .env("IRONIDC_RATE_LIMIT_LOGIN", "0")
-        .env("IRONIDC_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("IRONIDC_TRUSTED_PROXIES")
-        .env_remove("IRONIDC_ACCESS_TOKEN_SECS")
-        .env_remove("IRONIDC_REFRESH_TOKEN_SECS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let c = client();
-    for _ in 0..1200 {
-        if c.get(format!("{}{HEALTH}", server.base))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not start");
-}
 
 /// A PTPB call that must succeed; returns the body.
 fn ptpb(
@@ -307,9 +236,9 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
+    let server = support::start(dir.path());
     let base = server.base.clone();
-    let c = client();
+    let c = support::client(Duration::from_secs(30));
 
     // Credentials: the administrator's JWT, a customer with its JWT and a
     // personal API token, and the root token.
