@@ -12,33 +12,43 @@ use crate::config::FileConfig;
 #[derive(clap::Args, Debug, Default)]
 pub struct AccessArgs {
     /// Seconds an access token lives [default: 900, 15 minutes].
-    #[arg(long, env = "IRONIDC_ACCESS_TOKEN_SECS")]
+    #[arg(long, global = true, env = "IRONIDC_ACCESS_TOKEN_SECS")]
     access_token_secs: Option<u64>,
     /// Seconds a refresh token lives [default: 604800, 7 days].
-    #[arg(long, env = "IRONIDC_REFRESH_TOKEN_SECS")]
+    #[arg(long, global = true, env = "IRONIDC_REFRESH_TOKEN_SECS")]
     refresh_token_secs: Option<u64>,
     /// Failed logins in a row that lock an account [default: 5].
-    #[arg(long, env = "IRONIDC_LOCKOUT_AFTER")]
+    #[arg(long, global = true, env = "IRONIDC_LOCKOUT_AFTER")]
     lockout_after: Option<u32>,
     /// Minutes a locked account refuses logins [default: 15].
-    #[arg(long, env = "IRONIDC_LOCKOUT_MINUTES")]
+    #[arg(long, global = true, env = "IRONIDC_LOCKOUT_MINUTES")]
     lockout_minutes: Option<u64>,
     /// Requests per minute per client address, 0 = off [default: 600].
-    #[arg(long, env = "IRONIDC_RATE_LIMIT_IP")]
+    #[arg(long, global = true, env = "IRONIDC_RATE_LIMIT_IP")]
     rate_limit_ip: Option<u32>,
     /// Requests per minute per user token, 0 = off [default: 100].
-    #[arg(long, env = "IRONIDC_RATE_LIMIT_USER")]
+    #[arg(long, global = true, env = "IRONIDC_RATE_LIMIT_USER")]
     rate_limit_user: Option<u32>,
     /// Login attempts per minute per client address, 0 = off [default: 20].
-    #[arg(long, env = "IRONIDC_RATE_LIMIT_LOGIN")]
+    #[arg(long, global = true, env = "IRONIDC_RATE_LIMIT_LOGIN")]
     rate_limit_login: Option<u32>,
     /// Proxies whose X-Forwarded-For is believed (addresses or networks,
     /// comma-separated) [default: none].
-    #[arg(long, env = "IRONIDC_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "IRONIDC_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Option<Vec<String>>,
     /// Password of the built-in `administrator`, used on first start only
     /// (otherwise one is generated and shown once).
-    #[arg(long, env = "IRONIDC_ADMIN_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "IRONIDC_ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
     admin_password: Option<String>,
 }
 

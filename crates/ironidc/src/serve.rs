@@ -23,40 +23,40 @@ use crate::config::{
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Configuration file (default: ./ironidc.toml when present).
-    #[arg(long, env = "IRONIDC_CONFIG")]
+    #[arg(long, global = true, env = "IRONIDC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:1880].
-    #[arg(long, env = "IRONIDC_LISTEN")]
+    #[arg(long, global = true, env = "IRONIDC_LISTEN")]
     listen: Option<SocketAddr>,
     /// Data directory: database, VM disks, sockets [default: ./data].
-    #[arg(long, env = "IRONIDC_DATA_DIR")]
+    #[arg(long, global = true, env = "IRONIDC_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// sqlite://FILE or postgres://… [default: SQLite in the data directory].
-    #[arg(long, env = "IRONIDC_DATABASE_URL")]
+    #[arg(long, global = true, env = "IRONIDC_DATABASE_URL")]
     database_url: Option<String>,
     /// Admin bearer token, stored (hashed) on first start only.
-    #[arg(long, env = "IRONIDC_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "IRONIDC_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Seconds `stop` waits for the guest to power off [default: 60].
-    #[arg(long, env = "IRONIDC_STOP_TIMEOUT")]
+    #[arg(long, global = true, env = "IRONIDC_STOP_TIMEOUT")]
     stop_timeout: Option<u64>,
     /// Seconds between reconciliations of VM states and the network [default: 15].
-    #[arg(long, env = "IRONIDC_RECONCILE_INTERVAL")]
+    #[arg(long, global = true, env = "IRONIDC_RECONCILE_INTERVAL")]
     reconcile_interval: Option<u64>,
     /// Reverse proxy HTTP listener, or `off` [default: 0.0.0.0:80].
-    #[arg(long, env = "IRONIDC_PROXY_HTTP")]
+    #[arg(long, global = true, env = "IRONIDC_PROXY_HTTP")]
     proxy_http: Option<String>,
     /// Reverse proxy HTTPS listener, or `off` [default: 0.0.0.0:443].
-    #[arg(long, env = "IRONIDC_PROXY_HTTPS")]
+    #[arg(long, global = true, env = "IRONIDC_PROXY_HTTPS")]
     proxy_https: Option<String>,
     /// ACME directory for `letsencrypt` bindings [default: Let's Encrypt].
-    #[arg(long, env = "IRONIDC_ACME_DIRECTORY")]
+    #[arg(long, global = true, env = "IRONIDC_ACME_DIRECTORY")]
     acme_directory: Option<String>,
     /// Contact e-mail of the ACME account.
-    #[arg(long, env = "IRONIDC_ACME_EMAIL")]
+    #[arg(long, global = true, env = "IRONIDC_ACME_EMAIL")]
     acme_email: Option<String>,
     /// PEM file of a CA trusted for the ACME directory's HTTPS (a private CA).
-    #[arg(long, env = "IRONIDC_ACME_CA_FILE")]
+    #[arg(long, global = true, env = "IRONIDC_ACME_CA_FILE")]
     acme_ca_file: Option<PathBuf>,
     #[command(flatten)]
     access: crate::access::AccessArgs,

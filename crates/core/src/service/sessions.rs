@@ -67,6 +67,8 @@ impl Services {
                 .await;
             return Err(CoreError::unauthorized("account disabled"));
         }
+        // The check took a while: date the session from now.
+        let t = now();
         self.store()
             .set_user_login_state(user.id, 0, 0, Some(t))
             .await?;
