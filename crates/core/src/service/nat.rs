@@ -73,23 +73,20 @@ impl Services {
             .await?;
         let lock = self.host_net_lock(0);
         let _guard = lock.lock().await;
-        let owner_lock = self.owner_lock(vm.owner_id);
-        let _owner_guard = owner_lock.lock().await;
-        let checked = match self
-            .check_quota(
-                vm.owner_id,
-                Demand {
-                    nat_rules: 1,
-                    ..Demand::default()
-                },
-            )
-            .await
-        {
-            Ok(()) => self.check_nat_input(&host, &vm, &input).await,
+        let one = Demand {
+            nat_rules: 1,
+            ..Demand::default()
+        };
+        let checked = match self.reserve_quota(vm.owner_id, one).await {
+            Ok(guard) => self
+                .check_nat_input(&host, &vm, &input)
+                .await
+                .map(|r| (r, guard)),
             Err(e) => Err(e),
         };
-        let rule = match checked {
-            Ok(rule) => rule,
+        // The quota guard is held until the rule is written.
+        let (rule, _quota_guard) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 self.log_refused(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid), &e)
                     .await;

@@ -91,23 +91,20 @@ impl Services {
                 vm_uuid,
             )
             .await?;
-        let owner_lock = self.owner_lock(vm.owner_id);
-        let _owner_guard = owner_lock.lock().await;
-        let checked = match self
-            .check_quota(
-                vm.owner_id,
-                Demand {
-                    proxies: 1,
-                    ..Demand::default()
-                },
-            )
-            .await
-        {
-            Ok(()) => self.check_proxy_input(&host, &vm, &input).await,
+        let one = Demand {
+            proxies: 1,
+            ..Demand::default()
+        };
+        let checked = match self.reserve_quota(vm.owner_id, one).await {
+            Ok(guard) => self
+                .check_proxy_input(&host, &vm, &input)
+                .await
+                .map(|r| (r, guard)),
             Err(e) => Err(e),
         };
-        let row = match checked {
-            Ok(row) => row,
+        // The quota guard is held until the binding is written.
+        let (row, _quota_guard) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 self.log_refused(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid), &e)
                     .await;

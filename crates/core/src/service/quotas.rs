@@ -4,6 +4,7 @@
 //! an owner (the operator's) count against nobody.
 
 use serde::Serialize;
+use tokio::sync::OwnedMutexGuard;
 
 use super::{Actor, Services};
 use crate::accounts::{Quota, Usage};
@@ -66,14 +67,22 @@ impl Services {
         Ok(merge(&user.quota, &roles))
     }
 
-    /// Refuse when `demand` would take `owner` over a limit. Callers hold
-    /// the owner's lock (`owner_lock`) from this check to their write, so
-    /// two creates cannot both fit into the last free slot.
-    pub(crate) async fn check_quota(
+    /// Take the owner's lock and refuse when `demand` would take them over
+    /// a limit. The caller holds the returned guard until its write, so two
+    /// changes cannot both fit into the last free room. VMs without an
+    /// owner count against nobody and need neither.
+    pub(crate) async fn reserve_quota(
         &self,
         owner: Option<i64>,
         demand: Demand,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Option<OwnedMutexGuard<()>>, CoreError> {
+        let Some(id) = owner else { return Ok(None) };
+        let guard = self.vm_lock(&format!("owner:{id}")).lock_owned().await;
+        self.check_quota(owner, demand).await?;
+        Ok(Some(guard))
+    }
+
+    async fn check_quota(&self, owner: Option<i64>, demand: Demand) -> Result<(), CoreError> {
         let Some(owner) = owner else { return Ok(()) };
         let limits = self.effective_quota(owner).await?;
         let used = self.store().usage_of(owner).await?;
@@ -111,14 +120,6 @@ impl Services {
             }
         }
         Ok(())
-    }
-
-    /// Serializes quota checks and writes of one owner.
-    pub(crate) fn owner_lock(&self, owner: Option<i64>) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        match owner {
-            Some(id) => self.vm_lock(&format!("owner:{id}")),
-            None => self.vm_lock("owner:-"),
-        }
     }
 }
 

@@ -215,11 +215,7 @@ impl Services {
             let owner = self.owner_for_create(actor, owner_ref.as_deref()).await?;
             let (config, spec, sealed) = self.prepare_create(&host, input).await?;
             // Held until the row exists, so the quota counts it.
-            let guard = match owner {
-                Some(_) => Some(self.owner_lock(owner).lock_owned().await),
-                None => None,
-            };
-            self.check_quota(owner, demand_of(&config, 1)).await?;
+            let guard = self.reserve_quota(owner, demand_of(&config, 1)).await?;
             Ok((owner, config, spec, sealed, guard))
         }
         .await;
@@ -319,13 +315,15 @@ impl Services {
                 ),
                 None => None,
             };
-            let guard = self.owner_lock(owner).lock_owned().await;
-            if owner != vm.owner_id {
+            // Staying with its owner, the VM needs no new room.
+            let guard = if owner != vm.owner_id {
                 let mut demand = demand_of(&vm.config, 1);
                 demand.nat_rules = self.store().nat_rules(Scope::Vm(vm.id)).await?.len() as u64;
                 demand.proxies = self.store().proxies(Scope::Vm(vm.id)).await?.len() as u64;
-                self.check_quota(owner, demand).await?;
-            }
+                self.reserve_quota(owner, demand).await?
+            } else {
+                None
+            };
             Ok((owner, guard))
         }
         .await;
@@ -525,11 +523,6 @@ impl Services {
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
-        let owner_lock = self.owner_lock(vm.owner_id);
-        let _owner_guard = match vm.owner_id {
-            Some(_) => Some(owner_lock.lock().await),
-            None => None,
-        };
         let checked = async {
             let merged = self.merge_update(&host, &vm, &input).await?;
             let growth = Demand {
@@ -538,11 +531,11 @@ impl Services {
                 disk_mb: merged.hdd_num.saturating_sub(vm.config.hdd_num),
                 ..Demand::default()
             };
-            self.check_quota(vm.owner_id, growth).await?;
-            Ok(merged)
+            let guard = self.reserve_quota(vm.owner_id, growth).await?;
+            Ok((merged, guard))
         }
         .await;
-        let merged = match checked {
+        let (merged, _quota_guard) = match checked {
             Ok(c) => c,
             Err(e) => {
                 self.log_refused(actor, "vm.update", Some(hs_name), Some(vm_uuid), &e)
