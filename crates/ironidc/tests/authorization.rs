@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{blank_image_dir, host_body, Server, TOKEN};
+use common::{Server, TOKEN};
 use serde_json::{json, Value};
 
 /// What an endpoint asks of its caller.
@@ -592,13 +592,7 @@ fn snapshot(s: &Server) -> Value {
 #[test]
 fn authorization_matrix() {
     let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start(dir.path());
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(host_body("h1", &images, "blank.qcow2")),
-    );
+    let s = Server::start_with_blank_host(dir.path());
     let customer_role = s.add_role("vmcustomer", CUSTOMER_PERMISSIONS);
     let empty_role = s.add_role("nothing", &[]);
     let spare_role = s.add_role("spare", &[]);
@@ -698,13 +692,7 @@ fn authorization_matrix() {
 #[test]
 fn quotas_ownership_and_audit() {
     let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start(dir.path());
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(host_body("h1", &images, "blank.qcow2")),
-    );
+    let s = Server::start_with_blank_host(dir.path());
     let role = s.add_role("buyer", CUSTOMER_PERMISSIONS);
     // The role allows 2 VMs, 3 vCPUs, 5 forwards and no domain; Carol's
     // own limit of no forward wins over the role's 5.

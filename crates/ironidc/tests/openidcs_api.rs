@@ -227,13 +227,7 @@ fn bad_input_is_refused_with_the_field_named() {
 #[test]
 fn vm_create_update_delete_tasks_and_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start(dir.path());
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(host_body("h1", &images, "blank.qcow2")),
-    );
+    let s = Server::start_with_blank_host(dir.path());
 
     // A blank vm_uuid is generated and returned; the password never comes back.
     let created = s.ok(
@@ -338,13 +332,7 @@ fn vm_create_update_delete_tasks_and_logs() {
 #[test]
 fn concurrent_creates_of_one_name_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start(dir.path());
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(host_body("h1", &images, "blank.qcow2")),
-    );
+    let s = Server::start_with_blank_host(dir.path());
     let body =
         json!({"vm_uuid": "race", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64});
     let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -453,13 +441,7 @@ fn tokens_reset_set_and_first_start() {
 #[test]
 fn config_export_and_import() {
     let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start(dir.path());
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(host_body("h1", &images, "blank.qcow2")),
-    );
+    let s = Server::start_with_blank_host(dir.path());
     s.ok("POST", "/api/client/create/h1", Some(json!({"vm_uuid": "v1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})));
     let exported = s.ok("POST", "/api/system/saving", None);
     assert_eq!(exported["hosts"][0]["name"], "h1");

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::filter::{Arg, Where};
-use crate::rows::{db, json, to_json};
+use crate::rows::{db, flag, json, to_json};
 use crate::sql_store::SqlStore;
 
 const USER_COLUMNS: &str = "id, external_id, account, name, email, phone, enabled, protected, \
@@ -51,10 +51,6 @@ fn unique(unique: (&'static str, &'static [&'static str])) -> impl Fn(sqlx::Erro
         },
         other => other,
     }
-}
-
-fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
-    Ok(row.try_get::<i64, _>(column).map_err(db)? != 0)
 }
 
 fn user(row: &AnyRow) -> Result<User, StoreError> {

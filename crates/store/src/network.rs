@@ -7,7 +7,7 @@ use ironidc_core::store::{Scope, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::rows::db;
+use crate::rows::{db, flag};
 use crate::sql_store::SqlStore;
 
 const ADDRESS_COLUMNS: &str =
@@ -62,7 +62,7 @@ fn proxy(row: &AnyRow) -> Result<ProxyBinding, StoreError> {
         domain: row.try_get("domain").map_err(db)?,
         backend_ip: row.try_get("backend_ip").map_err(db)?,
         backend_port: port(row, "backend_port")?,
-        ssl_enabled: row.try_get::<i64, _>("ssl_enabled").map_err(db)? != 0,
+        ssl_enabled: flag(row, "ssl_enabled")?,
         ssl_type: row.try_get("ssl_type").map_err(db)?,
         cert_pem: row.try_get("cert_pem").map_err(db)?,
         key_sealed: row.try_get("key_sealed").map_err(db)?,

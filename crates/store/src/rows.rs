@@ -19,6 +19,11 @@ pub fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T,
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A 0/1 integer column (flags are integers on both backends).
+pub fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    Ok(row.try_get::<i64, _>(column).map_err(db)? != 0)
+}
+
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -30,7 +35,7 @@ pub fn host(row: &AnyRow) -> Result<Host, StoreError> {
         id: row.try_get("id").map_err(db)?,
         name: row.try_get("name").map_err(db)?,
         engine: row.try_get("engine").map_err(db)?,
-        enabled: row.try_get::<i64, _>("enabled").map_err(db)? != 0,
+        enabled: flag(row, "enabled")?,
         config: json(
             "host config",
             &row.try_get::<String, _>("config").map_err(db)?,
@@ -55,7 +60,7 @@ pub fn vm(row: &AnyRow) -> Result<Vm, StoreError> {
             &row.try_get::<String, _>("config").map_err(db)?,
         )?,
         state: PowerState::parse(&row.try_get::<String, _>("state").map_err(db)?),
-        pending_restart: row.try_get::<i64, _>("pending_restart").map_err(db)? != 0,
+        pending_restart: flag(row, "pending_restart")?,
         last_status: last_status.map(|s| json("vm status", &s)).transpose()?,
         os_pass_sealed: row.try_get("os_pass").map_err(db)?,
         owner_id: row.try_get("owner_id").map_err(db)?,
@@ -110,7 +115,7 @@ pub fn log(row: &AnyRow) -> Result<LogEntry, StoreError> {
         action: row.try_get("action").map_err(db)?,
         hs_name: row.try_get("hs_name").map_err(db)?,
         target: row.try_get("target").map_err(db)?,
-        ok: row.try_get::<i64, _>("ok").map_err(db)? != 0,
+        ok: flag(row, "ok")?,
         message: row.try_get("message").map_err(db)?,
     })
 }

@@ -109,6 +109,19 @@ impl Server {
         Self::start_with(data_dir, &[("IRONIDC_TOKEN", TOKEN)], None)
     }
 
+    /// A controller with host `h1` whose one OS image (`demo`) is a blank,
+    /// unbootable qcow2: for tests that create VMs but never start them.
+    pub fn start_with_blank_host(data_dir: &Path) -> Self {
+        let images = blank_image_dir(data_dir);
+        let s = Self::start(data_dir);
+        s.ok(
+            "POST",
+            "/api/server/create",
+            Some(host_body("h1", &images, "blank.qcow2")),
+        );
+        s
+    }
+
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], port: Option<u16>) -> Self {
         let port = port.unwrap_or_else(free_port);
         Self::spawn(
