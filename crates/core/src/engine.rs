@@ -20,6 +20,10 @@ pub struct HostContext {
     pub vms_dir: PathBuf,
     /// Directory that holds the OS base images named in `system_maps`.
     pub images_dir: PathBuf,
+    /// Directory of backups: `<backups_dir>/<vm_uuid>/<name>.qcow2`.
+    pub backups_dir: PathBuf,
+    /// Directory of the ISO images a VM's CD-ROM can take.
+    pub isos_dir: PathBuf,
 }
 
 /// The hardware definition of one VM, as the engine needs it.
@@ -36,6 +40,9 @@ pub struct VmSpec {
     /// Network cards, in order (`ethernet0`, `nic0`, …) with their MAC address.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
+    /// ISO file (inside `HostContext::isos_dir`) in the CD-ROM; `None`: empty.
+    #[serde(default)]
+    pub iso: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -149,6 +156,80 @@ pub enum UpdateOutcome {
     PendingRestart,
 }
 
+/// A disk snapshot of a VM (qcow2 internal snapshot). A snapshot taken
+/// while the VM runs also holds its memory (`vm_state_bytes > 0`): reverting
+/// to it resumes the guest where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    /// Unix time it was taken.
+    pub created_at: i64,
+    /// Size of the saved memory state; 0 for a snapshot of a stopped VM.
+    pub vm_state_bytes: u64,
+}
+
+/// A full, compressed copy of a VM's system disk in the host's backup path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    pub name: String,
+    /// Unix time it was taken (file modification time).
+    pub created_at: i64,
+    /// Bytes the backup file takes on the host.
+    pub file_bytes: u64,
+    /// Virtual size of the disk it copies.
+    pub disk_bytes: u64,
+}
+
+/// An ISO image in the host's ISO directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsoFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// What a command run through the guest agent did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// `None` when it did not end within the timeout (it was then killed, as
+    /// far as the agent allows) or was killed by a signal.
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+/// A network interface as the guest agent reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestInterface {
+    pub name: String,
+    /// Lower-case `aa:bb:cc:dd:ee:ff`; empty for loopback.
+    pub mac: String,
+    /// `ADDRESS/PREFIX`, IPv4 and IPv6.
+    pub addresses: Vec<String>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// Cumulative counters of a running VM, read from QMP and the host (taps).
+/// The monitor turns deltas of them into rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmCounters {
+    /// CPU time of the QEMU process (all threads), in milliseconds.
+    pub cpu_time_ms: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    /// Bytes the guest received / sent over all its NICs.
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+/// Where a VM's VNC server listens; the console relay connects to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleEndpoint {
+    /// A unix socket on this controller's machine.
+    Unix(PathBuf),
+}
+
 /// Whether an engine can be used on this machine, and why not.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
@@ -209,6 +290,25 @@ pub enum EngineError {
     },
     #[error("QMP: {0}")]
     Qmp(String),
+    /// Nothing answered on the guest agent channel (no agent installed, not
+    /// started yet, or the VM is not running).
+    #[error("the guest agent does not answer: {0}")]
+    AgentUnavailable(String),
+    /// The agent answered with an error.
+    #[error("guest agent: {0}")]
+    Agent(String),
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+    #[error("snapshot {0} already exists")]
+    SnapshotExists(String),
+    #[error("backup {0} not found")]
+    BackupNotFound(String),
+    #[error("backup {0} already exists")]
+    BackupExists(String),
+    #[error("ISO image {0} not found")]
+    IsoNotFound(String),
+    #[error("NIC {0} not found")]
+    NicNotFound(String),
     #[error("I/O on {path}: {source}")]
     Io {
         path: String,
@@ -272,4 +372,151 @@ pub trait Engine: Send + Sync {
         uuid: &str,
         seed: &CloudInitSeed,
     ) -> Result<(), EngineError>;
+    /// Cumulative CPU, disk and network counters of a live VM.
+    async fn counters(&self, host: &HostContext, uuid: &str) -> Result<VmCounters, EngineError>;
+
+    // ---- console -------------------------------------------------------
+    /// Where the VNC server of a live VM listens (`InvalidState` when stopped).
+    async fn console_endpoint(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<ConsoleEndpoint, EngineError>;
+
+    // ---- guest agent (qemu-ga over virtio-serial) ------------------------
+    /// `guest-sync` + `guest-ping` within `timeout`.
+    async fn agent_ping(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        timeout: Duration,
+    ) -> Result<(), EngineError>;
+    /// Set `user`'s password (plain text in, the guest hashes it).
+    async fn agent_set_password(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), EngineError>;
+    /// Run `program args…` in the guest, feeding `stdin`, and wait up to
+    /// `timeout` for it to end.
+    async fn agent_exec(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        program: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, EngineError>;
+    /// Write `content` to `path` in the guest (created or truncated).
+    async fn agent_write_file(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        path: &str,
+        content: &[u8],
+    ) -> Result<(), EngineError>;
+    /// Read up to `max_bytes` of `path` in the guest.
+    async fn agent_read_file(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        path: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, EngineError>;
+    /// The guest's network interfaces.
+    async fn agent_interfaces(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<GuestInterface>, EngineError>;
+
+    // ---- snapshots (qcow2 internal; running: with memory) ----------------
+    async fn snapshot_create(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<SnapshotInfo, EngineError>;
+    async fn snapshot_list(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<SnapshotInfo>, EngineError>;
+    async fn snapshot_revert(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError>;
+    async fn snapshot_delete(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError>;
+
+    // ---- backups (full compressed copies in `backups_dir/<uuid>/`) ---------
+    /// Copy the system disk, running or stopped; the guest keeps running.
+    async fn backup_create(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+        progress: &dyn ProgressSink,
+    ) -> Result<BackupInfo, EngineError>;
+    async fn backup_list(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<BackupInfo>, EngineError>;
+    /// Replace the system disk with the backup; the VM must be stopped.
+    async fn backup_restore(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError>;
+    async fn backup_delete(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError>;
+
+    // ---- reinstall -----------------------------------------------------
+    /// A new system disk from `spec.os_image` (the VM must be stopped); the
+    /// stored definition becomes `spec`. Snapshots of the old disk go with it.
+    async fn reinstall(
+        &self,
+        host: &HostContext,
+        spec: &VmSpec,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError>;
+
+    // ---- ISO / CD-ROM --------------------------------------------------
+    async fn iso_list(&self, host: &HostContext) -> Result<Vec<IsoFile>, EngineError>;
+    /// Insert `iso` (a file in `isos_dir`) into the CD-ROM, or eject with
+    /// `None`; live when the VM runs, and kept in the definition.
+    async fn iso_set(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        iso: Option<&str>,
+    ) -> Result<(), EngineError>;
+
+    // ---- NICs ----------------------------------------------------------
+    /// Add a NIC to the definition, hot-plugged when the VM runs.
+    async fn nic_plug(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        nic: &NicSpec,
+    ) -> Result<(), EngineError>;
+    /// Remove the NIC with this MAC, hot-unplugged when the VM runs.
+    async fn nic_unplug(&self, host: &HostContext, uuid: &str, mac: &str)
+        -> Result<(), EngineError>;
 }

@@ -93,8 +93,18 @@ impl CoreError {
             Self::TooMany { .. } => ErrorClass::TooManyRequests,
             Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Engine(e) => match e {
-                EngineError::VmNotFound(_) | EngineError::ImageNotFound(_) => ErrorClass::NotFound,
-                EngineError::VmExists(_) | EngineError::InvalidState { .. } => ErrorClass::Conflict,
+                EngineError::VmNotFound(_)
+                | EngineError::ImageNotFound(_)
+                | EngineError::SnapshotNotFound(_)
+                | EngineError::BackupNotFound(_)
+                | EngineError::IsoNotFound(_)
+                | EngineError::NicNotFound(_) => ErrorClass::NotFound,
+                EngineError::VmExists(_)
+                | EngineError::InvalidState { .. }
+                | EngineError::SnapshotExists(_)
+                | EngineError::BackupExists(_)
+                | EngineError::Agent(_) => ErrorClass::Conflict,
+                EngineError::AgentUnavailable(_) => ErrorClass::Unavailable,
                 EngineError::DiskShrink { .. } | EngineError::SocketPathTooLong(_) => {
                     ErrorClass::BadRequest
                 }

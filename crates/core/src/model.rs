@@ -131,6 +131,9 @@ pub struct VmConfig {
     pub pci_num: u32,
     pub usb_num: u32,
     pub nic_all: BTreeMap<String, NicConfig>,
+    /// The ISO file (a name in the host's `dvdrom_path`) in the CD-ROM;
+    /// empty: no disc. Changed with the ISO endpoints, not by update.
+    pub cdrom: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

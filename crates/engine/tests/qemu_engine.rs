@@ -141,6 +141,8 @@ impl TestHost {
             hs_name: "test-host".into(),
             vms_dir: tmp.path().join("vms"),
             images_dir: tmp.path().join("images"),
+            backups_dir: tmp.path().join("backups"),
+            isos_dir: tmp.path().join("isos"),
         };
         std::fs::create_dir_all(&ctx.images_dir).unwrap();
         Self { _tmp: tmp, ctx }
@@ -192,6 +194,7 @@ fn spec(uuid: &str, image: &str, hdd_mb: u64) -> VmSpec {
             mac: "52:54:00:12:34:56".into(),
             bridge: None,
         }],
+        iso: None,
     }
 }
 

@@ -93,6 +93,8 @@ impl Services {
             hs_name: host.name.clone(),
             vms_dir: PathBuf::from(&host.config.images_path),
             images_dir: PathBuf::from(&host.config.system_path),
+            backups_dir: PathBuf::from(&host.config.backup_path),
+            isos_dir: PathBuf::from(&host.config.dvdrom_path),
         }
     }
 
@@ -433,6 +435,17 @@ impl Services {
         }
         if config.system_path.is_empty() {
             config.system_path = data.join("images").to_string_lossy().into_owned();
+        }
+        if config.backup_path.is_empty() {
+            config.backup_path = data
+                .join("hosts")
+                .join(&input.name)
+                .join("backups")
+                .to_string_lossy()
+                .into_owned();
+        }
+        if config.dvdrom_path.is_empty() {
+            config.dvdrom_path = data.join("isos").to_string_lossy().into_owned();
         }
         for (field, value) in [
             ("config.images_path", &config.images_path),

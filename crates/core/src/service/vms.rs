@@ -927,6 +927,7 @@ fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
         hdd_mb: config.hdd_num,
         os_image: image.to_string(),
         nics: nic_specs(host, config),
+        iso: (!config.cdrom.is_empty()).then(|| config.cdrom.clone()),
     }
 }
 

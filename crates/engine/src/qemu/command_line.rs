@@ -250,6 +250,7 @@ mod tests {
             hdd_mb: 2048,
             os_image: "demo.qcow2".into(),
             nics,
+            iso: None,
         }
     }
 
@@ -258,6 +259,8 @@ mod tests {
             hs_name: "h1".into(),
             vms_dir: vms_dir.into(),
             images_dir: "/srv/images".into(),
+            backups_dir: "/srv/backups".into(),
+            isos_dir: "/srv/isos".into(),
         }
     }
 

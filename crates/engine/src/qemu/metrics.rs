@@ -266,3 +266,14 @@ mod tests {
         assert_eq!(percent(1.0, 4.0), 25.0);
     }
 }
+
+/// Cumulative counters of a live VM (see `VmCounters`).
+pub(crate) async fn counters(
+    _dir: &super::vm_dir::VmDir,
+    _spec: &ironidc_core::engine::VmSpec,
+    _pid: i32,
+) -> Result<ironidc_core::engine::VmCounters, ironidc_core::engine::EngineError> {
+    Err(ironidc_core::engine::EngineError::Unavailable(
+        "not implemented yet".into(),
+    ))
+}

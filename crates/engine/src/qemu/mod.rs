@@ -13,13 +13,19 @@
 //! (samples from /proc), `vm_dir` (the per-VM directory).
 
 pub mod accel;
+mod agent_ops;
+mod backups;
 mod command_line;
 mod exec;
+mod hotplug;
 mod linked_clone;
+mod media;
 mod metrics;
 mod power;
 mod process;
 pub mod qmp;
+mod reinstall;
+mod snapshots;
 mod taps;
 mod vm_dir;
 
@@ -31,8 +37,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ironidc_core::engine::{
-    CloudInitSeed, Engine, EngineError, EngineInfo, HostContext, PowerAction, PowerState,
-    ProgressSink, ScannedVm, UpdateOutcome, VmSpec,
+    BackupInfo, CloudInitSeed, ConsoleEndpoint, Engine, EngineError, EngineInfo, ExecOutput,
+    GuestInterface, HostContext, IsoFile, NicSpec, PowerAction, PowerState, ProgressSink,
+    ScannedVm, SnapshotInfo, UpdateOutcome, VmCounters, VmSpec,
 };
 use ironidc_core::model::HwStatus;
 use tokio::sync::OnceCell;
@@ -413,5 +420,206 @@ impl Engine for QemuEngine {
             .await
             .map_err(|e| EngineError::Unavailable(format!("seed writer: {e}")))?
             .map_err(|e| EngineError::Unavailable(format!("cloud-init seed: {e}")))
+    }
+
+    async fn counters(&self, host: &HostContext, uuid: &str) -> Result<VmCounters, EngineError> {
+        let dir = VmDir::new(host, uuid)?;
+        dir.require().await?;
+        let Some(pid) = self.observe(&dir).await.0 else {
+            return Err(EngineError::InvalidState {
+                state: "stopped",
+                action: "reading counters",
+            });
+        };
+        let spec = dir.read_spec().await?;
+        metrics::counters(&dir, &spec, pid).await
+    }
+
+    async fn console_endpoint(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<ConsoleEndpoint, EngineError> {
+        let dir = VmDir::new(host, uuid)?;
+        dir.require().await?;
+        let state = self.observe(&dir).await.1;
+        if !state.is_live() {
+            return Err(EngineError::InvalidState {
+                state: state.as_str(),
+                action: "console",
+            });
+        }
+        Ok(ConsoleEndpoint::Unix(dir.vnc_socket()))
+    }
+
+    async fn agent_ping(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        QemuEngine::agent_ping(self, host, uuid, timeout).await
+    }
+
+    async fn agent_set_password(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), EngineError> {
+        QemuEngine::agent_set_password(self, host, uuid, user, password).await
+    }
+
+    async fn agent_exec(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        program: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        QemuEngine::agent_exec(self, host, uuid, program, args, stdin, timeout).await
+    }
+
+    async fn agent_write_file(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        path: &str,
+        content: &[u8],
+    ) -> Result<(), EngineError> {
+        QemuEngine::agent_write_file(self, host, uuid, path, content).await
+    }
+
+    async fn agent_read_file(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        path: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, EngineError> {
+        QemuEngine::agent_read_file(self, host, uuid, path, max_bytes).await
+    }
+
+    async fn agent_interfaces(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<GuestInterface>, EngineError> {
+        QemuEngine::agent_interfaces(self, host, uuid).await
+    }
+
+    async fn snapshot_create(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<SnapshotInfo, EngineError> {
+        QemuEngine::snapshot_create(self, host, uuid, name).await
+    }
+
+    async fn snapshot_list(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<SnapshotInfo>, EngineError> {
+        QemuEngine::snapshot_list(self, host, uuid).await
+    }
+
+    async fn snapshot_revert(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        QemuEngine::snapshot_revert(self, host, uuid, name).await
+    }
+
+    async fn snapshot_delete(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        QemuEngine::snapshot_delete(self, host, uuid, name).await
+    }
+
+    async fn backup_create(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+        progress: &dyn ProgressSink,
+    ) -> Result<BackupInfo, EngineError> {
+        QemuEngine::backup_create(self, host, uuid, name, progress).await
+    }
+
+    async fn backup_list(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+    ) -> Result<Vec<BackupInfo>, EngineError> {
+        QemuEngine::backup_list(self, host, uuid).await
+    }
+
+    async fn backup_restore(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        QemuEngine::backup_restore(self, host, uuid, name, progress).await
+    }
+
+    async fn backup_delete(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        QemuEngine::backup_delete(self, host, uuid, name).await
+    }
+
+    async fn reinstall(
+        &self,
+        host: &HostContext,
+        spec: &VmSpec,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        QemuEngine::reinstall(self, host, spec, progress).await
+    }
+
+    async fn iso_list(&self, host: &HostContext) -> Result<Vec<IsoFile>, EngineError> {
+        QemuEngine::iso_list(self, host).await
+    }
+
+    async fn iso_set(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        iso: Option<&str>,
+    ) -> Result<(), EngineError> {
+        QemuEngine::iso_set(self, host, uuid, iso).await
+    }
+
+    async fn nic_plug(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        nic: &NicSpec,
+    ) -> Result<(), EngineError> {
+        QemuEngine::nic_plug(self, host, uuid, nic).await
+    }
+
+    async fn nic_unplug(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        mac: &str,
+    ) -> Result<(), EngineError> {
+        QemuEngine::nic_unplug(self, host, uuid, mac).await
     }
 }
