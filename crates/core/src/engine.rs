@@ -223,6 +223,33 @@ pub struct VmCounters {
     pub net_tx_bytes: u64,
 }
 
+/// Figures of a host beyond `HwStatus`: load, uptime and each storage path.
+/// A figure the host cannot give (no such file, no sensor) is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostDetails {
+    pub cpu_model: String,
+    pub cpu_count: u64,
+    pub load_1: Option<f64>,
+    pub load_5: Option<f64>,
+    pub load_15: Option<f64>,
+    pub uptime_secs: Option<u64>,
+    pub kernel: Option<String>,
+    /// One entry per storage path of the host (VMs, images, backups, ISOs).
+    pub storage: Vec<StorageUsage>,
+    /// Temperatures in °C by sensor name; empty on hosts without sensors.
+    pub temperatures: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageUsage {
+    /// `vms`, `images`, `backups` or `isos`.
+    pub role: String,
+    pub path: String,
+    /// `None` when the path does not exist (yet).
+    pub total_mb: Option<u64>,
+    pub used_mb: Option<u64>,
+}
+
 /// Where a VM's VNC server listens; the console relay connects to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleEndpoint {
@@ -365,6 +392,8 @@ pub trait Engine: Send + Sync {
     async fn scan(&self, host: &HostContext) -> Result<Vec<ScannedVm>, EngineError>;
     /// CPU, memory and disk figures of the host itself.
     async fn host_status(&self, host: &HostContext) -> Result<HwStatus, EngineError>;
+    /// Load, uptime, storage paths and sensors of the host.
+    async fn host_details(&self, host: &HostContext) -> Result<HostDetails, EngineError>;
     /// Attach (or replace) the VM's cloud-init seed; the guest reads it at boot.
     async fn write_seed(
         &self,

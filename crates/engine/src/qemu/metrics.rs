@@ -277,3 +277,12 @@ pub(crate) async fn counters(
         "not implemented yet".into(),
     ))
 }
+
+/// Load, uptime, storage paths and sensors of this machine (see `HostDetails`).
+pub(crate) async fn host_details(
+    _host: &ironidc_core::engine::HostContext,
+) -> Result<ironidc_core::engine::HostDetails, ironidc_core::engine::EngineError> {
+    Err(ironidc_core::engine::EngineError::Unavailable(
+        "not implemented yet".into(),
+    ))
+}

@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use ironidc_core::engine::{
     BackupInfo, CloudInitSeed, ConsoleEndpoint, Engine, EngineError, EngineInfo, ExecOutput,
-    GuestInterface, HostContext, IsoFile, NicSpec, PowerAction, PowerState, ProgressSink,
+    GuestInterface, HostContext, HostDetails, IsoFile, NicSpec, PowerAction, PowerState, ProgressSink,
     ScannedVm, SnapshotInfo, UpdateOutcome, VmCounters, VmSpec,
 };
 use ironidc_core::model::HwStatus;
@@ -399,6 +399,10 @@ impl Engine for QemuEngine {
             hdd_usage,
             ..HwStatus::default()
         })
+    }
+
+    async fn host_details(&self, host: &HostContext) -> Result<HostDetails, EngineError> {
+        metrics::host_details(host).await
     }
 
     async fn write_seed(
