@@ -7,6 +7,7 @@ pub mod error;
 pub mod ipam;
 pub mod model;
 pub mod network;
+pub mod ops_store;
 pub mod permissions;
 pub mod secrets;
 pub mod service;

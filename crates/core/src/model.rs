@@ -9,7 +9,8 @@ use crate::engine::PowerState;
 
 /// A hardware status sample, with OpenIDCS's `HWStatus` field names.
 /// Sizes are MiB, usages are percent (CPU) or MiB (memory, disk),
-/// network figures are bytes since start.
+/// `network_u`/`network_d` are KB/s over the last interval; the byte
+/// counters after them are totals since the VM (or guest) started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HwStatus {
@@ -28,6 +29,15 @@ pub struct HwStatus {
     pub network_d: u64,
     pub gpu_total: u64,
     pub gpu_usage: u64,
+    /// CPU time of the VM's QEMU process, ms.
+    pub cpu_time_ms: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    /// Where the figures come from: `host` (QMP and the QEMU process),
+    /// `guest` (the guest's reporter), or `host+guest` (merged).
+    pub source: String,
 }
 
 /// One NIC of a VM as the API describes it (`nic_all.<name>`).

@@ -54,6 +54,13 @@ catalogue! {
     "vm.proxy.read" => "View domain bindings",
     "vm.proxy.write" => "Add and remove domain bindings",
     "vm.all.manage" => "See and act on every user's VMs and set VM owners",
+    "vm.console.open" => "Open the VNC console of VMs and end console sessions",
+    "vm.agent.write" => "Reset guest passwords, set hostnames, write files and run commands through the guest agent",
+    "vm.snapshot.write" => "Take, revert and delete snapshots",
+    "vm.backup.write" => "Take, restore and delete backups",
+    "vm.reinstall.write" => "Reinstall VMs from an OS image",
+    "vm.media.write" => "Insert and eject ISO images",
+    "vm.nic.write" => "Add and remove network cards",
 }
 
 /// Every permission, in id order.
@@ -103,6 +110,12 @@ pub const CUSTOMER_DEFAULT: &[&str] = &[
     "vm.ipaddr.read",
     "vm.proxy.read",
     "vm.proxy.write",
+    "vm.console.open",
+    "vm.agent.write",
+    "vm.snapshot.write",
+    "vm.backup.write",
+    "vm.reinstall.write",
+    "vm.media.write",
 ];
 
 /// One entry of the menu `GET /api/rbac/routes/` returns: shown to users

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 pub use crate::account_store::AccountStore;
+pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
 use crate::accounts::LogFilter;
 use crate::engine::PowerState;
 use crate::model::{
@@ -77,7 +78,7 @@ pub struct HostSummary {
 }
 
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync {
+pub trait Store: AccountStore + OpsStore + Send + Sync {
     // hosts
     async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError>;
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError>;
@@ -114,10 +115,12 @@ pub trait Store: AccountStore + Send + Sync {
         state: PowerState,
         status: &HwStatus,
     ) -> Result<(), StoreError>;
+    /// Samples with `from <= ts <= to`, newest first, at most `limit`.
     async fn vm_history(
         &self,
         id: i64,
-        since: i64,
+        from: i64,
+        to: i64,
         limit: u32,
     ) -> Result<Vec<VmStatusSample>, StoreError>;
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError>;

@@ -8,6 +8,7 @@ mod accounts;
 mod filter;
 mod migrate;
 mod network;
+mod ops;
 mod rows;
 mod sql_store;
 

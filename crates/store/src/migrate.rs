@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0003_accounts.sql"),
         postgres: include_str!("migrations/postgres/0003_accounts.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("migrations/sqlite/0004_vm_operations.sql"),
+        postgres: include_str!("migrations/postgres/0004_vm_operations.sql"),
+    },
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

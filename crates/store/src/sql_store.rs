@@ -115,7 +115,7 @@ impl SqlStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn vm_where(
+    pub(crate) async fn vm_where(
         &self,
         clause: &str,
         binds: (i64, Option<&str>),
@@ -330,14 +330,16 @@ impl Store for SqlStore {
     async fn vm_history(
         &self,
         id: i64,
-        since: i64,
+        from: i64,
+        to: i64,
         limit: u32,
     ) -> Result<Vec<VmStatusSample>, StoreError> {
         let rows = sqlx::query(
-            "SELECT ts, state, status FROM vm_status WHERE vm_id = $1 AND ts >= $2 ORDER BY ts DESC, id DESC LIMIT $3",
+            "SELECT ts, state, status FROM vm_status WHERE vm_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts DESC, id DESC LIMIT $4",
         )
         .bind(id)
-        .bind(since)
+        .bind(from)
+        .bind(to)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -351,6 +353,7 @@ impl Store for SqlStore {
         // bindings go with it on every backend.
         for table in [
             "vm_status",
+            "console_tokens",
             "vm_nics",
             "vm_addresses",
             "nat_rules",

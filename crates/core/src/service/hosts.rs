@@ -76,6 +76,9 @@ pub struct HostStatusReport {
     pub source: StatusSource,
     pub cached_at: i64,
     pub age_seconds: i64,
+    /// Load, uptime, storage paths and sensors, read on each request;
+    /// `None` when the engine cannot tell.
+    pub details: Option<crate::engine::HostDetails>,
 }
 
 impl Services {
@@ -332,7 +335,17 @@ impl Services {
         refresh: bool,
     ) -> Result<HostStatusReport, CoreError> {
         actor.require("host.server.read")?;
-        self.current_host_status(hs_name, refresh).await
+        let mut report = self.current_host_status(hs_name, refresh).await?;
+        let host = self.host(hs_name).await?;
+        match self
+            .engine_of(&host)?
+            .host_details(&self.host_context(&host))
+            .await
+        {
+            Ok(details) => report.details = Some(details),
+            Err(e) => tracing::debug!(host = hs_name, error = %e, "host details unavailable"),
+        }
+        Ok(report)
     }
 
     pub(crate) async fn current_host_status(
@@ -350,6 +363,7 @@ impl Services {
                     source: StatusSource::Cached,
                     cached_at: at,
                     age_seconds: now() - at,
+                    details: None,
                 });
             }
         }
@@ -367,6 +381,7 @@ impl Services {
                     source: StatusSource::Fresh,
                     cached_at: at,
                     age_seconds: 0,
+                    details: None,
                 })
             }
             Err(e) => {
@@ -377,12 +392,14 @@ impl Services {
                         source: StatusSource::Cached,
                         cached_at: at,
                         age_seconds: now() - at,
+                        details: None,
                     },
                     None => HostStatusReport {
                         status: None,
                         source: StatusSource::NoData,
                         cached_at: 0,
                         age_seconds: 0,
+                        details: None,
                     },
                 })
             }

@@ -6,19 +6,28 @@ mod addresses;
 mod api_tokens;
 mod audit;
 mod auth;
+mod backups;
+mod busy;
 pub mod cloud_init;
+mod console;
 mod config_io;
+mod guest_agent;
 mod hosts;
 mod journal;
 pub mod jwt;
+mod media;
+mod monitor;
 mod nat;
+mod nics;
 mod network;
 pub mod passwords;
 mod proxy;
 mod quotas;
 mod reconcile;
+mod reinstall;
 mod roles;
 mod sessions;
+mod snapshots;
 mod system;
 mod vms;
 
@@ -48,6 +57,14 @@ pub use quotas::QuotaReport;
 pub use roles::{RoleInput, RolePatch, RoleView};
 pub use sessions::TokenPair;
 pub use system::{EngineTypeView, Stats};
+pub use backups::TaskStarted;
+pub use cloud_init::GuestReporter;
+pub use console::{ConsoleAttachment, ConsoleLease, ConsoleState, ConsoleTicket, ConsoleTokenView};
+pub use guest_agent::{AgentStatus, ExecInput, ExecView};
+pub use media::IsoView;
+pub use monitor::{MonitorSample, MonitorSeries, ReportAck};
+pub use nics::NicInput;
+pub use reinstall::ReinstallInput;
 pub use vms::{
     CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmStatusReport,
     VmUpdateInput, VmView,
@@ -72,6 +89,32 @@ pub struct ServiceOptions {
     pub lockout_after: u32,
     /// How long a locked account refuses logins.
     pub lockout_for: Duration,
+    /// A console session (and an unused console token) ends after this
+    /// long without traffic.
+    pub console_idle: Duration,
+    /// How often the monitor samples every running VM.
+    pub monitor_every: Duration,
+    /// How long status samples are kept.
+    pub monitor_retention: Duration,
+    /// Snapshots a VM may hold.
+    pub snapshots_per_vm: u32,
+    /// Backups a VM may hold when its `bak_num` is 0.
+    pub backups_per_vm: u32,
+    /// Where guests send their status reports (see `ReportUrl`).
+    pub report_url: ReportUrl,
+}
+
+/// The controller address guests post their status reports to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportUrl {
+    /// No reporter is shipped to guests (the controller is not reachable
+    /// from them, e.g. it listens on loopback only).
+    Off,
+    /// A fixed base URL, e.g. `http://203.0.113.5:1880`.
+    Fixed(String),
+    /// `http://<the VM's gateway>:<port>`: the controller listens on all
+    /// addresses, so each guest reaches it on its own gateway.
+    GatewayPort(u16),
 }
 
 impl ServiceOptions {
@@ -85,6 +128,12 @@ impl ServiceOptions {
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
             lockout_after: 5,
             lockout_for: Duration::from_secs(15 * 60),
+            console_idle: Duration::from_secs(15 * 60),
+            monitor_every: Duration::from_secs(60),
+            monitor_retention: Duration::from_secs(7 * 24 * 3600),
+            snapshots_per_vm: 5,
+            backups_per_vm: 3,
+            report_url: ReportUrl::Off,
         }
     }
 }
@@ -128,6 +177,12 @@ struct Inner {
     jwt: tokio::sync::OnceCell<jwt::JwtKeys>,
     /// A hash checked when a login names no account (equal timing).
     decoy_hash: tokio::sync::OnceCell<String>,
+    /// VM key -> the long operation running on it (see `busy.rs`).
+    busy: Mutex<HashMap<String, &'static str>>,
+    /// VM id -> the last counters and when they were read, for rates.
+    counters: Mutex<HashMap<i64, (std::time::Instant, crate::engine::VmCounters)>>,
+    /// VM id -> the last guest report and when it arrived.
+    guest_reports: Mutex<HashMap<i64, (i64, HwStatus)>>,
 }
 
 impl Services {
@@ -149,6 +204,9 @@ impl Services {
                 host_status_cache: Mutex::new(HashMap::new()),
                 jwt: tokio::sync::OnceCell::new(),
                 decoy_hash: tokio::sync::OnceCell::new(),
+                busy: Mutex::new(HashMap::new()),
+                counters: Mutex::new(HashMap::new()),
+                guest_reports: Mutex::new(HashMap::new()),
             }),
         }
     }

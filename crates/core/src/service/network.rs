@@ -156,7 +156,44 @@ impl Services {
             Some(sealed) => Some(self.inner.secrets.open(sealed)?),
             None => None,
         };
-        super::cloud_init::build_seed(&vm.config, &addresses, password.as_deref())
+        let reporter = self.reporter_for(vm, &addresses).await?;
+        super::cloud_init::build_seed(
+            &vm.config,
+            &addresses,
+            password.as_deref(),
+            reporter.as_ref(),
+        )
+    }
+
+    /// The reporter settings of a VM: posted from its first NIC's MAC to
+    /// the controller as the guest reaches it; none when it cannot.
+    async fn reporter_for(
+        &self,
+        vm: &Vm,
+        addresses: &[crate::model::VmAddress],
+    ) -> Result<Option<super::cloud_init::GuestReporter>, CoreError> {
+        let Some((nic_name, nic)) = vm.config.nic_all.iter().next() else {
+            return Ok(None);
+        };
+        let base = match &self.inner.opts.report_url {
+            super::ReportUrl::Off => return Ok(None),
+            super::ReportUrl::Fixed(url) => url.trim_end_matches('/').to_string(),
+            super::ReportUrl::GatewayPort(port) => {
+                let gateway = addresses
+                    .iter()
+                    .find(|a| a.nic == *nic_name && a.vers == "ipv4" && !a.gateway.is_empty())
+                    .map(|a| a.gateway.clone());
+                match gateway {
+                    Some(g) => format!("http://{g}:{port}"),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(super::cloud_init::GuestReporter {
+            upload_url: format!("{base}/api/client/upload?nic={}", nic.mac_addr),
+            secret: self.report_secret(vm).await?,
+            interval_secs: self.report_every().as_secs().max(1),
+        }))
     }
 
     /// Rewrite a VM's seed after a change; logged on failure (the guest

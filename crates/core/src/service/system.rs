@@ -97,6 +97,16 @@ impl Services {
             .list_tasks(hs_name.filter(|h| !h.is_empty()), own, limit)
             .await?)
     }
+
+    /// One task by id, under the same visibility as `tasks` (a task the
+    /// caller may not see is not found).
+    pub async fn task(&self, actor: &Actor, id: i64) -> Result<Task, CoreError> {
+        let task = self.store().task_by_id(id).await?;
+        match task {
+            Some(t) if actor.may("system.task.read") || t.actor == actor.name => Ok(t),
+            _ => Err(CoreError::not_found("task", id.to_string())),
+        }
+    }
 }
 
 fn clamp_limit(limit: Option<u32>) -> Result<u32, CoreError> {

@@ -143,6 +143,15 @@ impl Services {
             .ok_or_else(|| CoreError::not_found("vm", vm_uuid))
     }
 
+    /// A VM by its row id, with its host.
+    pub(crate) async fn vm_by_id(&self, id: i64) -> Result<Option<(Host, Vm)>, CoreError> {
+        let Some(vm) = self.store().vm_by_id(id).await? else {
+            return Ok(None);
+        };
+        let host = self.host(&vm.hs_name).await?;
+        Ok(Some((host, vm)))
+    }
+
     /// The host and VM a caller names: the permission first (403), then
     /// the VM, which a caller who may not see it does not find (404).
     /// `action` names a mutating call, whose refusal is logged.
@@ -521,6 +530,7 @@ impl Services {
                 vm_uuid,
             )
             .await?;
+        self.refuse_if_busy(actor, &vm, "vm.update", hs_name).await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let checked = async {
@@ -618,6 +628,12 @@ impl Services {
                     ));
                 }
                 "os_pass" | "vc_pass" => {}
+                "cdrom" if value.as_str() != Some(vm.config.cdrom.as_str()) => {
+                    return Err(CoreError::invalid(
+                        "cdrom",
+                        "cannot be changed by update; use the ISO endpoints",
+                    ));
+                }
                 _ => {
                     if let Some(obj) = current.as_object_mut() {
                         obj.insert(key.clone(), value.clone());
@@ -655,6 +671,7 @@ impl Services {
                 vm_uuid,
             )
             .await?;
+        self.refuse_if_busy(actor, &vm, "vm.delete", hs_name).await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let op = self
@@ -695,6 +712,8 @@ impl Services {
                 hs_name,
                 vm_uuid,
             )
+            .await?;
+        self.refuse_if_busy(actor, &vm, power_action_name(action), hs_name)
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
@@ -756,7 +775,7 @@ impl Services {
         let since = now() - i64::from(minutes.max(1)) * 60;
         let history = self
             .store()
-            .vm_history(vm.id, since, 1000)
+            .vm_history(vm.id, since, now(), 1000)
             .await?
             .into_iter()
             .map(|s| s.status)
@@ -879,7 +898,7 @@ fn check_resources(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreError
 
 /// Validate NIC names, types and MACs; give every NIC without a MAC a
 /// locally administered one in QEMU's 52:54:00 range.
-fn normalize_nics(
+pub(crate) fn normalize_nics(
     nics: BTreeMap<String, NicConfig>,
 ) -> Result<BTreeMap<String, NicConfig>, CoreError> {
     let mut out = BTreeMap::new();
@@ -919,7 +938,7 @@ fn normalize_nics(
     Ok(out)
 }
 
-fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
+pub(crate) fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
     VmSpec {
         uuid: config.vm_uuid.clone(),
         cpu_num: config.cpu_num,
@@ -933,7 +952,7 @@ fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
 
 /// NICs in order, each on the host bridge of its kind (none configured:
 /// QEMU's isolated user-mode network).
-fn nic_specs(host: &Host, config: &VmConfig) -> Vec<NicSpec> {
+pub(crate) fn nic_specs(host: &Host, config: &VmConfig) -> Vec<NicSpec> {
     config
         .nic_all
         .iter()
