@@ -31,6 +31,11 @@ pub struct ApiOptions {
     pub ip_per_minute: u32,
     pub user_per_minute: u32,
     pub login_per_minute: u32,
+    /// The controller's URL as browsers reach it (console links); `None`:
+    /// from the request's Host header.
+    pub public_url: Option<String>,
+    /// How often an open console session re-checks its token.
+    pub console_check_every: std::time::Duration,
 }
 
 impl Default for ApiOptions {
@@ -41,6 +46,8 @@ impl Default for ApiOptions {
             // The VoidVM document's limit for customer tokens.
             user_per_minute: 100,
             login_per_minute: 20,
+            public_url: None,
+            console_check_every: std::time::Duration::from_secs(10),
         }
     }
 }

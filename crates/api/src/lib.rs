@@ -25,6 +25,8 @@ pub use auth::{ApiOptions, Guard};
 pub struct AppState {
     pub services: Services,
     pub guard: Arc<Guard>,
+    pub public_url: Option<String>,
+    pub console_relay: ironidc_console::RelayOptions,
 }
 
 /// The whole HTTP application: every face, the per-address rate limit and
@@ -33,8 +35,13 @@ pub fn app(services: Services, opts: &ApiOptions) -> Result<Router, String> {
     let state = AppState {
         services,
         guard: Guard::new(opts)?,
+        public_url: opts.public_url.clone(),
+        console_relay: ironidc_console::RelayOptions {
+            check_every: opts.console_check_every,
+        },
     };
     Ok(ptpb::router(state.clone())
+        .merge(ironidc_console::router())
         .merge(openidcs::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))

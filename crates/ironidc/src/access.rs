@@ -87,6 +87,7 @@ impl AccessArgs {
                     .rate_limit_login
                     .or(file.rate_limit_login)
                     .unwrap_or(defaults.login_per_minute),
+                ..defaults.clone()
             },
             access_ttl: Duration::from_secs(
                 self.access_token_secs

@@ -31,6 +31,14 @@ pub struct FileConfig {
     pub rate_limit_login: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_password: Option<String>,
+    pub public_url: Option<String>,
+    pub guest_report_url: Option<String>,
+    pub monitor_secs: Option<u64>,
+    pub monitor_retention_days: Option<u64>,
+    pub snapshots_per_vm: Option<u32>,
+    pub backups_per_vm: Option<u32>,
+    pub console_idle_minutes: Option<u64>,
+    pub console_check_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,7 @@ pub struct ServeConfig {
     pub acme_email: Option<String>,
     pub acme_ca_file: Option<PathBuf>,
     pub access: crate::access::AccessConfig,
+    pub operations: crate::operations::OperationsConfig,
 }
 
 pub const DEFAULT_PROXY_HTTP: &str = "0.0.0.0:80";

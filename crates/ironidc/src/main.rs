@@ -4,6 +4,7 @@
 
 mod access;
 mod config;
+mod operations;
 mod progress;
 mod serve;
 mod user_cli;

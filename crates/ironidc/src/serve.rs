@@ -60,12 +60,19 @@ pub struct ServeArgs {
     acme_ca_file: Option<PathBuf>,
     #[command(flatten)]
     access: crate::access::AccessArgs,
+    #[command(flatten)]
+    operations: crate::operations::OperationsArgs,
 }
 
 impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig, Box<dyn std::error::Error>> {
         let file = FileConfig::load(self.config.as_deref())?;
-        let access = self.access.resolve(&file);
+        let mut access = self.access.resolve(&file);
+        let listen = match self.listen.or(file.listen) {
+            Some(a) => a,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        let operations = self.operations.resolve(&file, listen)?;
         let data_dir = self
             .data_dir
             .or(file.data_dir)
@@ -73,10 +80,7 @@ impl ServeArgs {
         std::fs::create_dir_all(&data_dir)?;
         let data_dir = std::fs::canonicalize(&data_dir)?;
         Ok(ServeConfig {
-            listen: match self.listen.or(file.listen) {
-                Some(a) => a,
-                None => DEFAULT_LISTEN.parse()?,
-            },
+            listen,
             database_url: self
                 .database_url
                 .or(file.database_url)
@@ -111,7 +115,11 @@ impl ServeArgs {
                 .or(file.acme_email)
                 .filter(|e| !e.is_empty()),
             acme_ca_file: self.acme_ca_file.or(file.acme_ca_file),
-            access,
+            access: {
+                operations.apply_api(&mut access.api);
+                access
+            },
+            operations,
             data_dir,
         })
     }
@@ -138,6 +146,7 @@ pub async fn open_services(
     let mut opts = ServiceOptions::new(config.data_dir.clone());
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
     config.access.apply(&mut opts);
+    config.operations.apply(&mut opts);
     let proxy = ReverseProxy::new();
     let acme_root = match &config.acme_ca_file {
         Some(path) => Some(
@@ -209,6 +218,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(config.reconcile_interval_secs),
     );
     spawn_certificate_renewal(services.clone());
+    services.spawn_monitor();
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");

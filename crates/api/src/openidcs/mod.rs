@@ -2,10 +2,14 @@
 //! `hs_name`, VMs by `vm_uuid`, the `{code,msg,data,timestamp}` envelope
 //! and `Authorization: Bearer <token>`.
 
+mod console;
+mod disks;
 mod envelope;
 pub mod extract;
+mod guest;
 mod hosts;
 mod network;
+mod nics;
 mod system;
 mod vms;
 
@@ -36,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/system/logget", get(system::logs))
         .route("/api/system/tasker", get(system::tasks))
         .route("/api/system/tasget", get(system::tasks))
+        .route("/api/system/tasker/{id}", get(system::task))
         // hosts
         .route("/api/server/detail", get(hosts::list))
         .route("/api/server/detail/{hs_name}", get(hosts::detail))
@@ -56,6 +61,61 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
         .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
+        .route("/api/client/remote/{hs_name}/{vm_uuid}", get(console::remote))
+        .route("/api/client/console/ws", get(console::websocket))
+        .route(
+            "/api/client/console/{hs_name}/{vm_uuid}",
+            get(console::state).delete(console::revoke),
+        )
+        .route("/api/client/upload", post(guest::upload))
+        .route("/api/client/monitor/{hs_name}/{vm_uuid}", get(guest::monitor))
+        .route("/api/client/agent/{hs_name}/{vm_uuid}", get(guest::agent_status))
+        .route("/api/client/password/{hs_name}/{vm_uuid}", post(guest::password))
+        .route("/api/client/hostname/{hs_name}/{vm_uuid}", post(guest::hostname))
+        .route("/api/client/file/{hs_name}/{vm_uuid}", post(guest::write_file))
+        .route("/api/client/exec/{hs_name}/{vm_uuid}", post(guest::exec))
+        .route(
+            "/api/client/interfaces/{hs_name}/{vm_uuid}",
+            get(guest::interfaces),
+        )
+        .route(
+            "/api/client/snapshot/{hs_name}/{vm_uuid}",
+            get(disks::snapshot_list).post(disks::snapshot_create),
+        )
+        .route(
+            "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}",
+            delete(disks::snapshot_delete),
+        )
+        .route(
+            "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}/revert",
+            post(disks::snapshot_revert),
+        )
+        .route(
+            "/api/client/backup/{hs_name}/{vm_uuid}",
+            get(disks::backup_list).post(disks::backup_create),
+        )
+        .route(
+            "/api/client/backup/{hs_name}/{vm_uuid}/{name}",
+            delete(disks::backup_delete),
+        )
+        .route(
+            "/api/client/backup/{hs_name}/{vm_uuid}/{name}/restore",
+            post(disks::backup_restore),
+        )
+        .route("/api/client/reinstall/{hs_name}/{vm_uuid}", post(disks::reinstall))
+        .route("/api/server/isos/{hs_name}", get(disks::iso_list))
+        .route(
+            "/api/client/iso/{hs_name}/{vm_uuid}",
+            post(disks::iso_insert).delete(disks::iso_eject),
+        )
+        .route(
+            "/api/client/nics/{hs_name}/{vm_uuid}",
+            get(nics::list).post(nics::plug),
+        )
+        .route(
+            "/api/client/nics/{hs_name}/{vm_uuid}/{name}",
+            delete(nics::unplug),
+        )
         .route("/api/client/scaner/{hs_name}", post(vms::scan))
         .route(
             "/api/client/owner/{hs_name}/{vm_uuid}",

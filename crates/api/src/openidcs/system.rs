@@ -107,6 +107,15 @@ pub async fn tasks(
     ))
 }
 
+/// `GET /api/system/tasker/{id}` (ours): one task, e.g. a backup's progress.
+pub async fn task(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    super::extract::PathParams(id): super::extract::PathParams<i64>,
+) -> ApiResult<impl serde::Serialize> {
+    Ok(Data(s.services.task(&actor, id).await?))
+}
+
 /// `GET /api/system/health` (ours): unauthenticated liveness, for load
 /// balancers and as the baseline of the authentication benchmark.
 pub async fn health() -> ApiResult<serde_json::Value> {

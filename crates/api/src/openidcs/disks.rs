@@ -1,0 +1,172 @@
+//! `/api/client/…` operations on a VM's disks: snapshots, backups,
+//! reinstall and the CD-ROM; and the host's ISO list.
+
+use axum::extract::State;
+use ironidc_core::service::ReinstallInput;
+use serde::{Deserialize, Serialize};
+
+use super::envelope::{ApiResult, Data};
+use super::extract::{from_json, Caller, JsonObject, PathParams};
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NameBody {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn snapshot_list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_snapshots(&actor, &hs, &vm).await?))
+}
+
+/// `POST /api/client/snapshot/{hs}/{vm}` `{"name"?}`.
+pub async fn snapshot_create(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: NameBody = from_json(body.into())?;
+    Ok(Data(
+        s.services
+            .create_snapshot(&actor, &hs, &vm, &req.name)
+            .await?,
+    ))
+}
+
+/// `POST /api/client/snapshot/{hs}/{vm}/{name}/revert`.
+pub async fn snapshot_revert(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+) -> ApiResult<impl Serialize> {
+    s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
+    Ok(Data(serde_json::json!({"snapshot": name, "reverted": true})))
+}
+
+pub async fn snapshot_delete(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+) -> ApiResult<impl Serialize> {
+    s.services.delete_snapshot(&actor, &hs, &vm, &name).await?;
+    Ok(Data(serde_json::json!({"snapshot": name, "deleted": true})))
+}
+
+pub async fn backup_list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_backups(&actor, &hs, &vm).await?))
+}
+
+/// `POST /api/client/backup/{hs}/{vm}` `{"name"?}` → `{task_id, name}`;
+/// the task (`/api/system/tasker/{id}`) shows progress.
+pub async fn backup_create(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: NameBody = from_json(body.into())?;
+    Ok(Data(
+        s.services.create_backup(&actor, &hs, &vm, &req.name).await?,
+    ))
+}
+
+/// `POST /api/client/backup/{hs}/{vm}/{name}/restore` → `{task_id, name}`.
+pub async fn backup_restore(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(
+        s.services.restore_backup(&actor, &hs, &vm, &name).await?,
+    ))
+}
+
+pub async fn backup_delete(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+) -> ApiResult<impl Serialize> {
+    s.services.delete_backup(&actor, &hs, &vm, &name).await?;
+    Ok(Data(serde_json::json!({"backup": name, "deleted": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReinstallBody {
+    os_name: String,
+    #[serde(default)]
+    os_pass: Option<String>,
+}
+
+/// `POST /api/client/reinstall/{hs}/{vm}` `{"os_name", "os_pass"?}` →
+/// `{task_id, name}`.
+pub async fn reinstall(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: ReinstallBody = from_json(body.into())?;
+    Ok(Data(
+        s.services
+            .reinstall_vm(
+                &actor,
+                &hs,
+                &vm,
+                ReinstallInput {
+                    os_name: req.os_name,
+                    os_pass: req.os_pass.filter(|p| !p.is_empty()),
+                },
+            )
+            .await?,
+    ))
+}
+
+/// `GET /api/server/isos/{hs}`: the host's ISO directory.
+pub async fn iso_list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(hs): PathParams<String>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_isos(&actor, &hs).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsoBody {
+    iso: String,
+}
+
+/// `POST /api/client/iso/{hs}/{vm}` `{"iso"}`: insert (live).
+pub async fn iso_insert(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: IsoBody = from_json(body.into())?;
+    s.services
+        .set_vm_iso(&actor, &hs, &vm, Some(&req.iso))
+        .await?;
+    Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": req.iso})))
+}
+
+/// `DELETE /api/client/iso/{hs}/{vm}`: eject.
+pub async fn iso_eject(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    s.services.set_vm_iso(&actor, &hs, &vm, None).await?;
+    Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": null})))
+}

@@ -1,0 +1,212 @@
+//! `/api/client/…` operations inside a VM: the guest's status upload, the
+//! monitoring series, and guest-agent actions.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use ironidc_core::model::HwStatus;
+use ironidc_core::service::{now, ExecInput};
+use serde::{Deserialize, Serialize};
+
+use super::envelope::{ApiError, ApiResult, Data};
+use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
+use crate::AppState;
+
+/// The header a guest's reporter sends its per-VM secret in.
+pub const REPORT_SECRET_HEADER: &str = "x-ironidc-secret";
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    nic: Option<String>,
+}
+
+/// `POST /api/client/upload?nic=MAC` with an HWStatus body and the VM's
+/// report secret in `X-Ironidc-Secret`. Answers `{hs_name, vm_uuid,
+/// vm_flag}` and never a password.
+pub async fn upload(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<UploadQuery>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let mac = q
+        .nic
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("nic: is required (the reporting NIC's MAC)"))?;
+    let secret = headers
+        .get(REPORT_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let report: HwStatus = from_json(body.into())?;
+    Ok(Data(s.services.accept_report(&mac, secret, report).await?))
+}
+
+#[derive(Deserialize)]
+pub struct MonitorQuery {
+    /// `hour` (default) or `day`, ending now; or explicit `from`/`to`.
+    range: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// `GET /api/client/monitor/{hs}/{vm}?range=hour|day` or `?from=&to=`.
+pub async fn monitor(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    Params(q): Params<MonitorQuery>,
+) -> ApiResult<impl Serialize> {
+    let to = q.to.unwrap_or_else(now);
+    let from = match (q.from, q.range.as_deref()) {
+        (Some(from), _) => from,
+        (None, None | Some("hour")) => to - 3600,
+        (None, Some("day")) => to - 86_400,
+        (None, Some(_)) => return Err(ApiError::bad_request("range: must be hour or day")),
+    };
+    Ok(Data(
+        s.services.vm_monitor(&actor, &hs, &vm, from, to).await?,
+    ))
+}
+
+/// `GET /api/client/agent/{hs}/{vm}`: does the guest agent answer?
+pub async fn agent_status(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.agent_status(&actor, &hs, &vm).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    #[serde(default)]
+    user: Option<String>,
+    password: String,
+}
+
+/// `POST /api/client/password/{hs}/{vm}` `{"password", "user"?}`.
+pub async fn password(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: PasswordBody = from_json(body.into())?;
+    s.services
+        .reset_guest_password(&actor, &hs, &vm, req.user.as_deref(), &req.password)
+        .await?;
+    Ok(Data(serde_json::json!({"vm_uuid": vm, "user": req.user.unwrap_or_else(|| "root".into())})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostnameBody {
+    hostname: String,
+}
+
+/// `POST /api/client/hostname/{hs}/{vm}` `{"hostname"}`.
+pub async fn hostname(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: HostnameBody = from_json(body.into())?;
+    s.services
+        .set_guest_hostname(&actor, &hs, &vm, &req.hostname)
+        .await?;
+    Ok(Data(serde_json::json!({"vm_uuid": vm, "hostname": req.hostname})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBody {
+    path: String,
+    /// Text content, or base64 with `"encoding": "base64"`.
+    content: String,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+/// `POST /api/client/file/{hs}/{vm}` `{"path", "content", "encoding"?}`.
+pub async fn write_file(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: FileBody = from_json(body.into())?;
+    let bytes = decode_content("content", &req.content, req.encoding.as_deref())?;
+    s.services
+        .write_guest_file(&actor, &hs, &vm, &req.path, &bytes)
+        .await?;
+    Ok(Data(serde_json::json!({"path": req.path, "bytes": bytes.len()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecBody {
+    command: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    stdin: Option<String>,
+    #[serde(default)]
+    stdin_encoding: Option<String>,
+    /// Seconds; default 30.
+    #[serde(default)]
+    timeout: Option<u64>,
+}
+
+/// `POST /api/client/exec/{hs}/{vm}` `{"command", "args"?, "stdin"?,
+/// "timeout"?}` → `{exit_code, timed_out, stdout, stderr}`.
+pub async fn exec(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let req: ExecBody = from_json(body.into())?;
+    let stdin = req
+        .stdin
+        .as_deref()
+        .map(|s| decode_content("stdin", s, req.stdin_encoding.as_deref()))
+        .transpose()?;
+    Ok(Data(
+        s.services
+            .exec_in_guest(
+                &actor,
+                &hs,
+                &vm,
+                ExecInput {
+                    program: req.command,
+                    args: req.args,
+                    stdin,
+                    timeout_secs: req.timeout.unwrap_or(30),
+                },
+            )
+            .await?,
+    ))
+}
+
+/// `GET /api/client/interfaces/{hs}/{vm}`: the guest's NICs and addresses.
+pub async fn interfaces(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.guest_interfaces(&actor, &hs, &vm).await?))
+}
+
+fn decode_content(field: &str, value: &str, encoding: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    match encoding {
+        None | Some("") | Some("text") => Ok(value.as_bytes().to_vec()),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|e| ApiError::bad_request(format!("{field}: invalid base64: {e}"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{field}_encoding: must be text or base64"
+        ))),
+    }
+}

@@ -1,0 +1,50 @@
+//! `/api/client/nics/…`: list, plug and unplug a VM's network cards.
+
+use axum::extract::State;
+use ironidc_core::model::NicConfig;
+use ironidc_core::service::NicInput;
+use serde::Serialize;
+
+use super::envelope::{ApiError, ApiResult, Data};
+use super::extract::{from_json, Caller, JsonObject, PathParams};
+use crate::AppState;
+
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+) -> ApiResult<impl Serialize> {
+    Ok(Data(s.services.list_nics(&actor, &hs, &vm).await?))
+}
+
+/// `POST /api/client/nics/{hs}/{vm}` `{"name"?, "nic_type", "mac_addr"?,
+/// "ip4_addr"?, "ip6_addr"?}`: hot-plugged when the VM runs.
+pub async fn plug(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm)): PathParams<(String, String)>,
+    JsonObject(mut body): JsonObject,
+) -> ApiResult<impl Serialize> {
+    let name = match body.remove("name") {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(n)) => n,
+        Some(_) => return Err(ApiError::bad_request("name: must be a string")),
+    };
+    let nic: NicConfig = from_json(body.into())?;
+    let (name, nic) = s
+        .services
+        .plug_nic(&actor, &hs, &vm, NicInput { name, nic })
+        .await?;
+    Ok(Data(serde_json::json!({"name": name, "nic": nic})))
+}
+
+/// `DELETE /api/client/nics/{hs}/{vm}/{name}`: hot-unplugged when the VM
+/// runs (the guest must release the card).
+pub async fn unplug(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+) -> ApiResult<impl Serialize> {
+    s.services.unplug_nic(&actor, &hs, &vm, &name).await?;
+    Ok(Data(serde_json::json!({"name": name, "deleted": true})))
+}
