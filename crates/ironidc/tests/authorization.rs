@@ -345,6 +345,107 @@ const ENDPOINTS: &[Endpoint] = &[
         Perm("vm.proxy.write"),
         Vm
     ),
+    // OpenIDCS: VM operations (issue 5)
+    ep!("openidcs", "GET", "/api/client/remote/{hs}/{vm}", Perm("vm.console.open"), Vm),
+    ep!("openidcs", "GET", "/api/client/console/{hs}/{vm}", Perm("vm.console.open"), Vm),
+    ep!("openidcs", "DELETE", "/api/client/console/{hs}/{vm}", Perm("vm.console.open"), Vm),
+    // The console WebSocket and the upload authenticate with their own
+    // secrets (a console token, a VM's report secret), not a user token.
+    ep!("openidcs", "GET", "/api/client/console/ws?token=nope", Public, Global),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/upload?nic=52:54:00:00:00:99",
+        Public,
+        Global,
+        |_| json!({"cpu_usage": 1.0})
+    ),
+    ep!("openidcs", "GET", "/api/client/monitor/{hs}/{vm}?range=day", Perm("vm.instance.read"), Vm),
+    ep!("openidcs", "GET", "/api/client/agent/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!("openidcs", "GET", "/api/client/interfaces/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/password/{hs}/{vm}",
+        Perm("vm.agent.write"),
+        Vm,
+        |_| json!({"password": "Fresh-Pass-2026"})
+    ),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/hostname/{hs}/{vm}",
+        Perm("vm.agent.write"),
+        Vm,
+        |_| json!({"hostname": "web1"})
+    ),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/file/{hs}/{vm}",
+        Perm("vm.agent.write"),
+        Vm,
+        |_| json!({"path": "/tmp/x", "content": "x"})
+    ),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/exec/{hs}/{vm}",
+        Perm("vm.agent.write"),
+        Vm,
+        |_| json!({"command": "/bin/true"})
+    ),
+    ep!("openidcs", "GET", "/api/client/snapshot/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/snapshot/{hs}/{vm}",
+        Perm("vm.snapshot.write"),
+        Vm,
+        |_| json!({"name": "s1"})
+    ),
+    ep!("openidcs", "POST", "/api/client/snapshot/{hs}/{vm}/s1/revert", Perm("vm.snapshot.write"), Vm),
+    ep!("openidcs", "DELETE", "/api/client/snapshot/{hs}/{vm}/s1", Perm("vm.snapshot.write"), Vm),
+    ep!("openidcs", "GET", "/api/client/backup/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/backup/{hs}/{vm}",
+        Perm("vm.backup.write"),
+        Vm,
+        |_| json!({"name": "b1"})
+    ),
+    ep!("openidcs", "POST", "/api/client/backup/{hs}/{vm}/b1/restore", Perm("vm.backup.write"), Vm),
+    ep!("openidcs", "DELETE", "/api/client/backup/{hs}/{vm}/b1", Perm("vm.backup.write"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/reinstall/{hs}/{vm}",
+        Perm("vm.reinstall.write"),
+        Vm,
+        |_| json!({"os_name": "demo"})
+    ),
+    ep!("openidcs", "GET", "/api/server/isos/{hs}", Perm("vm.instance.read"), Global),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/iso/{hs}/{vm}",
+        Perm("vm.media.write"),
+        Vm,
+        |_| json!({"iso": "x.iso"})
+    ),
+    ep!("openidcs", "DELETE", "/api/client/iso/{hs}/{vm}", Perm("vm.media.write"), Vm),
+    ep!("openidcs", "GET", "/api/client/nics/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/nics/{hs}/{vm}",
+        Perm("vm.nic.write"),
+        Vm,
+        |_| json!({"nic_type": "nat"})
+    ),
+    ep!("openidcs", "DELETE", "/api/client/nics/{hs}/{vm}/nic0", Perm("vm.nic.write"), Vm),
+    ep!("openidcs", "GET", "/api/system/tasker/1", Anyone, Global),
     ep!("openidcs", "GET", "/api/no/such/endpoint", Anyone, Global),
     // PTPB: sessions
     ep!(

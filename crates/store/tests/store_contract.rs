@@ -10,7 +10,9 @@ use ironidc_core::engine::PowerState;
 use ironidc_core::model::{
     HostConfig, HwStatus, NatRule, NicConfig, ProxyBinding, TaskStatus, VmAddress, VmConfig,
 };
-use ironidc_core::store::{AccountStore, NewHost, NewLog, NewVm, Scope, Store, StoreError};
+use ironidc_core::store::{
+    AccountStore, NewConsoleToken, NewHost, NewLog, NewVm, OpsStore, Scope, Store, StoreError,
+};
 use ironidc_store::SqlStore;
 
 async fn contract(store: &SqlStore, tag: &str) {
@@ -105,8 +107,23 @@ async fn contract(store: &SqlStore, tag: &str) {
     assert_eq!(again.state, PowerState::Running);
     assert!(again.pending_restart);
     assert_eq!(again.last_status.as_ref().map(|s| s.cpu_usage), Some(12.5));
-    let history = store.vm_history(vm.id, 0, 10).await.expect("history");
+    let history = store
+        .vm_history(vm.id, 0, i64::MAX, 10)
+        .await
+        .expect("history");
     assert_eq!(history.len(), 1);
+    let ts = history[0].ts;
+    assert!(store
+        .vm_history(vm.id, ts + 1, i64::MAX, 10)
+        .await
+        .expect("after")
+        .is_empty());
+    assert!(store
+        .vm_history(vm.id, 0, ts - 1, 10)
+        .await
+        .expect("before")
+        .is_empty());
+    ops_contract(store, vm.id).await;
 
     let hosts = store.list_hosts().await.expect("hosts");
     let mine = hosts
@@ -202,6 +219,10 @@ async fn contract(store: &SqlStore, tag: &str) {
         Some("v2")
     );
 
+    let task = store.task_by_id(t1.id).await.expect("task by id").expect("found");
+    assert_eq!((task.id, task.status), (t1.id, TaskStatus::Succeeded));
+    assert!(store.task_by_id(-1).await.expect("none").is_none());
+
     let vm_id = network_contract(store, host.id, &vm_name, tag).await;
     accounts_contract(store, host.id, &host_name, tag).await;
 
@@ -213,6 +234,99 @@ async fn contract(store: &SqlStore, tag: &str) {
         .is_none());
     store.delete_host(host.id).await.expect("delete host");
     assert!(store.host_by_name(&host_name).await.expect("get").is_none());
+}
+
+/// Console tokens (one-time open, touch, revoke per user or all, purge),
+/// the report secret, lookups by id, and status retention.
+async fn ops_contract(store: &SqlStore, vm_id: i64) {
+    let by_id = store.vm_by_id(vm_id).await.expect("vm by id").expect("found");
+    assert_eq!(by_id.id, vm_id);
+    assert!(store.all_vms().await.expect("all").iter().any(|v| v.id == vm_id));
+    assert!(store.vm_by_id(-1).await.expect("none").is_none());
+
+    let hash = format!("hash-{vm_id}-{}", std::process::id());
+    let token = store
+        .insert_console_token(&NewConsoleToken {
+            token_hash: hash.clone(),
+            vm_id,
+            user_id: Some(7),
+            actor: "alice".into(),
+        })
+        .await
+        .expect("insert token");
+    assert!(token.opened_at.is_none() && !token.revoked);
+    let dup = store
+        .insert_console_token(&NewConsoleToken {
+            token_hash: hash.clone(),
+            vm_id,
+            user_id: None,
+            actor: "root".into(),
+        })
+        .await;
+    assert!(dup.is_err(), "token hashes are unique");
+    assert!(store.open_console_token(token.id, 100).await.expect("open"));
+    assert!(
+        !store.open_console_token(token.id, 101).await.expect("open again"),
+        "a token opens one session only"
+    );
+    store.touch_console_token(token.id, 200).await.expect("touch");
+    let got = store
+        .console_token_by_hash(&hash)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!((got.opened_at, got.last_used_at), (Some(100), 200));
+    let other = store
+        .insert_console_token(&NewConsoleToken {
+            token_hash: format!("{hash}-root"),
+            vm_id,
+            user_id: None,
+            actor: "root".into(),
+        })
+        .await
+        .expect("second");
+    assert_eq!(
+        store.revoke_console_tokens(vm_id, Some(7)).await.expect("revoke own"),
+        1
+    );
+    let listed = store.console_tokens(vm_id).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, other.id, "newest first");
+    assert!(!listed[0].revoked && listed[1].revoked);
+    assert_eq!(
+        store.revoke_console_tokens(vm_id, None).await.expect("revoke all"),
+        1
+    );
+    assert!(!store.open_console_token(other.id, 300).await.expect("revoked"));
+    assert_eq!(
+        store.purge_console_tokens(250).await.expect("purge"),
+        1,
+        "the one last used at 200"
+    );
+
+    assert_eq!(store.vm_report_secret(vm_id).await.expect("secret"), None);
+    store
+        .set_vm_report_secret(vm_id, "enc:v1:s")
+        .await
+        .expect("set secret");
+    assert_eq!(
+        store.vm_report_secret(vm_id).await.expect("secret").as_deref(),
+        Some("enc:v1:s")
+    );
+
+    let before = store
+        .vm_history(vm_id, 0, i64::MAX, 100)
+        .await
+        .expect("history")
+        .len();
+    assert!(before >= 1);
+    assert_eq!(store.purge_vm_status(0).await.expect("purge none"), 0);
+    assert!(store.purge_vm_status(i64::MAX).await.expect("purge all") >= before as u64);
+    assert!(store
+        .vm_history(vm_id, 0, i64::MAX, 100)
+        .await
+        .expect("history")
+        .is_empty());
 }
 
 /// Addresses, NAT rules, proxy bindings and the MAC index of one VM; all of

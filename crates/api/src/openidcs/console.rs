@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -73,9 +73,17 @@ pub struct WsQuery {
 pub async fn websocket(
     State(s): State<AppState>,
     Params(q): Params<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // The token first: a bad one is refused whatever else the request is.
     let token = q.token.unwrap_or_default();
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            s.services.console_token_usable(&token).await?;
+            return Err(ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")));
+        }
+    };
     let attached = s.services.console_attach(&token).await?;
     let ConsoleEndpoint::Unix(socket) = attached.endpoint;
     let session = LeaseSession(attached.lease);

@@ -224,10 +224,19 @@ impl Services {
         .await
     }
 
-    /// Attach a WebSocket with a console token: it must exist, be unused,
-    /// live, and its user must still be allowed to open this VM's console.
-    pub async fn console_attach(&self, token: &str) -> Result<ConsoleAttachment, CoreError> {
-        let refused = || CoreError::unauthorized("console token is unknown, used, expired or revoked");
+    /// Whether `token` could attach now, without using it up.
+    pub async fn console_token_usable(&self, token: &str) -> Result<(), CoreError> {
+        self.checked_console_token(token).await.map(|_| ())
+    }
+
+    /// A console token that exists, is unused and live, and whose user may
+    /// still open this VM's console.
+    async fn checked_console_token(
+        &self,
+        token: &str,
+    ) -> Result<(ConsoleToken, crate::model::Host, crate::model::Vm, String), CoreError> {
+        let refused =
+            || CoreError::unauthorized("console token is unknown, used, expired or revoked");
         if token.is_empty() || token.len() > 128 {
             return Err(refused());
         }
@@ -237,8 +246,7 @@ impl Services {
             .console_token_by_hash(&hash)
             .await?
             .ok_or_else(refused)?;
-        let now = now();
-        if stored.opened_at.is_some() || !self.token_live(&stored, now) {
+        if stored.opened_at.is_some() || !self.token_live(&stored, now()) {
             return Err(refused());
         }
         let (host, vm) = self.vm_by_id(stored.vm_id).await?.ok_or_else(refused)?;
@@ -252,12 +260,21 @@ impl Services {
                 return Err(refused());
             }
         }
+        Ok((stored, host, vm, hash))
+    }
+
+    /// Attach a WebSocket with a console token: it must be usable (see
+    /// `checked_console_token`); attaching uses it up.
+    pub async fn console_attach(&self, token: &str) -> Result<ConsoleAttachment, CoreError> {
+        let (stored, host, vm, hash) = self.checked_console_token(token).await?;
         let endpoint = self
             .engine_of(&host)?
             .console_endpoint(&self.host_context(&host), &vm.uuid)
             .await?;
-        if !self.store().open_console_token(stored.id, now).await? {
-            return Err(refused());
+        if !self.store().open_console_token(stored.id, now()).await? {
+            return Err(CoreError::unauthorized(
+                "console token is unknown, used, expired or revoked",
+            ));
         }
         tracing::info!(vm = %vm.uuid, actor = %stored.actor, "console attached");
         Ok(ConsoleAttachment {

@@ -3,10 +3,22 @@
 //! `IRONIDC-DEMO-READY` on the serial console when up, and powers off on an ACPI power
 //! button press (QMP `system_powerdown`).
 //!
-//! Its NICs (virtio-net) get addresses by DHCP (`IRONIDC-NET eth0 ADDRESS` on the
-//! console), a NoCloud seed disk (see [`super::write_seed`]) names it
-//! (`IRONIDC-SEED hostname=NAME`, the seed stays mounted at /run/cidata), and busybox httpd
-//! serves a page with the line `IRONIDC-GUEST HOSTNAME` on port 80.
+//! What the guest does, and the console lines it prints for whoever watches ttyS0 (tests,
+//! the control plane; the same list heads `guest/rcS.sh`):
+//! - a NoCloud seed disk (see [`super::write_seed`]) names it (`IRONIDC-SEED
+//!   hostname=NAME`; the seed stays mounted at /run/cidata), and the `write_files`
+//!   (base64 only) and `runcmd` of its cloud-config `user-data` are applied, each runcmd
+//!   entry started in the background after the network is up (`IRONIDC-RUNCMD PROGRAM`);
+//! - its boot disk (FAT, label IRONIDC) is mounted read-write, synchronously, at
+//!   /mnt/disk (`IRONIDC-DISK /mnt/disk`): files there live in the VM's disk image;
+//! - its NICs (virtio-net) get addresses by DHCP (`IRONIDC-NET eth0 ADDRESS`);
+//! - Debian's real `qemu-ga` serves the virtio-serial port `org.qemu.guest_agent.0`
+//!   (`IRONIDC-AGENT up`, or `IRONIDC-AGENT failed: WHY`); a password set through it
+//!   lands in /etc/shadow as a SHA-512 crypt hash;
+//! - a virtio-scsi CD-ROM can be read (`mount -t iso9660 /dev/sr0 /mnt/cdrom`; nothing
+//!   mounts it by itself);
+//! - busybox httpd serves a page with the line `IRONIDC-GUEST HOSTNAME` on port 80;
+//! - `IRONIDC-DEMO-READY` comes last.
 use std::path::{Path, PathBuf};
 
 use ironidc_core::engine::ProgressSink;
@@ -15,6 +27,7 @@ use super::debian_package::PackageCache;
 use super::elf;
 use super::error::ImageError;
 use super::fat_disk::{FatDisk, FatLayout, MIB};
+use super::guest_agent::agent_files;
 use super::initramfs::write_demo_initramfs;
 use super::kernel_modules::Kernel;
 use super::scratch::Scratch;
@@ -27,7 +40,7 @@ pub const DEMO_READY_MARKER: &str = "IRONIDC-DEMO-READY";
 
 /// Revision of the demo guest's contents (scripts, modules, layout). Bumped whenever
 /// they change, so caches of built images can be keyed by it and never serve a stale one.
-pub const DEMO_IMAGE_REVISION: u32 = 2;
+pub const DEMO_IMAGE_REVISION: u32 = 3;
 
 const VOLUME_LABEL: &str = "IRONIDC";
 
@@ -55,9 +68,12 @@ const GUEST_MODULES: &[&str] = &[
     "nls_cp437",
     "nls_ascii",
     "nls_utf8",
-    "ext4",   // data disks
-    "button", // ACPI power button, for QMP system_powerdown
-    "evdev",  // /dev/input/event*, which acpid reads
+    "ext4",        // data disks
+    "virtio_scsi", // the CD-ROM's controller (virtio-scsi-pci)
+    "sr_mod",      // SCSI CD-ROMs: /dev/sr0
+    "isofs",       // ISO 9660, the CD's file system
+    "button",      // ACPI power button, for QMP system_powerdown
+    "evdev",       // /dev/input/event*, which acpid reads
 ];
 
 const SYSLINUX_CFG: &str = include_str!("guest/syslinux.cfg");
@@ -105,6 +121,8 @@ pub fn build_demo_image(
     let kernel = Kernel::in_package(&cache.unpacked(&kernel_package)?, &kernel_package.name)?;
     progress.report("downloading busybox", 30);
     let busybox = busybox_binary(&cache)?;
+    progress.report("collecting the guest agent", 35);
+    let agent = agent_files(&cache)?;
     progress.report("resolving kernel modules", 40);
     let modules = kernel.plan_modules(GUEST_MODULES)?;
     tracing::debug!(
@@ -116,7 +134,7 @@ pub fn build_demo_image(
     let scratch = Scratch::new_dir(out_dir, "demo-image")?;
     progress.report("writing initramfs", 50);
     let initrd = scratch.path().join("initrd");
-    let initrd_bytes = write_demo_initramfs(&initrd, &busybox, &modules.load_order)?;
+    let initrd_bytes = write_demo_initramfs(&initrd, &busybox, &modules.load_order, &agent)?;
     let syslinux_cfg = scratch.path().join("syslinux.cfg");
     std::fs::write(&syslinux_cfg, SYSLINUX_CFG).map_err(ImageError::io("write", &syslinux_cfg))?;
 

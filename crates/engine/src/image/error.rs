@@ -63,6 +63,17 @@ pub enum ImageError {
     #[error("{path} is not a kernel module we can read: {reason}")]
     BadModule { path: PathBuf, reason: &'static str },
 
+    /// A shared library a program of the guest needs is not on this host.
+    #[error("{program} needs the shared library `{library}`, found in none of {searched}")]
+    MissingLibrary {
+        program: PathBuf,
+        library: String,
+        searched: String,
+    },
+
+    #[error("{path} is not an x86-64 ELF program or library")]
+    NotAnExecutable { path: PathBuf },
+
     #[error("a {size_mb} MiB disk is too small for {needed_bytes} bytes of boot files")]
     DiskTooSmall { size_mb: u64, needed_bytes: u64 },
 

@@ -1,6 +1,7 @@
-//! The demo guest's initramfs: busybox, the boot scripts under `guest/`, and the kernel
-//! modules it loads, written as one uncompressed newc cpio archive (the kernel accepts it
-//! as is, and skipping compression saves TCG guests the time to decompress it).
+//! The demo guest's initramfs: busybox, the boot scripts under `guest/`, the kernel
+//! modules it loads, and host files such as the guest agent with its shared libraries,
+//! written as one uncompressed newc cpio archive (the kernel accepts it as is, and skipping
+//! compression saves TCG guests the time to decompress it).
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -30,6 +31,14 @@ const GUEST_FILES: &[(&str, u32, &str)] = &[
     ("etc/profile", 0o644, include_str!("guest/profile")),
     ("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"),
     ("etc/group", 0o644, "root:x:0:\n"),
+    // No password until one is set through the guest agent (`*` matches no password).
+    ("etc/shadow", 0o600, "root:*:19000:0:99999:7:::\n"),
+    // busybox-static has no chpasswd applet; qemu-ga's guest-set-user-password needs one.
+    (
+        "usr/sbin/chpasswd",
+        0o755,
+        include_str!("guest/chpasswd.sh"),
+    ),
 ];
 
 /// Directories whose permissions or mere existence matter: mount points, the places
@@ -46,16 +55,38 @@ const GUEST_DIRS: &[(&str, u32)] = &[
     ("tmp", 0o1777),
     ("root", 0o700),
     ("var/log", 0o755),
+    ("mnt/disk", 0o755),
+    ("mnt/cdrom", 0o755),
 ];
 
 /// Where /init reads the modules to load, one name per line, in load order.
 const MODULE_LIST: &str = "etc/ironidc/modules";
+
+/// A host file copied into the guest at `path` (relative to the guest's root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GuestFile {
+    pub path: String,
+    pub mode: u32,
+    pub source: PathBuf,
+}
+
+impl GuestFile {
+    /// `path` may be absolute (`/usr/sbin/qemu-ga`): the archive wants it relative.
+    pub fn new(path: &str, mode: u32, source: PathBuf) -> Self {
+        GuestFile {
+            path: path.trim_start_matches('/').to_string(),
+            mode,
+            source,
+        }
+    }
+}
 
 /// Write the demo initramfs to `dest`; returns its size in bytes.
 pub(crate) fn write_demo_initramfs(
     dest: &Path,
     busybox: &Path,
     modules: &[LoadableModule],
+    host_files: &[GuestFile],
 ) -> Result<u64, ImageError> {
     let mut tree = Tree::default();
     for (path, perm) in GUEST_DIRS {
@@ -68,6 +99,11 @@ pub(crate) fn write_demo_initramfs(
     // The kernel runs /init with "#!/bin/busybox sh"; busybox init and inittab want /bin/sh
     // before `--install` has run, so this one link is made here.
     tree.add("bin/sh", Node::Symlink("busybox"));
+    // Programs built for a standard system look for their state under /var/run.
+    tree.add("var/run", Node::Symlink("../run"));
+    for file in host_files {
+        tree.add(&file.path, Node::HostFile(file.mode, file.source.clone()));
+    }
     // Opened by the kernel for PID 1's stdio before /init runs, i.e. before devtmpfs.
     tree.add("dev/console", Node::CharDevice(0o600, 5, 1));
     let list: String = modules.iter().map(|m| format!("{}\n", m.name)).collect();
@@ -166,8 +202,15 @@ mod tests {
                 bytes: b"b".to_vec(),
             },
         ];
+        let library = dir.path().join("libfake.so.1");
+        std::fs::write(&library, b"\x7fELF fake library").unwrap();
+        let host_files = [GuestFile::new(
+            "/lib/x86_64-linux-gnu/libfake.so.1",
+            0o644,
+            library,
+        )];
         let dest = dir.path().join("initrd");
-        let size = write_demo_initramfs(&dest, &busybox, &modules).unwrap();
+        let size = write_demo_initramfs(&dest, &busybox, &modules, &host_files).unwrap();
         assert_eq!(size, std::fs::metadata(&dest).unwrap().len());
 
         let Ok(out) = std::process::Command::new("cpio")
@@ -190,6 +233,11 @@ mod tests {
             "etc/ironidc/modules",
             "usr/share/udhcpc/default.script",
             "lib/modules/virtio_pci.ko",
+            "lib/x86_64-linux-gnu/libfake.so.1",
+            "etc/shadow",
+            "usr/sbin/chpasswd",
+            "mnt/disk",
+            "mnt/cdrom",
             "tmp",
         ] {
             assert!(names.contains(&wanted), "{wanted} missing from {names:?}");

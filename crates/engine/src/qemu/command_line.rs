@@ -28,6 +28,10 @@ const QMP_CHARDEV: &str = "qmp";
 const QGA_CHARDEV: &str = "qga0";
 /// The virtio-serial port name the QEMU guest agent looks for.
 const QGA_PORT_NAME: &str = "org.qemu.guest_agent.0";
+/// The qdev id of the CD-ROM drive: ISOs are inserted and ejected by it.
+pub(crate) const CDROM_ID: &str = "cd0";
+/// The SCSI controller the CD-ROM sits on.
+const SCSI_ID: &str = "scsi0";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuCommandLine {
@@ -44,6 +48,38 @@ pub struct QemuCommandLine {
     pub nics: Vec<NicSpec>,
     /// The cloud-init seed volume, attached read-only when present.
     pub seed: Option<PathBuf>,
+    /// The ISO in the CD-ROM at start; `None`: the drive is empty.
+    pub cdrom: Option<PathBuf>,
+}
+
+/// The QEMU ids of one NIC, derived from its MAC rather than its position:
+/// a hot-plugged or unplugged NIC must not change the ids of the others, and
+/// hot-unplug finds the device of a NIC from the MAC alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NicIds {
+    pub netdev: String,
+    pub device: String,
+}
+
+impl NicIds {
+    /// `None` for a string that is not a MAC address.
+    pub fn of(mac: &str) -> Option<Self> {
+        let hex = mac_hex(mac)?;
+        Some(Self {
+            netdev: format!("net-{hex}"),
+            device: format!("nic-{hex}"),
+        })
+    }
+}
+
+/// The 12 lower-case hex digits of `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub(crate) fn mac_hex(mac: &str) -> Option<String> {
+    let parts: Vec<&str> = mac.split([':', '-']).collect();
+    let valid = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    valid.then(|| parts.concat().to_ascii_lowercase())
 }
 
 impl QemuCommandLine {
@@ -64,9 +100,20 @@ impl QemuCommandLine {
             pidfile: dir.pidfile(),
             nics: spec.nics.clone(),
             seed: None,
+            cdrom: None,
         };
         for socket in [&line.qmp_socket, &line.vnc_socket, &line.qga_socket] {
             check_socket_path(socket)?;
+        }
+        // The NIC ids come from the MACs: they must be MACs, and distinct.
+        let mut seen = std::collections::HashSet::new();
+        for nic in &line.nics {
+            let Some(hex) = mac_hex(&nic.mac) else {
+                return Err(invalid_nic(&nic.mac, "not a MAC address"));
+            };
+            if !seen.insert(hex) {
+                return Err(invalid_nic(&nic.mac, "MAC address used by two NICs"));
+            }
         }
         Ok(line)
     }
@@ -115,24 +162,27 @@ impl QemuCommandLine {
             a.plain(["-device", "virtio-blk-pci,id=virtio-seed,drive=seed0"]);
         }
 
-        for (i, nic) in self.nics.iter().enumerate() {
-            // Ids from the position, not the NIC name, so they are always
-            // valid QEMU ids. A NIC on a bridge uses the tap ironidc made for
-            // it (named after its MAC); without a bridge it gets QEMU's
-            // user-mode network with restrict=on (no outside access).
-            // romfile= skips the iPXE ROM: we never net-boot, and its init
-            // costs seconds under TCG.
+        for nic in &self.nics {
+            // Ids from the MAC (checked in for_vm), not the NIC name, so they
+            // are always valid QEMU ids. A NIC on a bridge uses the tap
+            // ironidc made for it (named after its MAC); without a bridge it
+            // gets QEMU's user-mode network with restrict=on (no outside
+            // access). romfile= skips the iPXE ROM: we never net-boot, and
+            // its init costs seconds under TCG.
+            let Some(NicIds { netdev, device }) = NicIds::of(&nic.mac) else {
+                continue;
+            };
             match tap_of(nic) {
                 Some(tap) => a.plain([
                     "-netdev",
-                    &format!("tap,id=net{i},ifname={tap},script=no,downscript=no"),
+                    &format!("tap,id={netdev},ifname={tap},script=no,downscript=no"),
                 ]),
-                None => a.plain(["-netdev", &format!("user,id=net{i},restrict=on")]),
+                None => a.plain(["-netdev", &format!("user,id={netdev},restrict=on")]),
             }
             a.opts(
                 "-device",
                 &[
-                    format!("virtio-net-pci,id=nic{i},netdev=net{i},romfile=,mac=").into(),
+                    format!("virtio-net-pci,id={device},netdev={netdev},romfile=,mac=").into(),
                     escape_opt(OsStr::new(&nic.mac)),
                 ],
             );
@@ -179,6 +229,28 @@ impl QemuCommandLine {
             &format!("virtserialport,chardev={QGA_CHARDEV},name={QGA_PORT_NAME}"),
         ]);
 
+        // A removable CD-ROM on virtio-scsi, on every VM, so an ISO can be
+        // inserted live (QMP blockdev-change-medium by the drive's qdev id)
+        // without a hot-plug. Listed after the other PCI devices so that
+        // their slots (and so the guest's interface names) do not move.
+        // bootindex=2: an installer ISO boots when the disk has no OS.
+        a.plain(["-device", &format!("virtio-scsi-pci,id={SCSI_ID}")]);
+        let cd = format!("scsi-cd,id={CDROM_ID},bus={SCSI_ID}.0,bootindex=2");
+        match &self.cdrom {
+            Some(iso) => {
+                a.opts(
+                    "-blockdev",
+                    &[
+                        "driver=raw,node-name=iso0,read-only=on,file.driver=file,file.filename="
+                            .into(),
+                        escape_opt(iso.as_os_str()),
+                    ],
+                );
+                a.plain(["-device", &format!("{cd},drive=iso0")]);
+            }
+            None => a.plain(["-device", &cd]),
+        }
+
         // -daemonize: QEMU double-forks and setsid()s, so the VM outlives the
         // controller; it writes its own pidfile (not an option list: no escaping).
         a.plain(["-daemonize", "-pidfile"]);
@@ -208,9 +280,6 @@ impl Args {
     }
 }
 
-/// Escape a value for a QEMU option list (`key=value,key=value`): a comma
-/// inside a value is written twice. Without this a path containing a comma
-/// would inject options.
 /// The tap of a bridged NIC. Its name comes from the MAC (validated by the
 /// core), so it is a safe QEMU option value.
 pub(crate) fn tap_of(nic: &NicSpec) -> Option<String> {
@@ -218,6 +287,16 @@ pub(crate) fn tap_of(nic: &NicSpec) -> Option<String> {
     ironidc_net::links::tap_name_for_mac(&nic.mac).ok()
 }
 
+fn invalid_nic(mac: &str, why: &str) -> EngineError {
+    EngineError::io(
+        format!("NIC {mac}"),
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string()),
+    )
+}
+
+/// Escape a value for a QEMU option list (`key=value,key=value`): a comma
+/// inside a value is written twice. Without this a path containing a comma
+/// would inject options.
 pub fn escape_opt(value: &OsStr) -> OsString {
     let mut out = Vec::with_capacity(value.len());
     for &b in value.as_bytes() {
@@ -274,13 +353,14 @@ mod tests {
             },
             NicSpec {
                 name: "ethernet1".into(),
-                mac: "52:54:00:00:00:02".into(),
+                mac: "52:54:00:ab:cd:02".into(),
                 bridge: Some("brnat0".into()),
             },
         ];
         let dir = VmDir::new(&host("/var/lib/ironidc/vms"), "vm1").unwrap();
         let mut line = QemuCommandLine::for_vm(&spec(nics), &dir, Accel::Tcg).unwrap();
         line.seed = Some(dir.seed_image());
+        line.cdrom = Some("/srv/isos/debian,12.iso".into());
         let got: Vec<String> = line
             .args()
             .iter()
@@ -296,10 +376,10 @@ mod tests {
             "-device", "virtio-blk-pci,id=virtio-disk0,drive=disk0,bootindex=1",
             "-blockdev", &format!("driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename={d}/seed.img"),
             "-device", "virtio-blk-pci,id=virtio-seed,drive=seed0",
-            "-netdev", "user,id=net0,restrict=on",
-            "-device", "virtio-net-pci,id=nic0,netdev=net0,romfile=,mac=52:54:00:00:00:01",
-            "-netdev", "tap,id=net1,ifname=ix525400000002,script=no,downscript=no",
-            "-device", "virtio-net-pci,id=nic1,netdev=net1,romfile=,mac=52:54:00:00:00:02",
+            "-netdev", "user,id=net-525400000001,restrict=on",
+            "-device", "virtio-net-pci,id=nic-525400000001,netdev=net-525400000001,romfile=,mac=52:54:00:00:00:01",
+            "-netdev", "tap,id=net-525400abcd02,ifname=ix525400abcd02,script=no,downscript=no",
+            "-device", "virtio-net-pci,id=nic-525400abcd02,netdev=net-525400abcd02,romfile=,mac=52:54:00:ab:cd:02",
             "-chardev", &format!("socket,id=qmp,server=on,wait=off,path={d}/qmp.sock"),
             "-mon", "chardev=qmp,mode=control",
             "-display", "none",
@@ -310,6 +390,9 @@ mod tests {
             "-chardev", &format!("socket,id=qga0,server=on,wait=off,path={d}/qga.sock"),
             "-device", "virtio-serial-pci,id=virtio-serial0",
             "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            "-device", "virtio-scsi-pci,id=scsi0",
+            "-blockdev", "driver=raw,node-name=iso0,read-only=on,file.driver=file,file.filename=/srv/isos/debian,,12.iso",
+            "-device", "scsi-cd,id=cd0,bus=scsi0.0,bootindex=2,drive=iso0",
             "-daemonize", "-pidfile", &format!("{d}/qemu.pid"),
         ]
         .iter()
@@ -331,6 +414,51 @@ mod tests {
             !args.iter().any(|a| a == "-netdev"),
             "no NIC unless the spec lists one"
         );
+    }
+
+    #[test]
+    fn empty_cdrom_and_mac_derived_ids() {
+        let dir = VmDir::new(&host("/v"), "vm1").unwrap();
+        let args: Vec<String> = QemuCommandLine::for_vm(&spec(vec![]), &dir, Accel::Tcg)
+            .unwrap()
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let cd = args.iter().position(|a| a.starts_with("scsi-cd,")).unwrap();
+        assert_eq!(args[cd], "scsi-cd,id=cd0,bus=scsi0.0,bootindex=2");
+        assert!(!args.iter().any(|a| a.contains("node-name=iso0")));
+
+        let ids = NicIds::of("52:54:00:AB:cd:0F").unwrap();
+        assert_eq!(
+            (ids.netdev.as_str(), ids.device.as_str()),
+            ("net-525400abcd0f", "nic-525400abcd0f")
+        );
+        assert_eq!(NicIds::of("52-54-00-ab-cd-0f"), Some(ids));
+        for bad in [
+            "",
+            "52:54:00:ab:cd",
+            "52:54:00:ab:cd:0g",
+            "525400abcd0f",
+            "52:54:00:ab:cd:0f,x=1",
+        ] {
+            assert_eq!(NicIds::of(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nics_need_distinct_valid_macs() {
+        let dir = VmDir::new(&host("/v"), "vm1").unwrap();
+        let nic = |mac: &str| NicSpec {
+            name: "n".into(),
+            mac: mac.into(),
+            bridge: None,
+        };
+        let err = QemuCommandLine::for_vm(&spec(vec![nic("nope")]), &dir, Accel::Tcg).unwrap_err();
+        assert!(err.to_string().contains("not a MAC address"), "{err}");
+        let twice = vec![nic("52:54:00:00:00:01"), nic("52:54:00:00:00:01")];
+        let err = QemuCommandLine::for_vm(&spec(twice), &dir, Accel::Tcg).unwrap_err();
+        assert!(err.to_string().contains("used by two NICs"), "{err}");
     }
 
     #[test]

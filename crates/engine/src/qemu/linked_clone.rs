@@ -27,6 +27,23 @@ pub struct ImageInfo {
     #[cfg(test)]
     #[serde(rename = "backing-filename-format", default)]
     pub backing_format: Option<String>,
+    /// Internal snapshots (qcow2); empty for other formats.
+    #[serde(default)]
+    pub snapshots: Vec<ImageSnapshot>,
+}
+
+/// An internal snapshot, as `qemu-img info` and QMP `query-block` list it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageSnapshot {
+    /// A number QEMU assigns; `qemu-img snapshot` and QEMU's snapshot
+    /// commands accept it in place of the name.
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "date-sec")]
+    pub date_sec: i64,
+    /// Bytes of saved guest memory; 0 for a disk-only snapshot.
+    #[serde(rename = "vm-state-size")]
+    pub vm_state_size: u64,
 }
 
 /// Inspect an image. `format` pins the format of images we made ourselves

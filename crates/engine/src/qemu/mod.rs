@@ -15,6 +15,7 @@
 pub mod accel;
 mod agent_ops;
 mod backups;
+mod block_jobs;
 mod command_line;
 mod exec;
 mod hotplug;
@@ -23,6 +24,7 @@ mod media;
 mod metrics;
 mod power;
 mod process;
+pub mod qga;
 pub mod qmp;
 mod reinstall;
 mod snapshots;
@@ -300,7 +302,7 @@ impl Engine for QemuEngine {
         let dir = VmDir::new(host, uuid)?;
         let _guard = self.lock_vm(uuid).await;
         dir.require().await?;
-        self.power_action(&dir, action, stop_timeout).await
+        self.power_action(host, &dir, action, stop_timeout).await
     }
 
     async fn state(&self, host: &HostContext, uuid: &str) -> Result<PowerState, EngineError> {

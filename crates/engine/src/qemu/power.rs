@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use ironidc_core::engine::{EngineError, PowerAction, PowerState};
+use ironidc_core::engine::{EngineError, HostContext, PowerAction, PowerState};
 use serde_json::Value;
 
 use super::command_line::QemuCommandLine;
@@ -50,6 +50,7 @@ impl QemuEngine {
 
     pub(super) async fn power_action(
         &self,
+        host: &HostContext,
         dir: &VmDir,
         action: PowerAction,
         stop_timeout: Duration,
@@ -66,14 +67,14 @@ impl QemuEngine {
             "power action"
         );
         match (action, pid) {
-            (PowerAction::Start, None) => self.start(dir).await,
+            (PowerAction::Start, None) => self.start(host, dir).await,
             (PowerAction::HardStop, Some(pid)) => self.hard_stop(dir, pid).await,
             (PowerAction::Stop, Some(_)) if state.is_live() => {
                 self.soft_stop(dir, state, stop_timeout).await
             }
             (PowerAction::Reset, Some(_)) if state.is_live() => {
                 self.soft_stop(dir, state, stop_timeout).await?;
-                self.start(dir).await
+                self.start(host, dir).await
             }
             (PowerAction::HardReset, Some(_))
                 if state.is_live() || state == PowerState::Crashed =>
@@ -92,7 +93,7 @@ impl QemuEngine {
 
     /// Launch QEMU from the stored definition, growing the disk first if the
     /// definition asks for more than it has.
-    pub(super) async fn start(&self, dir: &VmDir) -> Result<(), EngineError> {
+    pub(super) async fn start(&self, host: &HostContext, dir: &VmDir) -> Result<(), EngineError> {
         let spec = dir.read_spec().await?;
         linked_clone::grow(&self.opts.qemu_img, &dir.disk(), spec.hdd_mb).await?;
         let accel = self.accel().await.accel;
@@ -103,6 +104,7 @@ impl QemuEngine {
         {
             line.seed = Some(dir.seed_image());
         }
+        line.cdrom = super::media::iso_for_start(&host.isos_dir, dir, &spec).await;
         super::taps::ensure_taps(&spec).await?;
         let started = std::time::Instant::now();
         process::launch(&self.opts.qemu_binary, &line.args(), LAUNCH_TIMEOUT).await?;

@@ -11,10 +11,52 @@ use std::path::Path;
 use std::time::Duration;
 
 use ironidc_core::engine::EngineError;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+
+/// One command on a fresh connection. QEMU serves one monitor client at a
+/// time, so long operations (jobs) poll with short connections like this one
+/// rather than holding the monitor: `state()` and metrics keep working.
+pub async fn command(
+    socket: &Path,
+    command: &str,
+    arguments: Option<Value>,
+    timeout: Duration,
+) -> Result<Value, EngineError> {
+    QmpClient::connect(socket, timeout)
+        .await?
+        .execute(command, arguments)
+        .await
+}
+
+/// A QEMU job (block job, snapshot job) as `query-jobs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct JobInfo {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `created`, `running`, `paused`, …, `concluded` (done, with or without
+    /// an error), `null`.
+    pub status: String,
+    /// Progress in job-specific units (bytes for a backup); only the ratio
+    /// means something, and `total` may still change while the job runs.
+    #[serde(rename = "current-progress")]
+    pub current: u64,
+    #[serde(rename = "total-progress")]
+    pub total: u64,
+    /// Why a concluded job failed (also set for a cancelled one).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl JobInfo {
+    pub fn is_concluded(&self) -> bool {
+        self.status == "concluded"
+    }
+}
 
 pub struct QmpClient {
     reader: BufReader<OwnedReadHalf>,
@@ -99,6 +141,35 @@ impl QmpClient {
         }
     }
 
+    /// Every job QEMU knows (`query-jobs`): running ones and concluded ones
+    /// not dismissed yet.
+    pub async fn query_jobs(&mut self) -> Result<Vec<JobInfo>, EngineError> {
+        let jobs = self.execute("query-jobs", None).await?;
+        serde_json::from_value(jobs.clone())
+            .map_err(|e| EngineError::Qmp(format!("unexpected query-jobs reply {jobs}: {e}")))
+    }
+
+    /// The job `id`, or `None` when QEMU has no such job (never started, or
+    /// already dismissed).
+    pub async fn query_job(&mut self, id: &str) -> Result<Option<JobInfo>, EngineError> {
+        Ok(self.query_jobs().await?.into_iter().find(|j| j.id == id))
+    }
+
+    /// Ask a running job to stop. A job that has concluded refuses the verb;
+    /// callers that only want it gone treat that as done.
+    pub async fn job_cancel(&mut self, id: &str) -> Result<(), EngineError> {
+        self.execute("job-cancel", Some(json!({ "id": id })))
+            .await
+            .map(drop)
+    }
+
+    /// Remove a concluded job from QEMU's job list.
+    pub async fn job_dismiss(&mut self, id: &str) -> Result<(), EngineError> {
+        self.execute("job-dismiss", Some(json!({ "id": id })))
+            .await
+            .map(drop)
+    }
+
     async fn read_message(&mut self) -> Result<Value, EngineError> {
         let mut line = String::new();
         let n = tokio::time::timeout(self.timeout, self.reader.read_line(&mut line))
@@ -161,6 +232,12 @@ mod tests {
                     json!({"return": {"status": "paused", "running": false, "singlestep": false}, "id": id})
                 }
                 (true, "echo") => json!({"return": req["arguments"].clone(), "id": id}),
+                (true, "query-jobs") => json!({"return": [
+                    {"current-progress": 1, "status": "concluded", "total-progress": 1,
+                     "type": "snapshot-load", "id": "s1", "error": "Snapshot 'x' does not exist in one or more devices"},
+                    {"current-progress": 3145728, "status": "running", "total-progress": 67108864,
+                     "type": "backup", "id": "b1"}
+                ], "id": id}),
                 (true, "hang") => continue,
                 (true, other) => {
                     json!({"error": {"class": "CommandNotFound", "desc": format!("The command {other} has not been found")}, "id": id})
@@ -206,6 +283,25 @@ mod tests {
 
         drop(qmp);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reads_the_job_list() {
+        let (_dir, path, listener) = listener();
+        let _server = tokio::spawn(fake_monitor(listener));
+        let mut qmp = QmpClient::connect(&path, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let backup = qmp.query_job("b1").await.unwrap().unwrap();
+        assert_eq!(
+            (backup.kind.as_str(), backup.current, backup.total),
+            ("backup", 3 * 1024 * 1024, 64 * 1024 * 1024)
+        );
+        assert!(!backup.is_concluded() && backup.error.is_none());
+        let load = qmp.query_job("s1").await.unwrap().unwrap();
+        assert!(load.is_concluded());
+        assert!(load.error.unwrap().contains("does not exist"));
+        assert_eq!(qmp.query_job("gone").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ die() {
 
 load_config() {
     [ -r "$CONF" ] || die "cannot read the configuration $CONF"
-    REPORT_URL= REPORT_SECRET= REPORT_INTERVAL=60
+    REPORT_URL='' REPORT_SECRET='' REPORT_INTERVAL=60
     # shellcheck disable=SC1090 # the file is written by the control plane
     . "$CONF" || die "cannot load $CONF"
     case "$REPORT_URL" in
@@ -140,7 +140,8 @@ report() {
     post "$(report_json)" || return
     if [ -z "$announced" ]; then
         announced=1
-        { echo "IRONIDC-REPORT ok" > "$CONSOLE"; } 2> /dev/null
+        # On a line of its own, even after a prompt of the console's shell.
+        { printf '\nIRONIDC-REPORT ok\n' > "$CONSOLE"; } 2> /dev/null
     fi
     return 0
 }
