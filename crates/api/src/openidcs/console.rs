@@ -90,7 +90,6 @@ pub async fn websocket(
     let vm = attached.vm_uuid;
     let options = s.console_relay.clone();
     Ok(ws
-        .protocols(["binary"])
         .on_upgrade(move |socket_ws| async move {
             match ironidc_console::relay(socket_ws, &socket, &session, options).await {
                 Ok(stats) => tracing::info!(%vm, to_vm = stats.bytes_to_vm, from_vm = stats.bytes_from_vm, "console closed"),
