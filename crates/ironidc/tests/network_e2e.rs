@@ -15,95 +15,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{demo_image_dir, qemu_available, wait_until, Server};
+use common::netns::{root_and_tools_available, run, Netns};
+use common::{demo_image_dir, wait_until, Server};
 use serde_json::json;
 
 const PAGE: &str = "IRONIDC-GUEST";
-
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(&["ip", "netns", "add", &name]);
-        let ns = Self(name);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-    fn exec(&self, args: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap();
-        out
-    }
-    fn must(&self, args: &[&str]) -> String {
-        let out = self.exec(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // dnsmasq outlives the controller by design: stop what runs inside.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).output();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn root_and_tools_available(test: &str) -> bool {
-    let root = unsafe_geteuid() == 0;
-    let tools = ["nft", "dnsmasq", "curl"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !(root && tools) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: needs root, nft, dnsmasq and curl in CI"
-        );
-        eprintln!("SKIPPED {test}: needs root and nft, dnsmasq, curl");
-        return false;
-    }
-    qemu_available(test)
-}
-
-fn unsafe_geteuid() -> u32 {
-    // /proc/self/status holds the effective uid without libc.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-        })
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(u32::MAX)
-}
 
 /// `curl` from the client namespace; (exit code, body).
 fn client_curl(client: &Netns, args: &[&str]) -> (i32, String) {

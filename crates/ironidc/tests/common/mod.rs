@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
+
 pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The built-in `administrator`'s password in tests.
 pub const ADMIN_PASSWORD: &str = "Test-Admin-Passw0rd";
@@ -93,7 +95,7 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     pub port: u16,
-    client: reqwest::blocking::Client,
+    pub client: reqwest::blocking::Client,
 }
 
 fn free_port() -> u16 {
