@@ -23,6 +23,10 @@ enum Need {
     Anyone,
     /// This permission.
     Perm(&'static str),
+    /// A credential of its own (a console token, a VM's report secret): a
+    /// user token neither replaces it nor is needed; a wrong one is 401
+    /// (or 404 for an unknown VM), whoever calls.
+    Secret,
 }
 
 /// Whether the path names a VM of another customer (`{vm}`).
@@ -63,7 +67,7 @@ macro_rules! ep {
     };
 }
 
-use Need::{Anyone, Perm, Public};
+use Need::{Anyone, Perm, Public, Secret};
 use Scope::{Global, Vm};
 
 const ENDPOINTS: &[Endpoint] = &[
@@ -351,12 +355,12 @@ const ENDPOINTS: &[Endpoint] = &[
     ep!("openidcs", "DELETE", "/api/client/console/{hs}/{vm}", Perm("vm.console.open"), Vm),
     // The console WebSocket and the upload authenticate with their own
     // secrets (a console token, a VM's report secret), not a user token.
-    ep!("openidcs", "GET", "/api/client/console/ws?token=nope", Public, Global),
+    ep!("openidcs", "GET", "/api/client/console/ws?token=nope", Secret, Global),
     ep!(
         "openidcs",
         "POST",
         "/api/client/upload?nic=52:54:00:00:00:99",
-        Public,
+        Secret,
         Global,
         |_| json!({"cpu_usage": 1.0})
     ),
@@ -668,6 +672,17 @@ fn assert_envelope(ep: &Endpoint, status: u16, v: &Value) {
     assert_eq!(v["code"], status, "{} {}: {v}", ep.method, ep.path);
 }
 
+/// An endpoint with a credential of its own refuses a missing or wrong one.
+fn assert_own_secret(ep: &Endpoint, status: u16, v: &Value) {
+    assert!(
+        status == 401 || status == 404,
+        "{} {}: {status} {v}",
+        ep.method,
+        ep.path
+    );
+    assert_envelope(ep, status, v);
+}
+
 /// Everything observable that a refused call must not have changed.
 fn snapshot(s: &Server) -> Value {
     json!({
@@ -716,6 +731,7 @@ fn authorization_matrix() {
         let (status, v) = call(&s, ep, None, &ids);
         match ep.need {
             Public => assert_ne!(status, 401, "{} {}: {v}", ep.method, ep.path),
+            Secret => assert_own_secret(ep, status, &v),
             _ => {
                 assert_eq!(
                     status, 401,
@@ -726,7 +742,9 @@ fn authorization_matrix() {
             }
         }
         let (status, v) = call(&s, ep, Some("eyJhbGciOiJIUzI1NiJ9.e30.forged"), &ids);
-        if !matches!(ep.need, Public) {
+        if matches!(ep.need, Secret) {
+            assert_own_secret(ep, status, &v);
+        } else if !matches!(ep.need, Public) {
             assert_eq!(
                 status, 401,
                 "{} {} with a forged token: {v}",
@@ -744,6 +762,7 @@ fn authorization_matrix() {
                 assert_eq!(status, 403, "{} {} without {code}: {v}", ep.method, ep.path);
                 assert_envelope(ep, status, &v);
             }
+            Secret => assert_own_secret(ep, status, &v),
             Anyone | Public => assert!(
                 status != 401 && status != 403,
                 "{} {} is open to any user: {status} {v}",
