@@ -577,6 +577,39 @@ async fn live_snapshot_reverts_disk_and_memory() {
         engine.state(h, "snap-live").await.unwrap(),
         PowerState::Running
     );
+
+    // A snapshot of 64 MiB of memory cannot be loaded into 96 MiB: the
+    // guest is left stopped (its disk already reverted), with a clear error.
+    engine.snapshot_create(h, "snap-live", "m64").await.unwrap();
+    engine
+        .update_vm(
+            h,
+            &VmSpec {
+                mem_mb: 96,
+                ..spec("snap-live", "counter.raw", 64)
+            },
+        )
+        .await
+        .unwrap();
+    hard_stop(&engine, h, "snap-live").await;
+    start(&engine, h, "snap-live").await;
+    let err = engine
+        .snapshot_revert(h, "snap-live", "m64")
+        .await
+        .unwrap_err();
+    eprintln!("revert of a 64 MiB snapshot into 96 MiB: {err}");
+    assert!(
+        matches!(&err, EngineError::Qmp(m) if m.contains("left stopped")),
+        "{err}"
+    );
+    assert_ne!(
+        engine.state(h, "snap-live").await.unwrap(),
+        PowerState::Running
+    );
+    assert!(
+        jobs(h, &engine, "snap-live").await.is_empty(),
+        "jobs left behind"
+    );
     engine.delete_vm(h, "snap-live").await.unwrap();
 }
 
@@ -829,6 +862,31 @@ async fn backup_create_list_restore_delete() {
         .unwrap_err();
     assert!(matches!(err, EngineError::BackupNotFound(_)), "{err}");
     assert_eq!(backup_files(&folder), ["b1.qcow2"]);
+
+    // A backup bigger than the VM's definition would leave a VM that cannot
+    // start: refused, the disk untouched.
+    engine
+        .reinstall(h, &spec("bk-a", "loop.raw", 32), &NoProgress)
+        .await
+        .unwrap();
+    let err = engine
+        .backup_restore(h, "bk-a", "b1", &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::DiskShrink {
+                current_mb: 64,
+                requested_mb: 32
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        qemu_img_json(&["info", "--output=json"], &disk)["virtual-size"],
+        32 * MIB
+    );
 
     // A backup path that cannot be written: an error, and nothing left.
     let blocked = HostContext {

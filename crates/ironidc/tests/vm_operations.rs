@@ -247,7 +247,9 @@ fn vm_operations_with_a_real_guest() {
     let boot = Instant::now();
     wait_until(90, "the guest's agent", || agent_answers(&s));
     eprintln!("agent answered {:?} after start", boot.elapsed());
-    assert!(serial(&vm_dir).contains("IRONIDC-AGENT"), "{}", serial(&vm_dir));
+    wait_until(30, "the guest's ready marker", || {
+        serial(&vm_dir).contains("IRONIDC-DEMO-READY")
+    });
 
     // ---- guest agent -----------------------------------------------------
     let shadow_before = sh(&s, "grep '^root:' /etc/shadow");
@@ -314,6 +316,18 @@ fn vm_operations_with_a_real_guest() {
 
     // ---- status reports and monitoring -------------------------------------
     let monitor = || s.ok("GET", &format!("/api/client/monitor/h1/{VM}?range=hour"), None);
+    let conf = sh(&s, "cat /etc/ironidc/report.conf");
+    assert!(
+        conf.contains(&format!("REPORT_URL='{report_url}/api/client/upload?nic={mac0}'")),
+        "the seed shipped the reporter's settings: {conf}"
+    );
+    assert!(!conf.is_empty());
+    let probe = guest(
+        &s,
+        "/bin/sh",
+        &["-c", &format!("wget -q -O - {report_url}/api/system/health")],
+    );
+    assert_eq!(probe.0, 0, "the guest reaches the controller: {probe:?}");
     wait_until(60, "a guest report merged into the series", || {
         monitor()["samples"]
             .as_array()

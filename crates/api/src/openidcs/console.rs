@@ -88,7 +88,7 @@ pub async fn websocket(
     let ConsoleEndpoint::Unix(socket) = attached.endpoint;
     let session = LeaseSession(attached.lease);
     let vm = attached.vm_uuid;
-    let options = s.console_relay.clone();
+    let options = s.console_relay;
     Ok(ws
         .on_upgrade(move |socket_ws| async move {
             match ironidc_console::relay(socket_ws, &socket, &session, options).await {

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/system/loader", post(system::import_config))
         .route("/api/system/statis", get(system::stats))
         .route("/api/system/health", get(system::health))
+        .route("/api/system/openapi.yaml", get(system::openapi))
         .route("/api/system/engine", get(system::engines))
         .route("/api/system/logger/detail", get(system::logs))
         .route("/api/system/logget", get(system::logs))

@@ -121,3 +121,44 @@ pub async fn task(
 pub async fn health() -> ApiResult<serde_json::Value> {
     Ok(Data(serde_json::json!({ "status": "ok" })))
 }
+
+/// The OpenAPI description of this face, compiled in so the document a
+/// client fetches always matches the binary that serves it.
+const OPENAPI_YAML: &str = include_str!("../../openapi/openidcs.yaml");
+
+/// `GET /api/system/openapi.yaml` (ours): the description, unauthenticated
+/// like `health` (it says nothing that is not public), and raw YAML rather
+/// than the envelope so tools can load it directly.
+pub async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI_YAML,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    /// The handler serves the document on disk byte for byte, as YAML.
+    #[tokio::test]
+    async fn openapi_serves_the_document_as_yaml() {
+        let response = super::openapi().await.into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/yaml"
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let on_disk = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/openapi/openidcs.yaml"
+        ))
+        .unwrap();
+        assert_eq!(body.as_ref(), on_disk.as_slice());
+        assert!(body.starts_with(b"openapi: 3.1."));
+    }
+}

@@ -247,7 +247,8 @@ impl Services {
         if let Some(sealed) = self.store().vm_report_secret(vm.id).await? {
             return self.inner.secrets.open(&sealed);
         }
-        let secret = crate::secrets::new_token();
+        // Hex: the reporter's settings file and its header take it as is.
+        let secret = hex::encode(rand::random::<[u8; 32]>());
         let sealed = self.inner.secrets.seal(&secret)?;
         self.store().set_vm_report_secret(vm.id, &sealed).await?;
         Ok(secret)

@@ -21,7 +21,6 @@ use super::{process, QemuEngine};
 
 /// Timeout of one QMP exchange.
 const QMP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The file in a VM directory that records the host's ISO directory.
 
 impl QemuEngine {
     /// The readable `*.iso` files of the ISO directory, by name. A missing

@@ -115,20 +115,35 @@ impl QemuEngine {
         }
         // QEMU stops the guest for the load and restarts it only if it ran
         // before and the load succeeded. After a failed load we leave it
-        // stopped, as QEMU's own loadvm does: its memory may be half restored.
-        run_job(
+        // stopped, as QEMU's own loadvm does: its disk may be reverted and
+        // its memory half restored (say, the memory size changed since the
+        // snapshot), so running on could only do harm.
+        let loaded = run_job(
             &dir,
             "snapshot-load",
             json!({ "tag": name, "vmstate": DISK_NODE, "devices": [DISK_NODE] }),
             Arc::clone(&lock),
         )
-        .await?;
-        if state == PowerState::Running {
-            let socket = dir.qmp_socket();
+        .await;
+        let socket = dir.qmp_socket();
+        let running = || async {
             let status = qmp::command(&socket, "query-status", None, QMP_TIMEOUT).await?;
-            if status.get("status").and_then(Value::as_str) != Some("running") {
-                qmp::command(&socket, "cont", None, QMP_TIMEOUT).await?;
+            Ok::<_, EngineError>(status.get("status").and_then(Value::as_str) == Some("running"))
+        };
+        if let Err(e) = loaded {
+            if state == PowerState::Running && !running().await.unwrap_or(false) {
+                let detail = match e {
+                    EngineError::Qmp(m) => m,
+                    other => other.to_string(),
+                };
+                return Err(EngineError::Qmp(format!(
+                    "{detail}; the guest is left stopped in an undefined state: hard_stop it"
+                )));
             }
+            return Err(e);
+        }
+        if state == PowerState::Running && !running().await? {
+            qmp::command(&socket, "cont", None, QMP_TIMEOUT).await?;
         }
         tracing::info!(uuid, snapshot = name, "vm reverted with its memory");
         Ok(())
