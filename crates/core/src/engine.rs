@@ -546,6 +546,10 @@ pub trait Engine: Send + Sync {
         nic: &NicSpec,
     ) -> Result<(), EngineError>;
     /// Remove the NIC with this MAC, hot-unplugged when the VM runs.
-    async fn nic_unplug(&self, host: &HostContext, uuid: &str, mac: &str)
-        -> Result<(), EngineError>;
+    async fn nic_unplug(
+        &self,
+        host: &HostContext,
+        uuid: &str,
+        mac: &str,
+    ) -> Result<(), EngineError>;
 }

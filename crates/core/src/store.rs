@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 
 pub use crate::account_store::AccountStore;
-pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
 use crate::accounts::LogFilter;
 use crate::engine::PowerState;
 use crate::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
     VmConfig, VmStatusSample,
 };
+pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

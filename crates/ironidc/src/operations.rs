@@ -57,7 +57,11 @@ pub struct OperationsConfig {
 }
 
 impl OperationsArgs {
-    pub fn resolve(self, file: &FileConfig, listen: SocketAddr) -> Result<OperationsConfig, String> {
+    pub fn resolve(
+        self,
+        file: &FileConfig,
+        listen: SocketAddr,
+    ) -> Result<OperationsConfig, String> {
         let report = self
             .guest_report_url
             .or_else(|| file.guest_report_url.clone())
@@ -144,7 +148,10 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:1880".parse().unwrap();
         let lo: SocketAddr = "127.0.0.1:1880".parse().unwrap();
         let one: SocketAddr = "10.0.0.2:1880".parse().unwrap();
-        assert_eq!(report_url("auto", any).unwrap(), ReportUrl::GatewayPort(1880));
+        assert_eq!(
+            report_url("auto", any).unwrap(),
+            ReportUrl::GatewayPort(1880)
+        );
         assert_eq!(report_url("auto", lo).unwrap(), ReportUrl::Off);
         assert_eq!(
             report_url("auto", one).unwrap(),

@@ -350,12 +350,36 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm
     ),
     // OpenIDCS: VM operations (issue 5)
-    ep!("openidcs", "GET", "/api/client/remote/{hs}/{vm}", Perm("vm.console.open"), Vm),
-    ep!("openidcs", "GET", "/api/client/console/{hs}/{vm}", Perm("vm.console.open"), Vm),
-    ep!("openidcs", "DELETE", "/api/client/console/{hs}/{vm}", Perm("vm.console.open"), Vm),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/remote/{hs}/{vm}",
+        Perm("vm.console.open"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/console/{hs}/{vm}",
+        Perm("vm.console.open"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "DELETE",
+        "/api/client/console/{hs}/{vm}",
+        Perm("vm.console.open"),
+        Vm
+    ),
     // The console WebSocket and the upload authenticate with their own
     // secrets (a console token, a VM's report secret), not a user token.
-    ep!("openidcs", "GET", "/api/client/console/ws?token=nope", Secret, Global),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/console/ws?token=nope",
+        Secret,
+        Global
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -364,9 +388,27 @@ const ENDPOINTS: &[Endpoint] = &[
         Global,
         |_| json!({"cpu_usage": 1.0})
     ),
-    ep!("openidcs", "GET", "/api/client/monitor/{hs}/{vm}?range=day", Perm("vm.instance.read"), Vm),
-    ep!("openidcs", "GET", "/api/client/agent/{hs}/{vm}", Perm("vm.instance.read"), Vm),
-    ep!("openidcs", "GET", "/api/client/interfaces/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/monitor/{hs}/{vm}?range=day",
+        Perm("vm.instance.read"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/agent/{hs}/{vm}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/interfaces/{hs}/{vm}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -399,7 +441,13 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"command": "/bin/true"})
     ),
-    ep!("openidcs", "GET", "/api/client/snapshot/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/snapshot/{hs}/{vm}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -408,9 +456,27 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"name": "s1"})
     ),
-    ep!("openidcs", "POST", "/api/client/snapshot/{hs}/{vm}/s1/revert", Perm("vm.snapshot.write"), Vm),
-    ep!("openidcs", "DELETE", "/api/client/snapshot/{hs}/{vm}/s1", Perm("vm.snapshot.write"), Vm),
-    ep!("openidcs", "GET", "/api/client/backup/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/snapshot/{hs}/{vm}/s1/revert",
+        Perm("vm.snapshot.write"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "DELETE",
+        "/api/client/snapshot/{hs}/{vm}/s1",
+        Perm("vm.snapshot.write"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/backup/{hs}/{vm}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -419,8 +485,20 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"name": "b1"})
     ),
-    ep!("openidcs", "POST", "/api/client/backup/{hs}/{vm}/b1/restore", Perm("vm.backup.write"), Vm),
-    ep!("openidcs", "DELETE", "/api/client/backup/{hs}/{vm}/b1", Perm("vm.backup.write"), Vm),
+    ep!(
+        "openidcs",
+        "POST",
+        "/api/client/backup/{hs}/{vm}/b1/restore",
+        Perm("vm.backup.write"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "DELETE",
+        "/api/client/backup/{hs}/{vm}/b1",
+        Perm("vm.backup.write"),
+        Vm
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -429,7 +507,13 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"os_name": "demo"})
     ),
-    ep!("openidcs", "GET", "/api/server/isos/{hs}", Perm("vm.instance.read"), Global),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/server/isos/{hs}",
+        Perm("vm.instance.read"),
+        Global
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -438,8 +522,20 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"iso": "x.iso"})
     ),
-    ep!("openidcs", "DELETE", "/api/client/iso/{hs}/{vm}", Perm("vm.media.write"), Vm),
-    ep!("openidcs", "GET", "/api/client/nics/{hs}/{vm}", Perm("vm.instance.read"), Vm),
+    ep!(
+        "openidcs",
+        "DELETE",
+        "/api/client/iso/{hs}/{vm}",
+        Perm("vm.media.write"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/nics/{hs}/{vm}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
     ep!(
         "openidcs",
         "POST",
@@ -448,7 +544,13 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm,
         |_| json!({"nic_type": "nat"})
     ),
-    ep!("openidcs", "DELETE", "/api/client/nics/{hs}/{vm}/nic0", Perm("vm.nic.write"), Vm),
+    ep!(
+        "openidcs",
+        "DELETE",
+        "/api/client/nics/{hs}/{vm}/nic0",
+        Perm("vm.nic.write"),
+        Vm
+    ),
     ep!("openidcs", "GET", "/api/system/tasker/1", Anyone, Global),
     ep!("openidcs", "GET", "/api/no/such/endpoint", Anyone, Global),
     // PTPB: sessions

@@ -129,7 +129,10 @@ fn rfb_session(url: &str) -> (u16, u16) {
     send(&mut ws, &req);
     let header = need(&mut ws, &mut buf, 4);
     assert_eq!(header[0], 0, "a FramebufferUpdate");
-    assert!(u16::from_be_bytes([header[2], header[3]]) >= 1, "rectangles");
+    assert!(
+        u16::from_be_bytes([header[2], header[3]]) >= 1,
+        "rectangles"
+    );
     let _ = ws.close(None);
     (width, height)
 }
@@ -169,7 +172,9 @@ fn vm_operations_with_a_real_guest() {
     let host_ns = Netns::new(format!("ironidc-ops-h{n}"));
     let (vr, vh) = (format!("iopr{n}"), format!("ioph{n}"));
     let _ = Command::new("ip").args(["link", "del", &vr]).output();
-    run(&["ip", "link", "add", &vr, "type", "veth", "peer", "name", &vh]);
+    run(&[
+        "ip", "link", "add", &vr, "type", "veth", "peer", "name", &vh,
+    ]);
     run(&["ip", "link", "set", &vh, "netns", &host_ns.0]);
     run(&["ip", "addr", "add", &format!("10.214.{n}.1/24"), "dev", &vr]);
     run(&["ip", "link", "set", &vr, "up"]);
@@ -213,9 +218,11 @@ fn vm_operations_with_a_real_guest() {
     let created = s.ok(
         "POST",
         "/api/client/create/h1",
-        Some(json!({"vm_uuid": VM, "os_name": "demo", "cpu_num": 1, "mem_num": 256,
+        Some(
+            json!({"vm_uuid": VM, "os_name": "demo", "cpu_num": 1, "mem_num": 256,
                     "hdd_num": 1024, "os_pass": "First-Pass-2026", "bak_num": 1,
-                    "nic_all": {"nic0": {"nic_type": "nat"}}})),
+                    "nic_all": {"nic0": {"nic_type": "nat"}}}),
+        ),
     );
     let mac0 = created["vm"]["config"]["nic_all"]["nic0"]["mac_addr"]
         .as_str()
@@ -315,25 +322,37 @@ fn vm_operations_with_a_real_guest() {
     );
 
     // ---- status reports and monitoring -------------------------------------
-    let monitor = || s.ok("GET", &format!("/api/client/monitor/h1/{VM}?range=hour"), None);
+    let monitor = || {
+        s.ok(
+            "GET",
+            &format!("/api/client/monitor/h1/{VM}?range=hour"),
+            None,
+        )
+    };
     let conf = sh(&s, "cat /etc/ironidc/report.conf");
     assert!(
-        conf.contains(&format!("REPORT_URL='{report_url}/api/client/upload?nic={mac0}'")),
+        conf.contains(&format!(
+            "REPORT_URL='{report_url}/api/client/upload?nic={mac0}'"
+        )),
         "the seed shipped the reporter's settings: {conf}"
     );
     assert!(!conf.is_empty());
     let probe = guest(
         &s,
         "/bin/sh",
-        &["-c", &format!("wget -q -O - {report_url}/api/system/health")],
+        &[
+            "-c",
+            &format!("wget -q -O - {report_url}/api/system/health"),
+        ],
     );
     assert_eq!(probe.0, 0, "the guest reaches the controller: {probe:?}");
     wait_until(60, "a guest report merged into the series", || {
-        monitor()["samples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["status"]["source"].as_str().unwrap_or("").contains("guest"))
+        monitor()["samples"].as_array().unwrap().iter().any(|x| {
+            x["status"]["source"]
+                .as_str()
+                .unwrap_or("")
+                .contains("guest")
+        })
     });
     wait_until(30, "a host sample with I/O counters", || {
         monitor()["samples"].as_array().unwrap().iter().any(|x| {
@@ -342,7 +361,11 @@ fn vm_operations_with_a_real_guest() {
                 && x["status"]["disk_read_bytes"].as_u64().unwrap_or(0) > 0
         })
     });
-    assert!(serial(&vm_dir).contains("IRONIDC-REPORT ok"), "{}", serial(&vm_dir));
+    assert!(
+        serial(&vm_dir).contains("IRONIDC-REPORT ok"),
+        "{}",
+        serial(&vm_dir)
+    );
     let count = monitor()["samples"].as_array().unwrap().len();
     let upload = |mac: &str, secret: &str| {
         let resp = s
@@ -369,22 +392,36 @@ fn vm_operations_with_a_real_guest() {
         .unwrap()
         .iter()
         .any(|x| x["status"]["cpu_usage"] == 5.0 && x["status"]["mem_usage"] == 100));
-    let day = s.ok("GET", &format!("/api/client/monitor/h1/{VM}?range=day"), None);
+    let day = s.ok(
+        "GET",
+        &format!("/api/client/monitor/h1/{VM}?range=day"),
+        None,
+    );
     assert!(day["to"].as_i64().unwrap() - day["from"].as_i64().unwrap() == 86_400);
-    let (status, _) = s.call("GET", &format!("/api/client/monitor/h1/{VM}?range=week"), None);
+    let (status, _) = s.call(
+        "GET",
+        &format!("/api/client/monitor/h1/{VM}?range=week"),
+        None,
+    );
     assert_eq!(status, 400);
 
     // ---- console -------------------------------------------------------------
     let page = s.ok("GET", &format!("/api/client/remote/h1/{VM}"), None);
     let page = page.as_str().unwrap().to_string();
-    assert!(page.starts_with(&format!("http://{api_ip}:1880/console/vnc.html?token=")), "{page}");
+    assert!(
+        page.starts_with(&format!("http://{api_ip}:1880/console/vnc.html?token=")),
+        "{page}"
+    );
     assert!(!page.contains("First-Pass") && !page.contains("Reset-By-Agent"));
     let html = s.client.get(&page).send().unwrap();
     assert_eq!(html.status().as_u16(), 200);
     let ws = ws_url_of(&page);
     let (w, h) = rfb_session(&ws);
     assert!(w > 0 && h > 0, "{w}x{h}");
-    assert!(connect_ws(&ws).is_err(), "a console token opens one session only");
+    assert!(
+        connect_ws(&ws).is_err(),
+        "a console token opens one session only"
+    );
     assert!(
         connect_ws(&format!("{}/api/client/console/ws?token=forged", s.base)).is_err(),
         "an unknown token is refused"
@@ -394,7 +431,14 @@ fn vm_operations_with_a_real_guest() {
     let (mut open, _) = connect_ws(&ws_url_of(page2.as_str().unwrap())).unwrap();
     let state = s.ok("GET", &format!("/api/client/console/h1/{VM}"), None);
     assert_eq!(state["available"], true, "{state}");
-    assert!(state["tokens"].as_array().unwrap().iter().any(|t| t["live"] == true), "{state}");
+    assert!(
+        state["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["live"] == true),
+        "{state}"
+    );
     let revoked = s.ok("DELETE", &format!("/api/client/console/h1/{VM}"), None);
     assert!(revoked["revoked"].as_u64().unwrap() >= 1, "{revoked}");
     let started = Instant::now();
@@ -419,7 +463,10 @@ fn vm_operations_with_a_real_guest() {
         &format!("/api/client/snapshot/h1/{VM}"),
         Some(json!({"name": "s1"})),
     );
-    assert!(snap["vm_state_bytes"].as_u64().unwrap() > 0, "with memory: {snap}");
+    assert!(
+        snap["vm_state_bytes"].as_u64().unwrap() > 0,
+        "with memory: {snap}"
+    );
     sh(&s, "echo after > /root/snapfile");
     let (status, v) = s.call(
         "POST",
@@ -428,10 +475,18 @@ fn vm_operations_with_a_real_guest() {
     );
     assert_eq!(status, 404, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("nosuch"), "{v}");
-    s.ok("POST", &format!("/api/client/snapshot/h1/{VM}/s1/revert"), None);
+    s.ok(
+        "POST",
+        &format!("/api/client/snapshot/h1/{VM}/s1/revert"),
+        None,
+    );
     wait_until(30, "the agent after the revert", || agent_answers(&s));
     assert_eq!(sh(&s, "cat /root/snapfile"), "before\n", "the file is back");
-    s.ok("POST", &format!("/api/client/snapshot/h1/{VM}"), Some(json!({"name": "s2"})));
+    s.ok(
+        "POST",
+        &format!("/api/client/snapshot/h1/{VM}"),
+        Some(json!({"name": "s2"})),
+    );
     let (status, v) = s.call(
         "POST",
         &format!("/api/client/snapshot/h1/{VM}"),
@@ -441,7 +496,11 @@ fn vm_operations_with_a_real_guest() {
     let list = s.ok("GET", &format!("/api/client/snapshot/h1/{VM}"), None);
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     for name in ["s1", "s2"] {
-        s.ok("DELETE", &format!("/api/client/snapshot/h1/{VM}/{name}"), None);
+        s.ok(
+            "DELETE",
+            &format!("/api/client/snapshot/h1/{VM}/{name}"),
+            None,
+        );
     }
 
     // ---- backups -----------------------------------------------------------------
@@ -463,10 +522,18 @@ fn vm_operations_with_a_real_guest() {
     sh(&s, "rm /mnt/disk/keep.txt && sync");
     let (status, v) = s.call("POST", "/api/client/backup/h1/ops2/b1/restore", None);
     assert_eq!(status, 404, "a backup of another VM: {v}");
-    let restore = s.ok("POST", &format!("/api/client/backup/h1/{VM}/b1/restore"), None);
+    let restore = s.ok(
+        "POST",
+        &format!("/api/client/backup/h1/{VM}/b1/restore"),
+        None,
+    );
     wait_task(&s, restore["task_id"].as_i64().unwrap(), 300);
     wait_until(90, "the agent after the restore", || agent_answers(&s));
-    assert_eq!(sh(&s, "cat /mnt/disk/keep.txt"), "precious\n", "the file is back");
+    assert_eq!(
+        sh(&s, "cat /mnt/disk/keep.txt"),
+        "precious\n",
+        "the file is back"
+    );
     let backups = s.ok("GET", &format!("/api/client/backup/h1/{VM}"), None);
     assert_eq!(backups[0]["name"], "b1", "{backups}");
     s.ok("DELETE", &format!("/api/client/backup/h1/{VM}/b1"), None);
@@ -493,7 +560,11 @@ fn vm_operations_with_a_real_guest() {
     );
     assert_eq!(text, "IRONIDC-ISO-CONTENT\n");
     s.ok("DELETE", &format!("/api/client/iso/h1/{VM}"), None);
-    let (code, _) = guest(&s, "/bin/sh", &["-c", "mount -t iso9660 -o ro /dev/sr0 /mnt/cdrom"]);
+    let (code, _) = guest(
+        &s,
+        "/bin/sh",
+        &["-c", "mount -t iso9660 -o ro /dev/sr0 /mnt/cdrom"],
+    );
     assert_ne!(code, 0, "no disc after eject");
 
     // ---- NIC hot-plug --------------------------------------------------------------
@@ -542,8 +613,14 @@ fn vm_operations_with_a_real_guest() {
     let (code, _) = guest(&s, "/bin/cat", &["/mnt/disk/marker.txt"]);
     assert_ne!(code, 0, "a fresh system disk");
     let after = s.ok("GET", &format!("/api/client/detail/h1/{VM}"), None);
-    assert_eq!(after["config"]["nic_all"]["nic0"]["ip4_addr"], ip0, "addresses kept");
-    assert_eq!(after["config"]["nic_all"]["nic0"]["mac_addr"], mac0.as_str());
+    assert_eq!(
+        after["config"]["nic_all"]["nic0"]["ip4_addr"], ip0,
+        "addresses kept"
+    );
+    assert_eq!(
+        after["config"]["nic_all"]["nic0"]["mac_addr"],
+        mac0.as_str()
+    );
 
     // ---- the host's own figures -----------------------------------------------------
     let status = s.ok("GET", "/api/server/status/h1?refresh=true", None);

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use ironidc_core::model::{Task, Vm};
-use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError};
 use ironidc_core::service::now;
+use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -131,7 +131,8 @@ impl OpsStore for SqlStore {
     }
 
     async fn all_vms(&self) -> Result<Vec<Vm>, StoreError> {
-        self.vm_where("WHERE $1 = $1 ORDER BY v.id", (0, None)).await
+        self.vm_where("WHERE $1 = $1 ORDER BY v.id", (0, None))
+            .await
     }
 
     async fn task_by_id(&self, id: i64) -> Result<Option<Task>, StoreError> {

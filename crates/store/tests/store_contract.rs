@@ -219,7 +219,11 @@ async fn contract(store: &SqlStore, tag: &str) {
         Some("v2")
     );
 
-    let task = store.task_by_id(t1.id).await.expect("task by id").expect("found");
+    let task = store
+        .task_by_id(t1.id)
+        .await
+        .expect("task by id")
+        .expect("found");
     assert_eq!((task.id, task.status), (t1.id, TaskStatus::Succeeded));
     assert!(store.task_by_id(-1).await.expect("none").is_none());
 
@@ -239,9 +243,18 @@ async fn contract(store: &SqlStore, tag: &str) {
 /// Console tokens (one-time open, touch, revoke per user or all, purge),
 /// the report secret, lookups by id, and status retention.
 async fn ops_contract(store: &SqlStore, vm_id: i64) {
-    let by_id = store.vm_by_id(vm_id).await.expect("vm by id").expect("found");
+    let by_id = store
+        .vm_by_id(vm_id)
+        .await
+        .expect("vm by id")
+        .expect("found");
     assert_eq!(by_id.id, vm_id);
-    assert!(store.all_vms().await.expect("all").iter().any(|v| v.id == vm_id));
+    assert!(store
+        .all_vms()
+        .await
+        .expect("all")
+        .iter()
+        .any(|v| v.id == vm_id));
     assert!(store.vm_by_id(-1).await.expect("none").is_none());
 
     let hash = format!("hash-{vm_id}-{}", std::process::id());
@@ -266,10 +279,16 @@ async fn ops_contract(store: &SqlStore, vm_id: i64) {
     assert!(dup.is_err(), "token hashes are unique");
     assert!(store.open_console_token(token.id, 100).await.expect("open"));
     assert!(
-        !store.open_console_token(token.id, 101).await.expect("open again"),
+        !store
+            .open_console_token(token.id, 101)
+            .await
+            .expect("open again"),
         "a token opens one session only"
     );
-    store.touch_console_token(token.id, 200).await.expect("touch");
+    store
+        .touch_console_token(token.id, 200)
+        .await
+        .expect("touch");
     let got = store
         .console_token_by_hash(&hash)
         .await
@@ -286,7 +305,10 @@ async fn ops_contract(store: &SqlStore, vm_id: i64) {
         .await
         .expect("second");
     assert_eq!(
-        store.revoke_console_tokens(vm_id, Some(7)).await.expect("revoke own"),
+        store
+            .revoke_console_tokens(vm_id, Some(7))
+            .await
+            .expect("revoke own"),
         1
     );
     let listed = store.console_tokens(vm_id).await.expect("list");
@@ -294,10 +316,16 @@ async fn ops_contract(store: &SqlStore, vm_id: i64) {
     assert_eq!(listed[0].id, other.id, "newest first");
     assert!(!listed[0].revoked && listed[1].revoked);
     assert_eq!(
-        store.revoke_console_tokens(vm_id, None).await.expect("revoke all"),
+        store
+            .revoke_console_tokens(vm_id, None)
+            .await
+            .expect("revoke all"),
         1
     );
-    assert!(!store.open_console_token(other.id, 300).await.expect("revoked"));
+    assert!(!store
+        .open_console_token(other.id, 300)
+        .await
+        .expect("revoked"));
     assert_eq!(
         store.purge_console_tokens(250).await.expect("purge"),
         1,
@@ -310,7 +338,11 @@ async fn ops_contract(store: &SqlStore, vm_id: i64) {
         .await
         .expect("set secret");
     assert_eq!(
-        store.vm_report_secret(vm_id).await.expect("secret").as_deref(),
+        store
+            .vm_report_secret(vm_id)
+            .await
+            .expect("secret")
+            .as_deref(),
         Some("enc:v1:s")
     );
 

@@ -26,7 +26,11 @@ pub async fn remote(
     PathParams((hs, vm)): PathParams<(String, String)>,
 ) -> ApiResult<String> {
     let ticket = s.services.console_open(&actor, &hs, &vm).await?;
-    Ok(Data(format!("{}{}", public_base(&s, &headers), ticket.path)))
+    Ok(Data(format!(
+        "{}{}",
+        public_base(&s, &headers),
+        ticket.path
+    )))
 }
 
 /// The controller's URL as the browser reaches it: `public_url` when set,
@@ -38,7 +42,10 @@ fn public_base(s: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost");
     format!("http://{host}")
 }
@@ -81,7 +88,9 @@ pub async fn websocket(
         Ok(ws) => ws,
         Err(e) => {
             s.services.console_token_usable(&token).await?;
-            return Err(ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")));
+            return Err(ApiError::bad_request(format!(
+                "expected a WebSocket upgrade: {e}"
+            )));
         }
     };
     let attached = s.services.console_attach(&token).await?;

@@ -46,7 +46,9 @@ pub async fn snapshot_revert(
     PathParams((hs, vm, name)): PathParams<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
-    Ok(Data(serde_json::json!({"snapshot": name, "reverted": true})))
+    Ok(Data(
+        serde_json::json!({"snapshot": name, "reverted": true}),
+    ))
 }
 
 pub async fn snapshot_delete(
@@ -76,7 +78,9 @@ pub async fn backup_create(
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
     Ok(Data(
-        s.services.create_backup(&actor, &hs, &vm, &req.name).await?,
+        s.services
+            .create_backup(&actor, &hs, &vm, &req.name)
+            .await?,
     ))
 }
 

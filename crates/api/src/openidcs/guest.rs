@@ -96,7 +96,9 @@ pub async fn password(
     s.services
         .reset_guest_password(&actor, &hs, &vm, req.user.as_deref(), &req.password)
         .await?;
-    Ok(Data(serde_json::json!({"vm_uuid": vm, "user": req.user.unwrap_or_else(|| "root".into())})))
+    Ok(Data(
+        serde_json::json!({"vm_uuid": vm, "user": req.user.unwrap_or_else(|| "root".into())}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -116,7 +118,9 @@ pub async fn hostname(
     s.services
         .set_guest_hostname(&actor, &hs, &vm, &req.hostname)
         .await?;
-    Ok(Data(serde_json::json!({"vm_uuid": vm, "hostname": req.hostname})))
+    Ok(Data(
+        serde_json::json!({"vm_uuid": vm, "hostname": req.hostname}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -141,7 +145,9 @@ pub async fn write_file(
     s.services
         .write_guest_file(&actor, &hs, &vm, &req.path, &bytes)
         .await?;
-    Ok(Data(serde_json::json!({"path": req.path, "bytes": bytes.len()})))
+    Ok(Data(
+        serde_json::json!({"path": req.path, "bytes": bytes.len()}),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -62,18 +62,36 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
         .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
-        .route("/api/client/remote/{hs_name}/{vm_uuid}", get(console::remote))
+        .route(
+            "/api/client/remote/{hs_name}/{vm_uuid}",
+            get(console::remote),
+        )
         .route("/api/client/console/ws", get(console::websocket))
         .route(
             "/api/client/console/{hs_name}/{vm_uuid}",
             get(console::state).delete(console::revoke),
         )
         .route("/api/client/upload", post(guest::upload))
-        .route("/api/client/monitor/{hs_name}/{vm_uuid}", get(guest::monitor))
-        .route("/api/client/agent/{hs_name}/{vm_uuid}", get(guest::agent_status))
-        .route("/api/client/password/{hs_name}/{vm_uuid}", post(guest::password))
-        .route("/api/client/hostname/{hs_name}/{vm_uuid}", post(guest::hostname))
-        .route("/api/client/file/{hs_name}/{vm_uuid}", post(guest::write_file))
+        .route(
+            "/api/client/monitor/{hs_name}/{vm_uuid}",
+            get(guest::monitor),
+        )
+        .route(
+            "/api/client/agent/{hs_name}/{vm_uuid}",
+            get(guest::agent_status),
+        )
+        .route(
+            "/api/client/password/{hs_name}/{vm_uuid}",
+            post(guest::password),
+        )
+        .route(
+            "/api/client/hostname/{hs_name}/{vm_uuid}",
+            post(guest::hostname),
+        )
+        .route(
+            "/api/client/file/{hs_name}/{vm_uuid}",
+            post(guest::write_file),
+        )
         .route("/api/client/exec/{hs_name}/{vm_uuid}", post(guest::exec))
         .route(
             "/api/client/interfaces/{hs_name}/{vm_uuid}",
@@ -103,7 +121,10 @@ pub fn router(state: AppState) -> Router {
             "/api/client/backup/{hs_name}/{vm_uuid}/{name}/restore",
             post(disks::backup_restore),
         )
-        .route("/api/client/reinstall/{hs_name}/{vm_uuid}", post(disks::reinstall))
+        .route(
+            "/api/client/reinstall/{hs_name}/{vm_uuid}",
+            post(disks::reinstall),
+        )
         .route("/api/server/isos/{hs_name}", get(disks::iso_list))
         .route(
             "/api/client/iso/{hs_name}/{vm_uuid}",

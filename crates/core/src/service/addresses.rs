@@ -393,7 +393,11 @@ impl Services {
     }
 
     /// 409 while a NAT rule forwards to `address` or a domain is proxied to it.
-    pub(crate) async fn ensure_address_unused(&self, vm_id: i64, address: &str) -> Result<(), CoreError> {
+    pub(crate) async fn ensure_address_unused(
+        &self,
+        vm_id: i64,
+        address: &str,
+    ) -> Result<(), CoreError> {
         let rules = self.store().nat_rules(Scope::Vm(vm_id)).await?;
         if let Some(rule) = rules.iter().find(|r| r.internal_ip == address) {
             return Err(CoreError::Conflict(format!(

@@ -77,7 +77,9 @@ impl Services {
         let busy = self
             .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
             .await?;
-        let op = self.begin(actor, action, Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, action, Some(hs_name), Some(vm_uuid))
+            .await?;
         let started = TaskStarted {
             task_id: op.task_id,
             name: name.clone(),
@@ -123,7 +125,9 @@ impl Services {
         let busy = self
             .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
             .await?;
-        let op = self.begin(actor, action, Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, action, Some(hs_name), Some(vm_uuid))
+            .await?;
         let started = TaskStarted {
             task_id: op.task_id,
             name: name.to_string(),
@@ -156,13 +160,21 @@ impl Services {
         if was_running {
             op.step("starting", 95).await;
             let started = engine
-                .power(&ctx, &vm.uuid, PowerAction::Start, self.inner.opts.stop_timeout)
+                .power(
+                    &ctx,
+                    &vm.uuid,
+                    PowerAction::Start,
+                    self.inner.opts.stop_timeout,
+                )
                 .await;
             if let Err(e) = started {
                 tracing::warn!(vm = %vm.uuid, error = %e, "could not start the VM after a restore");
             }
         }
-        let state = engine.state(&ctx, &vm.uuid).await.unwrap_or(PowerState::Unknown);
+        let state = engine
+            .state(&ctx, &vm.uuid)
+            .await
+            .unwrap_or(PowerState::Unknown);
         self.store()
             .set_vm_state(vm.id, state, vm.pending_restart)
             .await?;
@@ -235,13 +247,23 @@ impl Services {
             return Ok(false);
         }
         match engine
-            .power(&ctx, &vm.uuid, PowerAction::Stop, self.inner.opts.stop_timeout)
+            .power(
+                &ctx,
+                &vm.uuid,
+                PowerAction::Stop,
+                self.inner.opts.stop_timeout,
+            )
             .await
         {
             Ok(()) => {}
             Err(EngineError::StopTimeout(_)) | Err(EngineError::InvalidState { .. }) => {
                 engine
-                    .power(&ctx, &vm.uuid, PowerAction::HardStop, self.inner.opts.stop_timeout)
+                    .power(
+                        &ctx,
+                        &vm.uuid,
+                        PowerAction::HardStop,
+                        self.inner.opts.stop_timeout,
+                    )
                     .await?;
             }
             Err(e) => return Err(e.into()),

@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(contents[0], REPORTER_SCRIPT);
         assert!(contents[1].contains("REPORT_SECRET='abc123'"));
         assert!(contents[1].contains("REPORT_INTERVAL=60"));
-        assert!(!seed.user_data.contains("abc123"), "secret only base64-encoded in the file");
+        assert!(
+            !seed.user_data.contains("abc123"),
+            "secret only base64-encoded in the file"
+        );
         assert!(seed
             .user_data
             .contains("runcmd:\n  - [ /usr/local/sbin/ironidc-report, --daemon ]\n"));

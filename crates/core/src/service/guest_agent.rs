@@ -291,7 +291,10 @@ fn check_guest_user(user: &str) -> Result<(), CoreError> {
 pub(crate) fn check_vm_password(password: &str) -> Result<(), CoreError> {
     let len = password.chars().count();
     if !(8..=128).contains(&len) {
-        return Err(CoreError::invalid("password", "must be 8 to 128 characters"));
+        return Err(CoreError::invalid(
+            "password",
+            "must be 8 to 128 characters",
+        ));
     }
     if password.chars().any(|c| c.is_control() || c == ':') {
         return Err(CoreError::invalid(
@@ -332,10 +335,16 @@ fn check_guest_path(path: &str) -> Result<(), CoreError> {
 
 fn check_exec(input: &ExecInput) -> Result<(), CoreError> {
     if input.program.is_empty() || input.program.contains('\0') || input.program.len() > 4096 {
-        return Err(CoreError::invalid("command", "must be a program path or name"));
+        return Err(CoreError::invalid(
+            "command",
+            "must be a program path or name",
+        ));
     }
     if input.args.iter().any(|a| a.contains('\0')) || input.args.len() > 256 {
-        return Err(CoreError::invalid("args", "at most 256 arguments without NUL bytes"));
+        return Err(CoreError::invalid(
+            "args",
+            "at most 256 arguments without NUL bytes",
+        ));
     }
     if input.timeout_secs == 0 || input.timeout_secs > MAX_EXEC_TIMEOUT_SECS {
         return Err(CoreError::invalid(
@@ -343,7 +352,11 @@ fn check_exec(input: &ExecInput) -> Result<(), CoreError> {
             format!("must be 1 to {MAX_EXEC_TIMEOUT_SECS} seconds"),
         ));
     }
-    if input.stdin.as_ref().is_some_and(|s| s.len() > MAX_GUEST_FILE_BYTES) {
+    if input
+        .stdin
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_GUEST_FILE_BYTES)
+    {
         return Err(CoreError::invalid(
             "stdin",
             format!("at most {MAX_GUEST_FILE_BYTES} bytes"),

@@ -49,7 +49,11 @@ impl Services {
         vm_uuid: &str,
         iso: Option<&str>,
     ) -> Result<(), CoreError> {
-        let action = if iso.is_some() { "vm.iso.insert" } else { "vm.iso.eject" };
+        let action = if iso.is_some() {
+            "vm.iso.insert"
+        } else {
+            "vm.iso.eject"
+        };
         let (host, vm) = self
             .owned_vm(actor, "vm.media.write", Some(action), hs_name, vm_uuid)
             .await?;

@@ -152,7 +152,8 @@ impl Services {
             .guest_reports
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let fresh_for = GUEST_REPORT_FRESH_INTERVALS * self.inner.opts.monitor_every.as_secs() as i64;
+        let fresh_for =
+            GUEST_REPORT_FRESH_INTERVALS * self.inner.opts.monitor_every.as_secs() as i64;
         if let Some((at, guest)) = reports.get(&vm_id) {
             if now() - at <= fresh_for.max(60) {
                 merge_from_guest(status, guest);

@@ -52,7 +52,10 @@ impl Services {
             };
             crate::validate::path_name("name", &name)?;
             if vm.config.nic_all.contains_key(&name) {
-                return Err(CoreError::invalid("name", format!("vm already has a NIC {name}")));
+                return Err(CoreError::invalid(
+                    "name",
+                    format!("vm already has a NIC {name}"),
+                ));
             }
             let mut merged = vm.config.clone();
             merged.nic_all.insert(name.clone(), input.nic.clone());
@@ -155,7 +158,12 @@ impl Services {
     }
 
     /// Addresses for the NICs of `config`, then the config itself.
-    async fn store_nics(&self, host: &Host, vm: &Vm, config: &mut VmConfig) -> Result<(), CoreError> {
+    async fn store_nics(
+        &self,
+        host: &Host,
+        vm: &Vm,
+        config: &mut VmConfig,
+    ) -> Result<(), CoreError> {
         let lock = self.host_net_lock(host.id);
         let _net = lock.lock().await;
         self.sync_addresses(host, vm, config).await?;

@@ -34,7 +34,10 @@ impl Services {
             let image = self.image_for(&host, &vm, &input.os_name)?;
             if let Some(p) = &input.os_pass {
                 check_vm_password(p).map_err(|_| {
-                    CoreError::invalid("os_pass", "must be 8 to 128 characters without ':' or control characters")
+                    CoreError::invalid(
+                        "os_pass",
+                        "must be 8 to 128 characters without ':' or control characters",
+                    )
                 })?;
             }
             let busy = self.mark_busy(&vm, "reinstalling", "a reinstall")?;
@@ -44,7 +47,9 @@ impl Services {
         let (image, busy) = self
             .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
             .await?;
-        let op = self.begin(actor, action, Some(hs_name), Some(vm_uuid)).await?;
+        let op = self
+            .begin(actor, action, Some(hs_name), Some(vm_uuid))
+            .await?;
         let started = TaskStarted {
             task_id: op.task_id,
             name: input.os_name.clone(),
@@ -52,7 +57,9 @@ impl Services {
         let services = self.clone();
         tokio::spawn(async move {
             let _busy = busy;
-            let res = services.run_reinstall(&host, &vm, &input, &image, &op).await;
+            let res = services
+                .run_reinstall(&host, &vm, &input, &image, &op)
+                .await;
             op.finish(res, |()| serde_json::json!({"os_name": input.os_name}))
                 .await
                 .ok();
@@ -62,12 +69,17 @@ impl Services {
 
     /// The image file of `os_name` on the host, checked against the VM's disk.
     fn image_for(&self, host: &Host, vm: &Vm, os_name: &str) -> Result<String, CoreError> {
-        let (image, min_gb) = host.config.system_maps.get(os_name).cloned().ok_or_else(|| {
-            CoreError::invalid(
-                "os_name",
-                format!("unknown system {os_name:?} on host {}", host.name),
-            )
-        })?;
+        let (image, min_gb) = host
+            .config
+            .system_maps
+            .get(os_name)
+            .cloned()
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "os_name",
+                    format!("unknown system {os_name:?} on host {}", host.name),
+                )
+            })?;
         if vm.config.hdd_num < min_gb * 1024 {
             return Err(CoreError::invalid(
                 "os_name",
@@ -94,9 +106,7 @@ impl Services {
         let spec = super::vms::spec_of(host, &config, image);
         let progress = op.progress();
         engine.reinstall(&ctx, &spec, &progress).await?;
-        self.store()
-            .update_vm_config(vm.id, &config, false)
-            .await?;
+        self.store().update_vm_config(vm.id, &config, false).await?;
         if let Some(p) = &input.os_pass {
             self.store()
                 .set_vm_password(vm.id, &self.inner.secrets.seal(p)?)
@@ -109,10 +119,18 @@ impl Services {
         if was_running {
             op.step("starting", 95).await;
             engine
-                .power(&ctx, &vm.uuid, PowerAction::Start, self.inner.opts.stop_timeout)
+                .power(
+                    &ctx,
+                    &vm.uuid,
+                    PowerAction::Start,
+                    self.inner.opts.stop_timeout,
+                )
                 .await?;
         }
-        let state = engine.state(&ctx, &vm.uuid).await.unwrap_or(PowerState::Unknown);
+        let state = engine
+            .state(&ctx, &vm.uuid)
+            .await
+            .unwrap_or(PowerState::Unknown);
         self.store().set_vm_state(vm.id, state, false).await?;
         Ok(())
     }

@@ -111,8 +111,16 @@ impl Services {
                 .map_err(|_| CoreError::not_found("snapshot", name))?;
             let busy = self.mark_busy(
                 &vm,
-                if reverting { "reverting a snapshot" } else { "deleting a snapshot" },
-                if reverting { "a revert" } else { "a snapshot delete" },
+                if reverting {
+                    "reverting a snapshot"
+                } else {
+                    "deleting a snapshot"
+                },
+                if reverting {
+                    "a revert"
+                } else {
+                    "a snapshot delete"
+                },
             )?;
             if !self
                 .vm_snapshots(&host, &vm)
@@ -186,7 +194,10 @@ impl Services {
             let engine = self.engine_of(&host)?;
             let ctx = self.host_context(&host);
             used += match quota {
-                "snapshots" => engine.snapshot_list(&ctx, &other.uuid).await.map(|l| l.len()),
+                "snapshots" => engine
+                    .snapshot_list(&ctx, &other.uuid)
+                    .await
+                    .map(|l| l.len()),
                 _ => engine.backup_list(&ctx, &other.uuid).await.map(|l| l.len()),
             }
             .unwrap_or(0) as u64;

@@ -530,7 +530,8 @@ impl Services {
                 vm_uuid,
             )
             .await?;
-        self.refuse_if_busy(actor, &vm, "vm.update", hs_name).await?;
+        self.refuse_if_busy(actor, &vm, "vm.update", hs_name)
+            .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let checked = async {
@@ -671,7 +672,8 @@ impl Services {
                 vm_uuid,
             )
             .await?;
-        self.refuse_if_busy(actor, &vm, "vm.delete", hs_name).await?;
+        self.refuse_if_busy(actor, &vm, "vm.delete", hs_name)
+            .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let op = self

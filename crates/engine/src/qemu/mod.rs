@@ -40,8 +40,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use ironidc_core::engine::{
     BackupInfo, CloudInitSeed, ConsoleEndpoint, Engine, EngineError, EngineInfo, ExecOutput,
-    GuestInterface, HostContext, HostDetails, IsoFile, NicSpec, PowerAction, PowerState, ProgressSink,
-    ScannedVm, SnapshotInfo, UpdateOutcome, VmCounters, VmSpec,
+    GuestInterface, HostContext, HostDetails, IsoFile, NicSpec, PowerAction, PowerState,
+    ProgressSink, ScannedVm, SnapshotInfo, UpdateOutcome, VmCounters, VmSpec,
 };
 use ironidc_core::model::HwStatus;
 use tokio::sync::OnceCell;

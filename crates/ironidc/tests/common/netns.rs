@@ -86,4 +86,3 @@ fn unsafe_geteuid() -> u32 {
         .and_then(|u| u.parse().ok())
         .unwrap_or(u32::MAX)
 }
-
