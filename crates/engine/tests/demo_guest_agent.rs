@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ironidc_core::engine::{
-    CloudInitSeed, Engine, HostContext, NicSpec, NoProgress, PowerAction, VmSpec,
-};
+use ironidc_core::engine::{CloudInitSeed, Engine, NoProgress, PowerAction, VmSpec};
 use ironidc_engine::image::{
     build_demo_image, DemoImageOptions, DEMO_IMAGE_REVISION, DEMO_READY_MARKER,
 };
-use ironidc_engine::qemu::{Accel, QemuEngine, QemuOptions};
 use serde_json::{json, Value};
-use support::{cache_dir, qemu_available};
+use support::cache_dir;
+use support::engine::tcg_engine;
+use support::guest::make_iso;
+use support::host::{nic, TestHost};
+use support::tools::{installed, qemu_available, skip_unless_ci};
 
 const REPORTER: &str = include_str!("../../core/src/service/guest/ironidc-report.sh");
 
@@ -46,14 +47,6 @@ const TEST_MARKER: &str = "IRONIDC-TEST-RUNCMD-RAN";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 const AGENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn skip_unless_ci(what: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run this test, but {what} is missing"
-    );
-    eprintln!("skipping: {what} is not installed");
-}
-
 /// The demo image of this revision, built once and kept in the cache.
 fn demo_image() -> PathBuf {
     let cache = cache_dir();
@@ -68,62 +61,19 @@ fn demo_image() -> PathBuf {
     image
 }
 
-/// A host in a temporary directory whose only base image is the demo image. Dropping it
-/// SIGKILLs a QEMU still running from it, so a failed assertion leaves no guest behind.
-struct TestHost {
-    _tmp: tempfile::TempDir,
-    ctx: HostContext,
-}
-
-impl TestHost {
-    fn new(image: &Path) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = HostContext {
-            hs_name: "agent-test".into(),
-            vms_dir: tmp.path().join("vms"),
-            images_dir: tmp.path().join("images"),
-            backups_dir: tmp.path().join("backups"),
-            isos_dir: tmp.path().join("isos"),
-        };
-        std::fs::create_dir_all(&ctx.images_dir).unwrap();
-        std::fs::create_dir_all(&ctx.isos_dir).unwrap();
-        std::os::unix::fs::symlink(image, ctx.images_dir.join("demo.qcow2")).unwrap();
-        TestHost { _tmp: tmp, ctx }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let pidfile = self.ctx.vms_dir.join(UUID).join("qemu.pid");
-        let Some(pid) = std::fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            return;
-        };
-        let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-            c.split(|b| *b == 0)
-                .any(|a| a == format!("guest={UUID}").as_bytes())
-        });
-        if ours {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
+/// A host whose only base image is the demo image, with an ISO directory.
+fn test_host(image: &Path) -> TestHost {
+    let host = TestHost::new();
+    std::fs::create_dir_all(&host.ctx.isos_dir).unwrap();
+    std::os::unix::fs::symlink(image, host.image("demo.qcow2")).unwrap();
+    host
 }
 
 fn spec() -> VmSpec {
     VmSpec {
-        uuid: UUID.into(),
-        cpu_num: 1,
         mem_mb: 256,
-        hdd_mb: 128,
-        os_image: "demo.qcow2".into(),
-        nics: vec![NicSpec {
-            name: "ethernet0".into(),
-            mac: MAC.into(),
-            bridge: None,
-        }],
-        iso: None,
+        nics: vec![nic("ethernet0", MAC, None)],
+        ..support::host::spec(UUID, "demo.qcow2", 128)
     }
 }
 
@@ -338,41 +288,15 @@ impl Qga {
     }
 }
 
-fn xorriso_available() -> bool {
-    Command::new("xorriso")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// An ISO 9660 image holding `hello.txt` with `content`.
-fn make_iso(iso: &Path, content: &str) {
-    let tree = iso.with_extension("d");
-    std::fs::create_dir_all(&tree).unwrap();
-    std::fs::write(tree.join("hello.txt"), content).unwrap();
-    let out = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-V", "IRONIDC_TEST", "-o"])
-        .arg(iso)
-        .arg(&tree)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "xorriso: {out:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_guest_serves_the_real_agent() {
     if !qemu_available() {
-        return skip_unless_ci("qemu-system-x86_64 (Debian packages qemu-system-x86 qemu-utils)");
+        return;
     }
     let image = demo_image();
-    let host = TestHost::new(&image);
+    let host = test_host(&image);
     let h = &host.ctx;
-    let engine = QemuEngine::new(QemuOptions {
-        accel: Some(Accel::Tcg),
-        ..QemuOptions::default()
-    });
+    let engine = tcg_engine();
     engine.create_vm(h, &spec(), &NoProgress).await.unwrap();
     let seed = CloudInitSeed {
         meta_data: format!("instance-id: {UUID}\nlocal-hostname: {UUID}\n"),
@@ -490,8 +414,13 @@ async fn demo_guest_serves_the_real_agent() {
     for module in ["virtio_scsi", "sr_mod", "cdrom", "isofs"] {
         qga.sh(&format!("test -d /sys/module/{module}"));
     }
-    if xorriso_available() {
-        make_iso(&h.isos_dir.join("test.iso"), "hello from the CD\n");
+    if installed("xorriso") {
+        make_iso(
+            &h.isos_dir.join("test.iso"),
+            "IRONIDC_TEST",
+            "hello.txt",
+            "hello from the CD\n",
+        );
         engine.iso_set(h, UUID, Some("test.iso")).await.unwrap();
         let text = qga.sh("for i in 1 2 3 4 5 6 7 8 9 10; do \
                mount -t iso9660 /dev/sr0 /mnt/cdrom 2>/dev/null && break; sleep 1; done; \

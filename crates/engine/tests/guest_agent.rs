@@ -10,12 +10,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ironidc_core::engine::EngineError;
 use ironidc_engine::qemu::qga::{QgaClient, MAX_CAPTURE};
+use support::tools::tools_available;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
@@ -23,14 +26,7 @@ const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 const T: Duration = Duration::from_secs(10);
 
 fn agent_available() -> bool {
-    if Path::new(QEMU_GA).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{QEMU_GA} is required in CI (apt package qemu-guest-agent)");
-    }
-    eprintln!("SKIPPED: {QEMU_GA} is not installed (apt package qemu-guest-agent)");
-    false
+    tools_available(&[QEMU_GA], "qemu-guest-agent")
 }
 
 /// A `qemu-ga` listening on a socket in its own temporary directory, killed

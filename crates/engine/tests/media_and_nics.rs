@@ -12,156 +12,42 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ironidc_core::engine::{
-    Engine, EngineError, HostContext, NicSpec, NoProgress, PowerAction, PowerState, VmSpec,
-};
-use ironidc_engine::qemu::qmp::QmpClient;
-use ironidc_engine::qemu::{Accel, QemuEngine, QemuOptions, VmFiles};
+use ironidc_core::engine::{Engine, EngineError, NoProgress, PowerAction, PowerState, VmSpec};
+use ironidc_engine::qemu::VmFiles;
 use serde_json::{json, Value};
+use support::engine::{hmp, power, qmp, tcg_engine, ONE_VM_AT_A_TIME};
+use support::guest::{make_iso, write_boot_disk};
+use support::host::{nic, TestHost, MAC as FIRST_MAC};
+use support::tools::tools_available;
+use support::MIB;
 
-const LONG: Duration = Duration::from_secs(30);
-const FIRST_MAC: &str = "52:54:00:12:34:56";
-
-/// VM tests run one at a time.
-static ONE_VM_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn tools_available() -> bool {
-    let ok = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok("qemu-system-x86_64") && ok("qemu-img") && ok("xorriso") {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("qemu-system-x86_64, qemu-img and xorriso are required in CI");
-    }
-    eprintln!("SKIPPED: qemu-system-x86_64, qemu-img or xorriso is not installed (install qemu-system-x86 qemu-utils xorriso)");
-    false
+fn tools_installed() -> bool {
+    tools_available(
+        &["qemu-system-x86_64", "qemu-img", "xorriso"],
+        "qemu-system-x86 qemu-utils xorriso",
+    )
 }
 
-fn tcg_engine() -> QemuEngine {
-    QemuEngine::new(QemuOptions {
-        accel: Some(Accel::Tcg),
-        ..QemuOptions::default()
-    })
-}
-
-/// A raw disk whose boot sector loops forever (`jmp $`): no OS, so nothing
-/// ever acknowledges an ACPI unplug request.
-fn write_loop_disk(path: &Path) {
-    let mut sector = [0u8; 512];
-    sector[..2].copy_from_slice(&[0xEB, 0xFE]);
-    sector[510] = 0x55;
-    sector[511] = 0xAA;
-    let f = std::fs::File::create(path).unwrap();
-    std::io::Write::write_all(&mut &f, &sector).unwrap();
-    f.set_len(1024 * 1024).unwrap();
-}
-
-/// An ISO 9660 image holding one file named after `label`.
-fn make_iso(path: &Path, label: &str) {
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(src.path().join(format!("{label}.txt")), label).unwrap();
-    let out = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-V", label, "-o"])
-        .arg(path)
-        .arg(src.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "xorriso: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A host in a temporary directory; dropping it SIGKILLs every QEMU still
-/// running from its VM directories.
-struct TestHost {
-    tmp: tempfile::TempDir,
-    ctx: HostContext,
-}
-
-impl TestHost {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = HostContext {
-            hs_name: "test-host".into(),
-            vms_dir: tmp.path().join("vms"),
-            images_dir: tmp.path().join("images"),
-            backups_dir: tmp.path().join("backups"),
-            isos_dir: tmp.path().join("isos"),
-        };
-        std::fs::create_dir_all(&ctx.images_dir).unwrap();
-        write_loop_disk(&ctx.images_dir.join("loop.raw"));
-        Self { tmp, ctx }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.ctx.vms_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path().join("qemu.pid")) else {
-                continue;
-            };
-            let Ok(pid) = text.trim().parse::<i32>() else {
-                continue;
-            };
-            let uuid = entry.file_name().to_string_lossy().into_owned();
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.split(|b| *b == 0)
-                    .any(|a| a == format!("guest={uuid}").as_bytes())
-            });
-            if ours {
-                eprintln!("cleanup: killing leftover qemu {pid} of {uuid}");
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
+/// A test host whose base image `loop.raw` loops forever after its boot
+/// message: no OS, so nothing ever acknowledges an ACPI unplug request.
+fn test_host() -> TestHost {
+    let host = TestHost::new();
+    write_boot_disk(&host.image("loop.raw"), MIB);
+    host
 }
 
 fn spec(uuid: &str) -> VmSpec {
-    VmSpec {
-        uuid: uuid.into(),
-        cpu_num: 1,
-        mem_mb: 128,
-        hdd_mb: 16,
-        os_image: "loop.raw".into(),
-        nics: vec![nic("ethernet0", FIRST_MAC, None)],
-        iso: None,
-    }
-}
-
-fn nic(name: &str, mac: &str, bridge: Option<&str>) -> NicSpec {
-    NicSpec {
-        name: name.into(),
-        mac: mac.into(),
-        bridge: bridge.map(str::to_string),
-    }
-}
-
-async fn qmp(files: &VmFiles, command: &str, args: Option<Value>) -> Value {
-    let mut qmp = QmpClient::connect(&files.qmp_socket, Duration::from_secs(5))
-        .await
-        .unwrap();
-    qmp.execute(command, args).await.unwrap()
+    support::host::spec(uuid, "loop.raw", 16)
 }
 
 /// The CD-ROM's medium as QEMU reports it: the file, and whether read-only.
 async fn cd_medium(files: &VmFiles) -> Option<(String, bool)> {
-    let blocks = qmp(files, "query-block", None).await;
+    let blocks = qmp(&files.qmp_socket, "query-block", None).await;
     let cd = blocks
         .as_array()
         .unwrap()
@@ -187,7 +73,7 @@ fn stored_macs(files: &VmFiles) -> Vec<String> {
 /// The ids of QEMU's devices that have one.
 async fn peripherals(files: &VmFiles) -> Vec<String> {
     qmp(
-        files,
+        &files.qmp_socket,
         "qom-list",
         Some(json!({"path": "/machine/peripheral"})),
     )
@@ -202,7 +88,7 @@ async fn peripherals(files: &VmFiles) -> Vec<String> {
 
 /// Virtio network functions on the PCI bus.
 async fn virtio_nets_on_pci(files: &VmFiles) -> usize {
-    let pci = qmp(files, "query-pci", None).await;
+    let pci = qmp(&files.qmp_socket, "query-pci", None).await;
     pci.as_array()
         .unwrap()
         .iter()
@@ -212,28 +98,16 @@ async fn virtio_nets_on_pci(files: &VmFiles) -> usize {
 }
 
 async fn info_network(files: &VmFiles) -> String {
-    qmp(
-        files,
-        "human-monitor-command",
-        Some(json!({"command-line": "info network"})),
-    )
-    .await
-    .as_str()
-    .unwrap()
-    .to_string()
-}
-
-async fn power(engine: &QemuEngine, h: &HostContext, uuid: &str, action: PowerAction) {
-    engine.power(h, uuid, action, LONG).await.unwrap();
+    hmp(&files.qmp_socket, "info network").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdrom_list_insert_eject_and_persist() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
 
@@ -242,12 +116,12 @@ async fn cdrom_list_insert_eject_and_persist() {
 
     let isos = &h.isos_dir;
     std::fs::create_dir_all(isos).unwrap();
-    make_iso(&isos.join("beta.iso"), "BETA");
-    make_iso(&isos.join("alpha.iso"), "ALPHA");
+    make_iso(&isos.join("beta.iso"), "BETA", "BETA.txt", "BETA");
+    make_iso(&isos.join("alpha.iso"), "ALPHA", "ALPHA.txt", "ALPHA");
     std::fs::write(isos.join("readme.txt"), "not an ISO").unwrap();
     std::fs::create_dir(isos.join("folder.iso")).unwrap();
     let outside = host.tmp.path().join("outside.iso");
-    make_iso(&outside, "SECRET");
+    make_iso(&outside, "SECRET", "SECRET.txt", "SECRET");
     std::os::unix::fs::symlink(&outside, isos.join("escape.iso")).unwrap();
 
     let list = engine.iso_list(h).await.unwrap();
@@ -379,11 +253,11 @@ fn link_master(link: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nic_hot_plug_and_unplug() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine
@@ -406,7 +280,7 @@ async fn nic_hot_plug_and_unplug() {
         .await
         .unwrap();
     let mac = qmp(
-        &files,
+        &files.qmp_socket,
         "qom-get",
         Some(json!({"path": "/machine/peripheral/nic-525400abcd01", "property": "mac"})),
     )
@@ -440,7 +314,7 @@ async fn nic_hot_plug_and_unplug() {
 
     // A failed device_add is rolled back: the id is taken by another device.
     qmp(
-        &files,
+        &files.qmp_socket,
         "device_add",
         Some(json!({"driver": "virtio-rng-pci", "id": "nic-525400abcd04"})),
     )
@@ -525,11 +399,11 @@ async fn nic_hot_plug_and_unplug() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_calls_on_a_vm() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine

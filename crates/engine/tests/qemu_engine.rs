@@ -8,61 +8,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ironidc_core::engine::{
-    Engine, EngineError, HostContext, NicSpec, NoProgress, PowerAction, PowerState, ProgressSink,
-    UpdateOutcome, VmSpec,
+    Engine, EngineError, HostContext, NoProgress, PowerAction, PowerState, UpdateOutcome,
 };
 use ironidc_engine::qemu::accel::{probe_kvm, PROBE_TIMEOUT};
 use ironidc_engine::qemu::qmp::QmpClient;
-use ironidc_engine::qemu::{Accel, QemuEngine, QemuOptions};
+use ironidc_engine::qemu::Accel;
+use support::engine::{qemu_img_info, tcg_engine, Recorder, ONE_VM_AT_A_TIME};
+use support::guest::{sector, wait_for_boots, write_boot_disk, write_disk};
+use support::host::{is_qemu_of, spec, TestHost};
+use support::tools::qemu_available;
+use support::{LONG, MIB};
 
-const MIB: u64 = 1024 * 1024;
-const BOOT_MESSAGE: &str = "IRONIDC-BOOT-OK";
-
-fn qemu_available() -> bool {
-    let ok = |p: &str| {
-        std::process::Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ok("qemu-system-x86_64") && ok("qemu-img") {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("qemu-system-x86_64 and qemu-img are required in CI");
-    }
-    eprintln!("SKIPPED: qemu-system-x86_64 or qemu-img is not installed (install qemu-system-x86 qemu-utils)");
-    false
-}
-
-fn tcg_engine() -> QemuEngine {
-    QemuEngine::new(QemuOptions {
-        accel: Some(Accel::Tcg),
-        ..QemuOptions::default()
-    })
-}
-
-/// A boot sector that prints `BOOT_MESSAGE` on COM1 and loops forever. It
-/// ignores ACPI, so a soft stop must time out.
-///
-/// ```text
-/// cli; cld; xor ax,ax; mov ds,ax; mov si,msg
-/// next: lodsb; test al,al; jz done; mov dx,0x3f8; out dx,al; jmp next
-/// done: jmp done
-/// msg: db "IRONIDC-BOOT-OK",13,10,0
-/// ```
-fn loop_sector() -> [u8; 512] {
-    sector(&[0xEB, 0xFE]) // done: jmp $
-}
-
-/// Like `loop_sector`, but it honours the ACPI power button as an OS would:
-/// it enables the power-button event in the PIIX4 PM block (SeaBIOS puts it
-/// at I/O 0x600), polls its status bit and then enters S5 (soft off).
+/// Like `support::loop_sector`, but it honours the ACPI power button as an
+/// OS would: it enables the power-button event in the PIIX4 PM block
+/// (SeaBIOS puts it at I/O 0x600), polls its status bit and then enters S5
+/// (soft off).
 ///
 /// ```text
 /// done: mov dx,0x602; mov ax,0x100; out dx,ax      ; PM1_EN.PWRBTN_EN
@@ -78,169 +44,6 @@ fn acpi_sector() -> [u8; 512] {
         0xF4, 0xEB, 0xFE,
     ])
 }
-
-/// The printing prologue followed by `tail` (what to do after printing).
-fn sector(tail: &[u8]) -> [u8; 512] {
-    const PROLOGUE_LEN: usize = 20;
-    let msg_at = PROLOGUE_LEN + tail.len();
-    let msg_addr = (0x7C00 + msg_at) as u16;
-    let mut code = vec![
-        0xFA,
-        0xFC,
-        0x31,
-        0xC0,
-        0x8E,
-        0xD8, // cli; cld; xor ax,ax; mov ds,ax
-        0xBE,
-        msg_addr as u8,
-        (msg_addr >> 8) as u8, // mov si,msg
-        0xAC,
-        0x84,
-        0xC0,
-        0x74,
-        0x06, // next: lodsb; test al,al; jz done
-        0xBA,
-        0xF8,
-        0x03,
-        0xEE,
-        0xEB,
-        0xF5, // mov dx,0x3f8; out dx,al; jmp next
-    ];
-    assert_eq!(code.len(), PROLOGUE_LEN);
-    code.extend_from_slice(tail);
-    code.extend_from_slice(format!("{BOOT_MESSAGE}\r\n\0").as_bytes());
-    let mut s = [0u8; 512];
-    s[..code.len()].copy_from_slice(&code);
-    s[510] = 0x55;
-    s[511] = 0xAA;
-    s
-}
-
-/// A raw boot disk of `size` bytes (sparse after the boot sector).
-fn write_boot_disk(path: &Path, size: u64) {
-    write_disk(path, &loop_sector(), size);
-}
-
-fn write_disk(path: &Path, sector: &[u8; 512], size: u64) {
-    let mut f = std::fs::File::create(path).unwrap();
-    std::io::Write::write_all(&mut f, sector).unwrap();
-    f.set_len(size.max(512)).unwrap();
-}
-
-/// A host in a temporary directory. Dropping it SIGKILLs every QEMU still
-/// running from its VM directories, so a failed assertion leaves nothing.
-struct TestHost {
-    _tmp: tempfile::TempDir,
-    ctx: HostContext,
-}
-
-impl TestHost {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = HostContext {
-            hs_name: "test-host".into(),
-            vms_dir: tmp.path().join("vms"),
-            images_dir: tmp.path().join("images"),
-            backups_dir: tmp.path().join("backups"),
-            isos_dir: tmp.path().join("isos"),
-        };
-        std::fs::create_dir_all(&ctx.images_dir).unwrap();
-        Self { _tmp: tmp, ctx }
-    }
-    fn image(&self, name: &str) -> PathBuf {
-        self.ctx.images_dir.join(name)
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.ctx.vms_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path().join("qemu.pid")) else {
-                continue;
-            };
-            let Ok(pid) = text.trim().parse::<i32>() else {
-                continue;
-            };
-            let uuid = entry.file_name().to_string_lossy().into_owned();
-            if is_qemu_of(pid, &uuid) {
-                eprintln!("cleanup: killing leftover qemu {pid} of {uuid}");
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-fn is_qemu_of(pid: i32, uuid: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            c.split(|b| *b == 0)
-                .any(|a| a == format!("guest={uuid}").as_bytes())
-        })
-        .unwrap_or(false)
-}
-
-fn spec(uuid: &str, image: &str, hdd_mb: u64) -> VmSpec {
-    VmSpec {
-        uuid: uuid.into(),
-        cpu_num: 1,
-        mem_mb: 128,
-        hdd_mb,
-        os_image: image.into(),
-        nics: vec![NicSpec {
-            name: "ethernet0".into(),
-            mac: "52:54:00:12:34:56".into(),
-            bridge: None,
-        }],
-        iso: None,
-    }
-}
-
-fn qemu_img_info(path: &Path) -> serde_json::Value {
-    let out = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Wait until the serial log holds `count` boot messages; returns the time.
-async fn wait_for_boots(serial: &Path, count: usize, timeout: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(serial).unwrap_or_default();
-        if log.matches(BOOT_MESSAGE).count() >= count {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "guest did not print {count}x {BOOT_MESSAGE} within {timeout:?}; log: {log:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, u8)>>);
-impl ProgressSink for Recorder {
-    fn report(&self, step: &str, percent: u8) {
-        self.0.lock().unwrap().push((step.to_string(), percent));
-    }
-}
-
-const LONG: Duration = Duration::from_secs(30);
-
-/// VM tests run one at a time, so that with the probe test at most two QEMU
-/// processes of ours run at once.
-static ONE_VM_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_vm_lifecycle() {

@@ -10,52 +10,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ironidc_core::engine::{
-    Engine, EngineError, HostContext, NicSpec, NoProgress, PowerAction, PowerState, ProgressSink,
-    VmSpec,
+    Engine, EngineError, HostContext, NoProgress, PowerAction, PowerState, VmSpec,
 };
-use ironidc_engine::qemu::qmp::QmpClient;
-use ironidc_engine::qemu::{Accel, QemuEngine, QemuOptions};
-use serde_json::{json, Value};
+use ironidc_engine::qemu::QemuEngine;
+use serde_json::Value;
+use support::engine::{hmp, power, qemu_img_json, qmp, tcg_engine, Recorder, ONE_VM_AT_A_TIME};
+use support::guest::{loop_sector, sector, wait_for_boots, write_disk};
+use support::host::TestHost;
+use support::tools::tools_available;
+use support::{LONG, MIB};
 
-const MIB: u64 = 1024 * 1024;
-const BOOT_MESSAGE: &str = "IRONIDC-BOOT-OK";
-const LONG: Duration = Duration::from_secs(30);
 /// The qdev path of the system disk's backend, for HMP `qemu-io -d`.
 const DISK_QDEV: &str = "/machine/peripheral/virtio-disk0/virtio-backend";
 /// Physical address of the guest's 64-bit loop counter.
 const COUNTER_ADDR: u32 = 0x500;
 
-/// VM tests run one at a time: never more than one guest of ours.
-static ONE_VM_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn tools_available() -> bool {
-    let ok = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ok("qemu-system-x86_64") && ok("qemu-img") && ok("qemu-io") {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("qemu-system-x86_64, qemu-img and qemu-io are required in CI");
-    }
-    eprintln!("SKIPPED: qemu-system-x86_64, qemu-img or qemu-io is not installed (install qemu-system-x86 qemu-utils)");
-    false
-}
-
-fn tcg_engine() -> QemuEngine {
-    QemuEngine::new(QemuOptions {
-        accel: Some(Accel::Tcg),
-        ..QemuOptions::default()
-    })
+fn tools_installed() -> bool {
+    tools_available(
+        &["qemu-system-x86_64", "qemu-img", "qemu-io"],
+        "qemu-system-x86 qemu-utils",
+    )
 }
 
 // ---- guests ----------------------------------------------------------------
@@ -75,142 +57,32 @@ fn counter_sector() -> [u8; 512] {
     ])
 }
 
-/// A boot sector that prints and then spins (`jmp $`).
-fn loop_sector() -> [u8; 512] {
-    sector(&[0xEB, 0xFE])
+/// A test host whose base images are `counter.raw` and `loop.raw`.
+fn test_host() -> TestHost {
+    let host = TestHost::new();
+    write_disk(&host.image("counter.raw"), &counter_sector(), MIB);
+    write_disk(&host.image("loop.raw"), &loop_sector(), MIB);
+    host
 }
 
-/// The printing prologue (see qemu_engine.rs) followed by `tail`.
-fn sector(tail: &[u8]) -> [u8; 512] {
-    const PROLOGUE_LEN: usize = 20;
-    let msg_at = PROLOGUE_LEN + tail.len();
-    let msg_addr = (0x7C00 + msg_at) as u16;
-    let mut code = vec![
-        0xFA,
-        0xFC,
-        0x31,
-        0xC0,
-        0x8E,
-        0xD8, // cli; cld; xor ax,ax; mov ds,ax
-        0xBE,
-        msg_addr as u8,
-        (msg_addr >> 8) as u8, // mov si,msg
-        0xAC,
-        0x84,
-        0xC0,
-        0x74,
-        0x06, // next: lodsb; test al,al; jz done
-        0xBA,
-        0xF8,
-        0x03,
-        0xEE,
-        0xEB,
-        0xF5, // mov dx,0x3f8; out dx,al; jmp next
-    ];
-    assert_eq!(code.len(), PROLOGUE_LEN);
-    code.extend_from_slice(tail);
-    code.extend_from_slice(format!("{BOOT_MESSAGE}\r\n\0").as_bytes());
-    let mut s = [0u8; 512];
-    s[..code.len()].copy_from_slice(&code);
-    s[510] = 0x55;
-    s[511] = 0xAA;
-    s
-}
-
-fn write_disk(path: &Path, sector: &[u8; 512], size: u64) {
-    let mut f = std::fs::File::create(path).unwrap();
-    std::io::Write::write_all(&mut f, sector).unwrap();
-    f.set_len(size.max(512)).unwrap();
-}
-
-// ---- host fixture ----------------------------------------------------------
-
-/// A host in a temporary directory. Dropping it SIGKILLs every QEMU still
-/// running from its VM directories.
-struct TestHost {
-    tmp: tempfile::TempDir,
-    ctx: HostContext,
-}
-
-impl TestHost {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = HostContext {
-            hs_name: "test-host".into(),
-            vms_dir: tmp.path().join("vms"),
-            images_dir: tmp.path().join("images"),
-            backups_dir: tmp.path().join("backups"),
-            isos_dir: tmp.path().join("isos"),
-        };
-        std::fs::create_dir_all(&ctx.images_dir).unwrap();
-        write_disk(&ctx.images_dir.join("counter.raw"), &counter_sector(), MIB);
-        write_disk(&ctx.images_dir.join("loop.raw"), &loop_sector(), MIB);
-        Self { tmp, ctx }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.ctx.vms_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path().join("qemu.pid")) else {
-                continue;
-            };
-            let Ok(pid) = text.trim().parse::<i32>() else {
-                continue;
-            };
-            let uuid = entry.file_name().to_string_lossy().into_owned();
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.split(|b| *b == 0)
-                    .any(|a| a == format!("guest={uuid}").as_bytes())
-            });
-            if ours {
-                eprintln!("cleanup: killing leftover qemu {pid} of {uuid}");
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
+/// `support::host::spec` with 64 MiB of memory: the memory revert test
+/// below relies on that size.
 fn spec(uuid: &str, image: &str, hdd_mb: u64) -> VmSpec {
     VmSpec {
-        uuid: uuid.into(),
-        cpu_num: 1,
         mem_mb: 64,
-        hdd_mb,
-        os_image: image.into(),
-        nics: vec![NicSpec {
-            name: "ethernet0".into(),
-            mac: "52:54:00:12:34:57".into(),
-            bridge: None,
-        }],
-        iso: None,
+        ..support::host::spec(uuid, image, hdd_mb)
     }
 }
 
+/// Start the VM and wait until its guest printed its boot message.
 async fn start(engine: &QemuEngine, h: &HostContext, uuid: &str) {
-    engine
-        .power(h, uuid, PowerAction::Start, LONG)
-        .await
-        .unwrap();
+    power(engine, h, uuid, PowerAction::Start).await;
     let serial = engine.vm_files(h, uuid).unwrap().serial_log;
-    let started = Instant::now();
-    while !std::fs::read_to_string(&serial)
-        .unwrap_or_default()
-        .contains(BOOT_MESSAGE)
-    {
-        assert!(started.elapsed() < LONG, "{uuid} did not boot");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_boots(&serial, 1, LONG).await;
 }
 
 async fn hard_stop(engine: &QemuEngine, h: &HostContext, uuid: &str) {
-    engine
-        .power(h, uuid, PowerAction::HardStop, LONG)
-        .await
-        .unwrap();
+    power(engine, h, uuid, PowerAction::HardStop).await;
 }
 
 // ---- disks -----------------------------------------------------------------
@@ -262,21 +134,6 @@ fn random_file(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, data).unwrap();
 }
 
-fn qemu_img_json(args: &[&str], image: &Path) -> Value {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .arg(image)
-        .output()
-        .unwrap();
-    // `check` exits 0 only for a clean image: its JSON is read either way.
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "qemu-img {args:?}: {e}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 fn images_identical(a: &Path, b: &Path) -> bool {
     Command::new("qemu-img")
         .args(["compare", "-U", "-f", "qcow2", "-F", "qcow2"])
@@ -306,30 +163,8 @@ fn assert_standalone_compressed(path: &Path) {
 
 // ---- QMP -------------------------------------------------------------------
 
-async fn qmp(
-    h: &HostContext,
-    engine: &QemuEngine,
-    uuid: &str,
-    cmd: &str,
-    args: Option<Value>,
-) -> Value {
-    let socket = engine.vm_files(h, uuid).unwrap().qmp_socket;
-    let mut c = QmpClient::connect(&socket, Duration::from_secs(10))
-        .await
-        .unwrap();
-    c.execute(cmd, args).await.unwrap()
-}
-
-async fn hmp(h: &HostContext, engine: &QemuEngine, uuid: &str, line: &str) -> String {
-    let out = qmp(
-        h,
-        engine,
-        uuid,
-        "human-monitor-command",
-        Some(json!({ "command-line": line })),
-    )
-    .await;
-    out.as_str().unwrap().to_string()
+fn qmp_socket(h: &HostContext, engine: &QemuEngine, uuid: &str) -> PathBuf {
+    engine.vm_files(h, uuid).unwrap().qmp_socket
 }
 
 /// Write through the running VM's own disk backend (as the guest would),
@@ -346,16 +181,18 @@ async fn live_write(
         format!("write -P {byte:#x} {off} {len}"),
         "flush".to_string(),
     ] {
-        let out = hmp(h, engine, uuid, &format!("qemu-io -d {DISK_QDEV} \"{c}\"")).await;
+        let out = hmp(
+            &qmp_socket(h, engine, uuid),
+            &format!("qemu-io -d {DISK_QDEV} \"{c}\""),
+        )
+        .await;
         assert!(out.trim().is_empty(), "qemu-io {c}: {out}");
     }
 }
 
 async fn live_flush(h: &HostContext, engine: &QemuEngine, uuid: &str) {
     let out = hmp(
-        h,
-        engine,
-        uuid,
+        &qmp_socket(h, engine, uuid),
         &format!("qemu-io -d {DISK_QDEV} \"flush\""),
     )
     .await;
@@ -364,7 +201,11 @@ async fn live_flush(h: &HostContext, engine: &QemuEngine, uuid: &str) {
 
 /// The guest's loop counter, read from its memory.
 async fn counter(h: &HostContext, engine: &QemuEngine, uuid: &str) -> u64 {
-    let out = hmp(h, engine, uuid, &format!("xp /2wx {COUNTER_ADDR:#x}")).await;
+    let out = hmp(
+        &qmp_socket(h, engine, uuid),
+        &format!("xp /2wx {COUNTER_ADDR:#x}"),
+    )
+    .await;
     // "0000000000000500: 0x0012abcd 0x00000000"
     let words: Vec<u64> = out
         .split_whitespace()
@@ -376,7 +217,7 @@ async fn counter(h: &HostContext, engine: &QemuEngine, uuid: &str) -> u64 {
 }
 
 async fn jobs(h: &HostContext, engine: &QemuEngine, uuid: &str) -> Vec<Value> {
-    qmp(h, engine, uuid, "query-jobs", None)
+    qmp(&qmp_socket(h, engine, uuid), "query-jobs", None)
         .await
         .as_array()
         .unwrap()
@@ -385,45 +226,19 @@ async fn jobs(h: &HostContext, engine: &QemuEngine, uuid: &str) -> Vec<Value> {
 
 /// Block nodes we added for backups (named `ironidc-bk-…`).
 async fn backup_nodes(h: &HostContext, engine: &QemuEngine, uuid: &str) -> Vec<String> {
-    qmp(h, engine, uuid, "query-named-block-nodes", None)
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["node-name"].as_str())
-        .filter(|n| n.starts_with("ironidc-bk"))
-        .map(str::to_string)
-        .collect()
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, u8)>>);
-impl ProgressSink for Recorder {
-    fn report(&self, step: &str, percent: u8) {
-        self.0.lock().unwrap().push((step.to_string(), percent));
-    }
-}
-impl Recorder {
-    fn percents(&self, step: &str) -> Vec<u8> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| s == step)
-            .map(|(_, p)| *p)
-            .collect()
-    }
-    /// Reports seen, never going back, ending at 100.
-    fn assert_complete(&self, step: &str) {
-        let p = self.percents(step);
-        assert!(!p.is_empty(), "no {step} progress");
-        assert!(
-            p.windows(2).all(|w| w[0] <= w[1]),
-            "{step} went back: {p:?}"
-        );
-        assert_eq!(p.last(), Some(&100), "{p:?}");
-        assert_eq!(p.iter().filter(|x| **x == 100).count(), 1, "{p:?}");
-    }
+    qmp(
+        &qmp_socket(h, engine, uuid),
+        "query-named-block-nodes",
+        None,
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .filter_map(|n| n["node-name"].as_str())
+    .filter(|n| n.starts_with("ironidc-bk"))
+    .map(str::to_string)
+    .collect()
 }
 
 fn backup_files(dir: &Path) -> Vec<String> {
@@ -444,11 +259,11 @@ fn backup_files(dir: &Path) -> Vec<String> {
 /// back and the guest keeps running (or stays paused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_snapshot_reverts_disk_and_memory() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine
@@ -617,11 +432,11 @@ async fn live_snapshot_reverts_disk_and_memory() {
 /// cannot be loaded into a live VM, a live one reverts a stopped VM's disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_snapshot_reverts_the_disk() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine
@@ -704,11 +519,11 @@ async fn stopped_snapshot_reverts_the_disk() {
 /// the refusals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_create_list_restore_delete() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine
@@ -907,11 +722,11 @@ async fn backup_create_list_restore_delete() {
 /// away leaves no file, no job and no node behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_backup_point_in_time_failure_and_cancel() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = host.ctx.clone();
     let engine = Arc::new(tcg_engine());
     engine
@@ -1081,11 +896,11 @@ impl Drop for SmallTmpfs {
 /// a failed reinstall leaves the old disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reinstall_replaces_the_disk() {
-    if !tools_available() {
+    if !tools_installed() {
         return;
     }
     let _one = ONE_VM_AT_A_TIME.lock().await;
-    let host = TestHost::new();
+    let host = test_host();
     let h = &host.ctx;
     let engine = tcg_engine();
     engine

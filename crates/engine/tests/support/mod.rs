@@ -1,10 +1,24 @@
-//! What the demo-image tests share: where downloaded packages are cached,
-//! whether QEMU is installed, and a guard that never lets a guest outlive
-//! its test.
+//! What the engine's integration tests share: the check for the programs a
+//! test runs, tiny boot-sector guests, a host in a temporary directory that
+//! never lets a guest outlive its test, the engine forced to TCG with a few
+//! ways to drive it and look at what it made, and where the demo-image tests
+//! cache downloaded packages.
+//!
+//! Each test file is a crate of its own and uses only part of this.
 #![allow(dead_code)]
 
+pub mod engine;
+pub mod guest;
+pub mod host;
+pub mod tools;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+use std::time::Duration;
+
+pub const MIB: u64 = 1024 * 1024;
+/// How long a power action or a boot of a tiny guest may take under TCG.
+pub const LONG: Duration = Duration::from_secs(30);
 
 /// `$IRONIDC_IMAGE_CACHE`, else `target/ironidc-image-cache`.
 pub fn cache_dir() -> PathBuf {
@@ -13,14 +27,6 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ironidc-image-cache")
         })
-}
-
-pub fn qemu_available() -> bool {
-    Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Kills QEMU however the test ends, so no guest outlives it.
