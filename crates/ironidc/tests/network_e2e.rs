@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::netns::{root_and_tools_available, run, Netns};
-use common::{demo_image_dir, wait_until, Server};
+use common::{demo_image_dir, serial, wait_until, Server};
 use serde_json::json;
 
 const PAGE: &str = "IRONIDC-GUEST";
@@ -63,10 +63,6 @@ fn https_page(client: &Netns, ca_file: &Path, domain: &str) -> (i32, String) {
             &format!("https://{domain}/"),
         ],
     )
-}
-
-fn serial(vm_dir: &Path) -> String {
-    std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
 }
 
 struct TestCa {

@@ -22,14 +22,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{root_and_tools_available, run, Netns};
-use common::{demo_image_dir, wait_until, Server};
+use common::{demo_image_dir, serial, wait_until, Server};
 use serde_json::{json, Value};
 
 const VM: &str = "ops1";
-
-fn serial(vm_dir: &Path) -> String {
-    std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
-}
 
 /// Run a command in the guest through the API; (exit code, stdout).
 fn guest(s: &Server, program: &str, args: &[&str]) -> (i64, String) {

@@ -52,11 +52,7 @@ impl Services {
         let (host, vm) = self
             .owned_vm(actor, "vm.agent.write", Some(action), hs_name, vm_uuid)
             .await?;
-        if let Err(e) = self.ensure_not_busy(&vm, action) {
-            self.log_refused(actor, action, Some(hs_name), Some(vm_uuid), &e)
-                .await;
-            return Err(e);
-        }
+        self.refuse_if_busy(actor, &vm, action, hs_name).await?;
         Ok((host, vm))
     }
 

@@ -61,18 +61,7 @@ impl Services {
             merged.nic_all.insert(name.clone(), input.nic.clone());
             merged.nic_all = normalize_nics(merged.nic_all)?;
             let nic = merged.nic_all.get(&name).cloned().unwrap_or_default();
-            if nic.nic_type == "pub" && host.config.network_pub.is_empty() {
-                return Err(CoreError::invalid(
-                    "nic_type",
-                    format!("host {} has no public network (network_pub)", host.name),
-                ));
-            }
-            if let Some(other) = self.store().vm_by_mac(&nic.mac_addr).await? {
-                return Err(CoreError::invalid(
-                    "mac_addr",
-                    format!("{} is used by VM {}", nic.mac_addr, other.uuid),
-                ));
-            }
+            self.check_new_nic(&host, "", &nic).await?;
             Ok((name, merged))
         }
         .await;

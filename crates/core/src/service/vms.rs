@@ -439,42 +439,56 @@ impl Services {
             Some(p) => Some(self.inner.secrets.seal(&p)?),
             None => None,
         };
-        let pools = Self::pools_of(host)?;
         for (name, nic) in &config.nic_all {
-            if nic.nic_type == "pub" && host.config.network_pub.is_empty() {
-                return Err(CoreError::invalid(
-                    &format!("nic_all.{name}.nic_type"),
-                    format!("host {} has no public network (network_pub)", host.name),
-                ));
-            }
-            if let Some(other) = self.store().vm_by_mac(&nic.mac_addr).await? {
-                return Err(CoreError::invalid(
-                    &format!("nic_all.{name}.mac_addr"),
-                    format!("{} is used by VM {}", nic.mac_addr, other.uuid),
-                ));
-            }
-            let field = |f: &str| format!("nic_all.{name}.{f}");
-            for (addr, vers, f) in [
-                (&nic.ip4_addr, IpVersion::V4, "ip4_addr"),
-                (&nic.ip6_addr, IpVersion::V6, "ip6_addr"),
-            ] {
-                if addr.is_empty() {
-                    continue;
-                }
-                let ip = crate::ipam::parse_ip(&field(f), addr, vers)?;
-                if !pools
-                    .iter()
-                    .any(|p| p.kind.as_str() == nic.nic_type && p.contains(ip))
-                {
-                    return Err(CoreError::invalid(
-                        &field(f),
-                        format!("{ip} is not inside the host's {} pools", nic.nic_type),
-                    ));
-                }
-            }
+            self.check_new_nic(host, &format!("nic_all.{name}."), nic)
+                .await?;
         }
         let spec = spec_of(host, &config, &image);
         Ok((config, spec, sealed))
+    }
+
+    /// A NIC a VM is about to get (on create or plug): its kind has a
+    /// bridge on the host, its MAC is nobody's, and addresses it names lie
+    /// in the host's pools of its kind. `prefix` starts the field names.
+    pub(crate) async fn check_new_nic(
+        &self,
+        host: &Host,
+        prefix: &str,
+        nic: &NicConfig,
+    ) -> Result<(), CoreError> {
+        let field = |f: &str| format!("{prefix}{f}");
+        if nic.nic_type == "pub" && host.config.network_pub.is_empty() {
+            return Err(CoreError::invalid(
+                &field("nic_type"),
+                format!("host {} has no public network (network_pub)", host.name),
+            ));
+        }
+        if let Some(other) = self.store().vm_by_mac(&nic.mac_addr).await? {
+            return Err(CoreError::invalid(
+                &field("mac_addr"),
+                format!("{} is used by VM {}", nic.mac_addr, other.uuid),
+            ));
+        }
+        let pools = Self::pools_of(host)?;
+        for (addr, vers, f) in [
+            (&nic.ip4_addr, IpVersion::V4, "ip4_addr"),
+            (&nic.ip6_addr, IpVersion::V6, "ip6_addr"),
+        ] {
+            if addr.is_empty() {
+                continue;
+            }
+            let ip = crate::ipam::parse_ip(&field(f), addr, vers)?;
+            if !pools
+                .iter()
+                .any(|p| p.kind.as_str() == nic.nic_type && p.contains(ip))
+            {
+                return Err(CoreError::invalid(
+                    &field(f),
+                    format!("{ip} is not inside the host's {} pools", nic.nic_type),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn vm_limits(&self, host: &Host) -> VmLimits {

@@ -362,6 +362,11 @@ impl Drop for Server {
 }
 
 /// Poll until `f` returns true or `secs` pass.
+/// The serial console log of the VM in `vm_dir` so far.
+pub fn serial(vm_dir: &Path) -> String {
+    std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
+}
+
 pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
