@@ -71,9 +71,53 @@ pub fn mac_address(field: &'static str, value: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Length bounds of a VM's root password, in characters.
+pub const VM_PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// A VM password, on every path that takes one (create, update, reinstall,
+/// guest agent): 8 to 128 characters, none a control character or `:`.
+/// The bound keeps the SHA-512-crypt hash of the seed cheap (its cost grows
+/// with the square of the length); chpasswd reads `user:password` lines, so
+/// a newline or `:` would corrupt its input.
+pub fn vm_password(field: &str, password: &str) -> Result<(), CoreError> {
+    let len = password.chars().count();
+    if !VM_PASSWORD_LEN.contains(&len) {
+        return Err(CoreError::invalid(
+            field,
+            format!(
+                "must be {} to {} characters",
+                VM_PASSWORD_LEN.start(),
+                VM_PASSWORD_LEN.end()
+            ),
+        ));
+    }
+    if password.chars().any(|c| c.is_control() || c == ':') {
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters or ':'",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vm_passwords() {
+        assert!(vm_password("os_pass", "Secret-Pass1").is_ok());
+        assert!(vm_password("os_pass", &"x".repeat(128)).is_ok());
+        for bad in [
+            "short",
+            "has:colon-long",
+            "has\nnewline-long",
+            &"x".repeat(129),
+        ] {
+            let err = vm_password("os_pass", bad).expect_err(bad);
+            assert!(err.to_string().starts_with("os_pass:"), "{err}");
+        }
+    }
 
     #[test]
     fn path_names() {

@@ -74,7 +74,9 @@ pub async fn create(
 
 #[derive(Deserialize)]
 struct UpdateHost {
-    config: HostConfig,
+    /// Only the keys given change (see `Services::update_host`).
+    #[serde(default)]
+    config: serde_json::Map<String, serde_json::Value>,
     enable_host: Option<bool>,
 }
 

@@ -12,6 +12,9 @@ const HINT_KEY: &str = "admin_token_hint";
 const SET_AT_KEY: &str = "admin_token_set_at";
 /// Shorter tokens are too easy to guess for a root credential.
 const MIN_TOKEN_LEN: usize = 16;
+/// Longer tokens would not fit in the request header limits of HTTP
+/// servers and proxies (431), and the root credential would be lost.
+const MAX_TOKEN_LEN: usize = 256;
 
 /// What can be said about the current token without revealing it.
 #[derive(Debug, Clone, Serialize)]
@@ -147,10 +150,11 @@ impl Services {
 }
 
 fn validate_token(token: &str) -> Result<(), CoreError> {
-    if token.chars().count() < MIN_TOKEN_LEN {
+    let len = token.chars().count();
+    if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&len) {
         return Err(CoreError::invalid(
             "token",
-            format!("must be at least {MIN_TOKEN_LEN} characters"),
+            format!("must be {MIN_TOKEN_LEN} to {MAX_TOKEN_LEN} characters"),
         ));
     }
     if !token.chars().all(|c| c.is_ascii_graphic()) {

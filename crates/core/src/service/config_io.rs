@@ -107,7 +107,12 @@ impl Services {
         for h in cfg.hosts {
             match self.host(&h.name).await {
                 Ok(_) => {
-                    self.update_host(actor, &h.name, h.config, Some(h.enabled))
+                    // An export names every key: the import replaces them all.
+                    let patch = match serde_json::to_value(&h.config) {
+                        Ok(serde_json::Value::Object(map)) => map,
+                        _ => serde_json::Map::new(),
+                    };
+                    self.update_host(actor, &h.name, patch, Some(h.enabled))
                         .await?;
                     report.hosts_updated.push(h.name);
                 }

@@ -10,7 +10,7 @@ use crate::engine::{Engine, HostContext};
 use crate::error::CoreError;
 use crate::model::{Host, HostConfig, HwStatus};
 use crate::secrets::SecretBox;
-use crate::store::NewHost;
+use crate::store::{NewHost, Scope};
 use crate::validate;
 
 /// Engine names other systems use for engines ironidc does not implement;
@@ -202,12 +202,13 @@ impl Services {
             .await
     }
 
-    /// Replace a host's config. A missing `server_pass` keeps the stored one.
+    /// Change the config keys `patch` names; the others keep their values
+    /// (a missing `server_pass` keeps the stored one).
     pub async fn update_host(
         &self,
         actor: &Actor,
         hs_name: &str,
-        config: HostConfig,
+        patch: serde_json::Map<String, serde_json::Value>,
         enabled: Option<bool>,
     ) -> Result<HostView, CoreError> {
         self.authorize(
@@ -219,14 +220,22 @@ impl Services {
         )
         .await?;
         let host = self.host(hs_name).await?;
-        let input = HostInput {
-            name: host.name.clone(),
-            engine: host.engine.clone(),
-            config,
-            enabled,
-        };
-        let config = match self.check_host_input(&input, Some(&host)) {
-            Ok((_, c)) => c,
+        let checked = async {
+            let input = HostInput {
+                name: host.name.clone(),
+                engine: host.engine.clone(),
+                config: super::host_update::merge_host_patch(&host.config, &patch)?,
+                enabled,
+            };
+            let (_, config) = self.check_host_input(&input, Some(&host))?;
+            let vms = self.store().list_vms(host.id).await?;
+            let addresses = self.store().addresses(Scope::Host(host.id)).await?;
+            super::host_update::refuse_orphaning(&host.config, &config, &vms, &addresses)?;
+            Ok(config)
+        }
+        .await;
+        let config = match checked {
+            Ok(c) => c,
             Err(e) => {
                 self.log_refused(actor, "host.update", Some(hs_name), None, &e)
                     .await;

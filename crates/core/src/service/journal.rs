@@ -198,7 +198,7 @@ impl Services {
     pub(crate) async fn log_refused(
         &self,
         actor: &Actor,
-        action: &'static str,
+        action: &str,
         hs_name: Option<&str>,
         target: Option<&str>,
         err: &CoreError,

@@ -12,6 +12,7 @@ pub mod cloud_init;
 mod config_io;
 mod console;
 mod guest_agent;
+mod host_update;
 mod hosts;
 mod journal;
 pub mod jwt;
@@ -183,6 +184,8 @@ struct Inner {
     counters: Mutex<HashMap<i64, (std::time::Instant, crate::engine::VmCounters)>>,
     /// VM id -> the last guest report and when it arrived.
     guest_reports: Mutex<HashMap<i64, (i64, HwStatus)>>,
+    /// Login failures on names that are no account, so they lock alike.
+    unknown_login_failures: Mutex<HashMap<String, sessions::UnknownLoginFailures>>,
 }
 
 impl Services {
@@ -207,6 +210,7 @@ impl Services {
                 busy: Mutex::new(HashMap::new()),
                 counters: Mutex::new(HashMap::new()),
                 guest_reports: Mutex::new(HashMap::new()),
+                unknown_login_failures: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -156,13 +156,27 @@ impl Services {
             Some(sealed) => Some(self.inner.secrets.open(sealed)?),
             None => None,
         };
+        // A password stored before the rule existed may be megabytes long;
+        // hashing it would take minutes, so it is left out of the seed.
+        let password = password.filter(|p| match crate::validate::vm_password("os_pass", p) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(vm = %vm.uuid, error = %e, "stored password left out of the seed; set a new one");
+                false
+            }
+        });
         let reporter = self.reporter_for(vm, &addresses).await?;
-        super::cloud_init::build_seed(
-            &vm.config,
-            &addresses,
-            password.as_deref(),
-            reporter.as_ref(),
-        )
+        let config = vm.config.clone();
+        // SHA-512-crypt takes milliseconds of CPU: never on an async worker.
+        crate::cpu_work::run("cloud-init seed", move || {
+            super::cloud_init::build_seed(
+                &config,
+                &addresses,
+                password.as_deref(),
+                reporter.as_ref(),
+            )
+        })
+        .await?
     }
 
     /// The reporter settings of a VM: posted from its first NIC's MAC to

@@ -1,5 +1,5 @@
-//! Account passwords: the strength rule, and Argon2id hashing off the async
-//! threads (a hash costs tens of milliseconds by design).
+//! Account passwords: the strength rule, and Argon2id hashing on the bounded
+//! CPU pool (a hash costs tens of milliseconds by design).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -80,9 +80,7 @@ pub fn check_strength(field: &str, password: &str, account: &str) -> Result<(), 
 /// An Argon2id PHC string of `password`.
 pub async fn hash(password: &str) -> Result<String, CoreError> {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .map_err(|e| CoreError::Secret(format!("password hashing: {e}")))?
+    crate::cpu_work::run("password hashing", move || hash_now(&password)).await?
 }
 
 fn hash_now(password: &str) -> Result<String, CoreError> {
@@ -101,7 +99,7 @@ fn hash_now(password: &str) -> Result<String, CoreError> {
 pub async fn verify(password: &str, stored: &str) -> bool {
     let password = password.to_string();
     let stored = stored.to_string();
-    tokio::task::spawn_blocking(move || {
+    crate::cpu_work::run("password check", move || {
         PasswordHash::new(&stored)
             .map(|h| {
                 Argon2::default()

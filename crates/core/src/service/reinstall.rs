@@ -3,7 +3,6 @@
 //! old disk. Runs as a background task.
 
 use super::backups::TaskStarted;
-use super::guest_agent::check_vm_password;
 use super::journal::Operation;
 use super::{Actor, Services};
 use crate::engine::{PowerAction, PowerState};
@@ -33,12 +32,7 @@ impl Services {
         let checked = async {
             let image = self.image_for(&host, &vm, &input.os_name)?;
             if let Some(p) = &input.os_pass {
-                check_vm_password(p).map_err(|_| {
-                    CoreError::invalid(
-                        "os_pass",
-                        "must be 8 to 128 characters without ':' or control characters",
-                    )
-                })?;
+                crate::validate::vm_password("os_pass", p)?;
             }
             let busy = self.mark_busy(&vm, "reinstalling", "a reinstall")?;
             Ok((image, busy))

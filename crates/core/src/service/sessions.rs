@@ -23,6 +23,17 @@ pub struct TokenPair {
 }
 
 const WRONG_LOGIN: &str = "wrong account or password";
+/// How many unknown account names the lockout mimicry remembers.
+const UNKNOWN_ACCOUNTS_TRACKED: usize = 10_000;
+
+/// Failed logins on a name that is no account (see
+/// `count_unknown_account_failure`).
+#[derive(Debug, Default)]
+pub(super) struct UnknownLoginFailures {
+    failed: u32,
+    locked_until: i64,
+    last_at: i64,
+}
 
 impl Services {
     /// Check a password and open a session. Failures are counted per
@@ -42,19 +53,26 @@ impl Services {
         }
         let t = now();
         let Some(user) = self.store().user_by_key(UserKey::Account, account).await? else {
-            // Spend the time a real check would, so timing does not tell
-            // which accounts exist.
+            // Spend the time a real check would, and count failures and
+            // lock exactly as for a real account, so neither the timing nor
+            // the replies tell which accounts exist.
             let decoy = self
                 .inner
                 .decoy_hash
                 .get_or_try_init(passwords::decoy_hash)
                 .await?;
             passwords::verify(password, decoy).await;
+            let locked_for = self.count_unknown_account_failure(account, t);
             self.log_login(None, account, ip, "failed", "unknown account")
                 .await;
-            return Err(CoreError::unauthorized(WRONG_LOGIN));
+            return Err(match locked_for {
+                Some(seconds) => locked(seconds),
+                None => CoreError::unauthorized(WRONG_LOGIN),
+            });
         };
         if user.locked_until > t {
+            // The same work as an unlocked check: a locked reply is no faster.
+            passwords::verify(password, &user.password_hash).await;
             self.log_login(Some(user.id), account, ip, "locked", "account locked")
                 .await;
             return Err(locked(user.locked_until - t));
@@ -85,6 +103,44 @@ impl Services {
         self.log_login(Some(user.id), account, ip, "succeed", "")
             .await;
         self.token_pair(&session).await
+    }
+
+    /// Count a failed login on an account that does not exist, in memory,
+    /// as `count_failure` does for real ones; returns the seconds left when
+    /// it is "locked". The table is bounded: past `UNKNOWN_ACCOUNTS_TRACKED`
+    /// names, expired entries go, then the oldest.
+    fn count_unknown_account_failure(&self, account: &str, t: i64) -> Option<i64> {
+        let opts = &self.inner.opts;
+        let mut table = self
+            .inner
+            .unknown_login_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if table.len() >= UNKNOWN_ACCOUNTS_TRACKED && !table.contains_key(account) {
+            table.retain(|_, e| {
+                e.locked_until > t || e.last_at + opts.lockout_for.as_secs() as i64 > t
+            });
+            if table.len() >= UNKNOWN_ACCOUNTS_TRACKED {
+                if let Some(oldest) = table
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_at)
+                    .map(|(k, _)| k.clone())
+                {
+                    table.remove(&oldest);
+                }
+            }
+        }
+        let entry = table.entry(account.to_string()).or_default();
+        entry.last_at = t;
+        if entry.locked_until > t {
+            return Some(entry.locked_until - t);
+        }
+        entry.failed += 1;
+        if entry.failed >= opts.lockout_after.max(1) {
+            entry.failed = 0;
+            entry.locked_until = t + opts.lockout_for.as_secs() as i64;
+        }
+        None
     }
 
     pub(super) async fn count_failure(&self, user: &User, ip: &str) -> CoreError {

@@ -154,7 +154,10 @@ impl Services {
 
     /// The host and VM a caller names: the permission first (403), then
     /// the VM, which a caller who may not see it does not find (404).
-    /// `action` names a mutating call, whose refusal is logged.
+    /// Every refusal, read or write, is written to the operation log here,
+    /// once: under `action` for a mutating call, else under the permission.
+    /// "Not yours" and "no such VM" log and answer alike, so neither the
+    /// reply nor the caller's own log tells another customer's VM exists.
     pub(crate) async fn owned_vm(
         &self,
         actor: &Actor,
@@ -163,19 +166,22 @@ impl Services {
         hs_name: &str,
         vm_uuid: &str,
     ) -> Result<(Host, Vm), CoreError> {
-        match action {
-            Some(action) => {
-                self.authorize(actor, permission, action, Some(hs_name), Some(vm_uuid))
-                    .await?
+        let found = async {
+            actor.require(permission)?;
+            let host = self.host(hs_name).await?;
+            let vm = self.vm(&host, vm_uuid).await?;
+            if !actor.owns(vm.owner_id) {
+                return Err(CoreError::not_found("vm", vm_uuid));
             }
-            None => actor.require(permission)?,
+            Ok((host, vm))
         }
-        let host = self.host(hs_name).await?;
-        let vm = self.vm(&host, vm_uuid).await?;
-        if !actor.owns(vm.owner_id) {
-            return Err(CoreError::not_found("vm", vm_uuid));
+        .await;
+        if let Err(e) = &found {
+            let logged_as = action.unwrap_or(permission);
+            self.log_refused(actor, logged_as, Some(hs_name), Some(vm_uuid), e)
+                .await;
         }
-        Ok((host, vm))
+        found
     }
 
     /// The host's VMs the caller may see.
@@ -435,8 +441,12 @@ impl Services {
             }
         }
         config.nic_all = normalize_nics(std::mem::take(&mut config.nic_all))?;
+        // An empty os_pass is "no password" (billing modules send one).
         let sealed = match input.os_pass.filter(|p| !p.is_empty()) {
-            Some(p) => Some(self.inner.secrets.seal(&p)?),
+            Some(p) => {
+                validate::vm_password("os_pass", &p)?;
+                Some(self.inner.secrets.seal(&p)?)
+            }
             None => None,
         };
         for (name, nic) in &config.nic_all {
@@ -463,10 +473,11 @@ impl Services {
                 format!("host {} has no public network (network_pub)", host.name),
             ));
         }
-        if let Some(other) = self.store().vm_by_mac(&nic.mac_addr).await? {
+        // The other VM may be another customer's: it is not named.
+        if self.store().vm_by_mac(&nic.mac_addr).await?.is_some() {
             return Err(CoreError::invalid(
                 &field("mac_addr"),
-                format!("{} is used by VM {}", nic.mac_addr, other.uuid),
+                format!("{} is used by another VM", nic.mac_addr),
             ));
         }
         let pools = Self::pools_of(host)?;
@@ -549,6 +560,9 @@ impl Services {
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let checked = async {
+            if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
+                validate::vm_password("os_pass", p)?;
+            }
             let merged = self.merge_update(&host, &vm, &input).await?;
             let growth = Demand {
                 vcpus: u64::from(merged.cpu_num.saturating_sub(vm.config.cpu_num)),
