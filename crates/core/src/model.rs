@@ -94,7 +94,71 @@ pub struct HostConfig {
     pub images_maps: BTreeMap<String, String>,
     /// Per-VM maxima on this host: `cpu_num`, `mem_num` (MB), `hdd_num` (MB).
     pub server_plan: ServerPlan,
+    /// Ports no forward may use on this host, besides those host processes
+    /// listen on and the controller's own: `22`, `"3306"`, `"8000-8100"`.
+    pub reserved_ports: Vec<PortSpan>,
     pub extend_data: serde_json::Value,
+}
+
+/// A port or an inclusive range of ports: written `22` or `"8000-8100"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSpan {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortSpan {
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl std::str::FromStr for PortSpan {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{s:?} is not a port or range like 8000-8100"))
+        };
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(s)?, port(s)?),
+        };
+        if first > last {
+            return Err(format!("{s:?}: the range ends before it starts"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl Serialize for PortSpan {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        if self.first == self.last {
+            ser.serialize_u16(self.first)
+        } else {
+            ser.serialize_str(&format!("{}-{}", self.first, self.last))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PortSpan {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        // Billing scripts send numbers as strings and the other way round.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(de)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Upper bounds for one VM on a host. Zero means "the engine's default"

@@ -116,6 +116,9 @@ pub trait Network: Send + Sync {
     async fn add_forwards(&self, forwards: &[PortForward]) -> Result<(), NetworkError>;
     /// Remove forwards in one kernel transaction; absent ones are ignored.
     async fn remove_forwards(&self, forwards: &[PortForward]) -> Result<(), NetworkError>;
+    /// (protocol, port) of the sockets host processes listen on; a forward
+    /// onto one would capture that service's traffic.
+    fn listening_ports(&self) -> std::collections::BTreeSet<(ForwardProtocol, u16)>;
     /// Serve DHCP reservations on one bridge (after an address change).
     async fn apply_dhcp(&self, bridge: &str, dhcp: &DhcpPlan) -> Result<(), NetworkError>;
     /// Replace the reverse proxy's routes; returns domains whose certificate

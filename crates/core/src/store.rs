@@ -168,6 +168,9 @@ pub trait Store: AccountStore + OpsStore + Send + Sync {
         result: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Tasks still marked running, oldest first (at start: the ones a stop
+    /// interrupted).
+    async fn running_tasks(&self) -> Result<Vec<Task>, StoreError>;
     /// Mark tasks that were running when the controller stopped as failed.
     async fn fail_running_tasks(&self, error: &str) -> Result<u64, StoreError>;
     /// Newest first; `actor` keeps only the tasks that actor started.

@@ -145,6 +145,12 @@ pub async fn open_services(
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
     let mut opts = ServiceOptions::new(config.data_dir.clone());
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
+    opts.controller_ports.extend(
+        [Some(config.listen), config.proxy_http, config.proxy_https]
+            .into_iter()
+            .flatten()
+            .map(|a| a.port()),
+    );
     config.access.apply(&mut opts);
     config.operations.apply(&mut opts);
     let proxy = ReverseProxy::new();
@@ -189,11 +195,11 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         println!("ironidc: generated password of user administrator (shown once, store it now): {password}");
     }
 
-    let interrupted = services.fail_interrupted_tasks().await?;
-    if interrupted > 0 {
+    let recovered = services.recover_interrupted_tasks().await?;
+    if recovered.completed + recovered.undone + recovered.failed > 0 {
         tracing::warn!(
-            tasks = interrupted,
-            "tasks interrupted by the previous stop were marked failed"
+            ?recovered,
+            "tasks interrupted by the previous stop were completed or undone"
         );
     }
     let report = services.reconcile_vm_states().await?;

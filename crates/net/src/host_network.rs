@@ -87,6 +87,10 @@ fn pem(pair: CertPair) -> CertificatePem {
 
 #[async_trait]
 impl Network for HostNetwork {
+    fn listening_ports(&self) -> std::collections::BTreeSet<(ForwardProtocol, u16)> {
+        crate::listening::listening_ports()
+    }
+
     async fn apply(&self, plan: &NetworkPlan) -> Result<NetworkReport, NetworkError> {
         let mut report = NetworkReport::default();
         if plan.bridges.is_empty() && plan.forwards.is_empty() {

@@ -15,6 +15,7 @@ pub mod acme;
 pub mod dhcp;
 mod host_network;
 pub mod links;
+pub mod listening;
 pub mod nft;
 pub mod proxy;
 pub mod tls;

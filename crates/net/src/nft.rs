@@ -12,12 +12,18 @@
 //!   chain prerouting  { type nat hook prerouting priority dstnat; policy accept;
 //!     fib daddr type local dnat ip to tcp dport map @fwd_tcp
 //!     fib daddr type local dnat ip to udp dport map @fwd_udp }
-//!   chain output      { type nat hook output priority -100; ... the same two rules }
 //!   chain postrouting { type nat hook postrouting priority srcnat; ...
 //!     ip saddr SUBNET oifname != "BRIDGE" masquerade                  (per bridge)
 //!     ip saddr SUBNET ip daddr SUBNET ct status dnat masquerade }     (hairpin)
 //! }
 //! ```
+//!
+//! Forwards apply only to traffic that arrives from outside (the prerouting
+//! hook); there is deliberately no `output` chain: a connection the host
+//! itself makes, to any of its addresses, never takes a forward, so a
+//! customer's forward can never capture a service the host uses locally.
+//! A table from an older version with such a chain is rebuilt by
+//! [`Nft::reconcile`], which treats the chain as foreign.
 //!
 //! Every rule carries a comment naming its role (`ironidc fwd tcp`,
 //! `ironidc masq br0 10.0.0.0/24`, `ironidc hairpin 10.0.0.0/24`); together with
@@ -266,16 +272,15 @@ impl Role {
 
     fn chains(&self) -> &'static [&'static str] {
         match self {
-            Role::Fwd(_) => &["prerouting", "output"],
+            Role::Fwd(_) => &["prerouting"],
             Role::Masq(..) | Role::Hairpin(_) => &["postrouting"],
         }
     }
 }
 
 /// (name, hook, priority) of our base chains, all `type nat`, `policy accept`.
-const CHAINS: [(&str, &str, i64); 3] = [
+const CHAINS: [(&str, &str, i64); 2] = [
     ("prerouting", "prerouting", -100),
-    ("output", "output", -100),
     ("postrouting", "postrouting", 100),
 ];
 
@@ -631,7 +636,7 @@ fn is_enoent(stderr: &str) -> bool {
 /// The chain rules we expect, in order.
 fn expected_rules(chain: &str, d: &Desired) -> Vec<Role> {
     match chain {
-        "prerouting" | "output" => Protocol::ALL.into_iter().map(Role::Fwd).collect(),
+        "prerouting" => Protocol::ALL.into_iter().map(Role::Fwd).collect(),
         "postrouting" => d
             .masquerade
             .iter()
@@ -923,7 +928,9 @@ mod tests {
         let s = Nft::new().render(&NatTable::default()).unwrap();
         assert!(!s.contains("elements"));
         assert!(s.starts_with("add table ip ironidc\ndelete table ip ironidc\n"));
-        assert_eq!(s.matches("comment \"ironidc fwd tcp\"").count(), 2);
+        assert_eq!(s.matches("comment \"ironidc fwd tcp\"").count(), 1);
+        // Locally originated connections never take a forward.
+        assert!(!s.contains("hook output"), "{s}");
     }
 
     #[test]

@@ -514,6 +514,17 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn running_tasks(&self) -> Result<Vec<Task>, StoreError> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'running' ORDER BY id");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::task)
+            .collect()
+    }
+
     async fn list_tasks(
         &self,
         hs_name: Option<&str>,

@@ -72,17 +72,29 @@ impl ConsoleLease {
                 tracing::warn!(error = %e, "could not record console activity");
             }
         }
-        match self
+        let token = match self
             .services
             .store()
             .console_token_by_hash(&self.token_hash)
             .await
         {
-            Ok(Some(token)) => self.services.token_live(&token, now),
-            Ok(None) => false,
+            Ok(Some(token)) => token,
+            Ok(None) => return false,
             // A database hiccup does not cut a working session.
             Err(e) => {
                 tracing::warn!(error = %e, "could not check a console token");
+                return true;
+            }
+        };
+        if !self.services.token_live(&token, now) {
+            return false;
+        }
+        // The user must still be allowed to see this VM: an owner change,
+        // a lost permission, a disabled user or a deleted VM end the session.
+        match self.services.console_vm_if_allowed(&token).await {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a console session");
                 true
             }
         }
@@ -249,18 +261,38 @@ impl Services {
         if stored.opened_at.is_some() || !self.token_live(&stored, now()) {
             return Err(refused());
         }
-        let (host, vm) = self.vm_by_id(stored.vm_id).await?.ok_or_else(refused)?;
-        if let Some(user_id) = stored.user_id {
-            let permissions = self.permissions_of(user_id).await.map_err(|_| refused())?;
-            self.enabled_user(user_id).await.map_err(|_| refused())?;
+        let (host, vm) = self
+            .console_vm_if_allowed(&stored)
+            .await?
+            .ok_or_else(refused)?;
+        Ok((stored, host, vm, hash))
+    }
+
+    /// The token's VM and host when the VM still exists and the token's
+    /// user (enabled, holding `vm.console.open`) may still see it; `None`
+    /// otherwise. The root token's consoles need only the VM.
+    async fn console_vm_if_allowed(
+        &self,
+        token: &ConsoleToken,
+    ) -> Result<Option<(crate::model::Host, crate::model::Vm)>, CoreError> {
+        let Some((host, vm)) = self.vm_by_id(token.vm_id).await? else {
+            return Ok(None);
+        };
+        if let Some(user_id) = token.user_id {
+            let Ok(permissions) = self.permissions_of(user_id).await else {
+                return Ok(None);
+            };
+            if self.enabled_user(user_id).await.is_err() {
+                return Ok(None);
+            }
             let may_all = permissions.contains("vm.all.manage");
             if !permissions.contains("vm.console.open")
                 || !(may_all || vm.owner_id == Some(user_id))
             {
-                return Err(refused());
+                return Ok(None);
             }
         }
-        Ok((stored, host, vm, hash))
+        Ok(Some((host, vm)))
     }
 
     /// Attach a WebSocket with a console token: it must be usable (see

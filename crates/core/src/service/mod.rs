@@ -25,6 +25,7 @@ pub mod passwords;
 mod proxy;
 mod quotas;
 mod reconcile;
+mod recovery;
 mod reinstall;
 mod roles;
 mod sessions;
@@ -62,6 +63,7 @@ pub use nat::{NatInput, NatRuleView};
 pub use nics::NicInput;
 pub use proxy::{CreatedProxy, ProxyInput, ProxyView};
 pub use quotas::QuotaReport;
+pub use recovery::RecoveryReport;
 pub use reinstall::ReinstallInput;
 pub use roles::{RoleInput, RolePatch, RoleView};
 pub use sessions::TokenPair;
@@ -103,6 +105,9 @@ pub struct ServiceOptions {
     pub backups_per_vm: u32,
     /// Where guests send their status reports (see `ReportUrl`).
     pub report_url: ReportUrl,
+    /// Ports of the controller itself (API, reverse proxy; 80 and 443
+    /// always): no forward may take them.
+    pub controller_ports: Vec<u16>,
 }
 
 /// The controller address guests post their status reports to.
@@ -135,6 +140,7 @@ impl ServiceOptions {
             snapshots_per_vm: 5,
             backups_per_vm: 3,
             report_url: ReportUrl::Off,
+            controller_ports: vec![80, 443],
         }
     }
 }

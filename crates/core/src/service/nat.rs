@@ -11,7 +11,7 @@ use super::quotas::Demand;
 use super::{Actor, Services};
 use crate::error::CoreError;
 use crate::model::{Host, NatRule};
-use crate::network::NetworkError;
+use crate::network::{ForwardProtocol, NetworkError};
 use crate::store::Scope;
 
 /// The port range forwards draw from when the host sets none.
@@ -187,9 +187,26 @@ impl Services {
             "both" => taken.contains(&(port, "tcp")) || taken.contains(&(port, "udp")),
             p => taken.contains(&(port, p)),
         };
+        let listening = self.network().listening_ports();
+        let protocols: &[ForwardProtocol] = match protocol {
+            "tcp" => &[ForwardProtocol::Tcp],
+            "udp" => &[ForwardProtocol::Udp],
+            _ => &[ForwardProtocol::Tcp, ForwardProtocol::Udp],
+        };
+        let unavailable = |port: u16| -> Option<&'static str> {
+            if self.inner.opts.controller_ports.contains(&port) {
+                Some("is used by ironidc itself (API or reverse proxy)")
+            } else if host.config.reserved_ports.iter().any(|r| r.contains(port)) {
+                Some("is reserved on this host (reserved_ports)")
+            } else if protocols.iter().any(|p| listening.contains(&(*p, port))) {
+                Some("is in use by a service of the host")
+            } else {
+                None
+            }
+        };
         let external_port = if input.external_port == 0 {
             (low..=high)
-                .find(|p| !clashes(*p))
+                .find(|p| !clashes(*p) && unavailable(*p).is_none())
                 .ok_or_else(|| CoreError::Conflict(format!("no free port left in {low}-{high}")))?
         } else {
             let port = u16::try_from(input.external_port)
@@ -204,6 +221,9 @@ impl Services {
                 return Err(CoreError::Conflict(format!(
                     "external_port {port}/{protocol} is already forwarded on this host"
                 )));
+            }
+            if let Some(why) = unavailable(port) {
+                return Err(CoreError::Conflict(format!("external_port {port} {why}")));
             }
             port
         };

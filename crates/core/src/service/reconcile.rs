@@ -14,14 +14,6 @@ pub struct ReconcileReport {
 }
 
 impl Services {
-    /// Mark tasks interrupted by a controller stop as failed.
-    pub async fn fail_interrupted_tasks(&self) -> Result<u64, CoreError> {
-        Ok(self
-            .store()
-            .fail_running_tasks("interrupted: the controller stopped while the task ran")
-            .await?)
-    }
-
     /// Ask the engines for the state of every known VM and store changes.
     pub async fn reconcile_vm_states(&self) -> Result<ReconcileReport, CoreError> {
         let mut report = ReconcileReport::default();
