@@ -39,6 +39,10 @@ pub struct FileConfig {
     pub backups_per_vm: Option<u32>,
     pub console_idle_minutes: Option<u64>,
     pub console_check_secs: Option<u64>,
+    pub conn_per_address: Option<usize>,
+    pub conn_total: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,8 @@ pub struct ServeConfig {
     pub acme_ca_file: Option<PathBuf>,
     pub access: crate::access::AccessConfig,
     pub operations: crate::operations::OperationsConfig,
+    /// Caps and timeouts of the API's and the proxy's connections.
+    pub connections: ironidc_net::http_conn::ConnectionLimits,
 }
 
 pub const DEFAULT_PROXY_HTTP: &str = "0.0.0.0:80";

@@ -3,7 +3,9 @@
 //! packages).
 
 mod access;
+mod api_listener;
 mod config;
+mod connections;
 mod operations;
 mod progress;
 mod serve;

@@ -62,6 +62,8 @@ pub struct ServeArgs {
     access: crate::access::AccessArgs,
     #[command(flatten)]
     operations: crate::operations::OperationsArgs,
+    #[command(flatten)]
+    connections: crate::connections::ConnectionArgs,
 }
 
 impl ServeArgs {
@@ -73,6 +75,7 @@ impl ServeArgs {
             None => DEFAULT_LISTEN.parse()?,
         };
         let operations = self.operations.resolve(&file, listen)?;
+        let connections = self.connections.resolve(&file);
         let data_dir = self
             .data_dir
             .or(file.data_dir)
@@ -120,6 +123,7 @@ impl ServeArgs {
                 access
             },
             operations,
+            connections,
             data_dir,
         })
     }
@@ -128,6 +132,12 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging("info,sqlx=warn");
     let config = args.resolve()?;
+    // Room for the connection caps: they must bind before descriptors
+    // run out (the soft limit is often 1024).
+    match ironidc_net::http_conn::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -228,11 +238,8 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
-    let app = ironidc_api::app(services, &config.access.api)?
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = ironidc_api::app(services, &config.access.api)?;
+    crate::api_listener::serve(listener, app, config.connections, shutdown_signal()).await;
     // VMs are separate processes and keep running; the next start re-attaches.
     tracing::info!("ironidc stopped; VMs keep running");
     Ok(())
@@ -263,6 +270,7 @@ async fn serve_proxy(proxy: &ReverseProxy, config: &ServeConfig) -> Option<Proxy
     let opts = ProxyOptions {
         http: config.proxy_http,
         https: config.proxy_https,
+        limits: config.connections,
     };
     match proxy.serve(opts).await {
         Ok(handle) => {

@@ -178,6 +178,7 @@ fn main() {
             .serve(ProxyOptions {
                 http: Some("127.0.0.1:0".parse().unwrap()),
                 https: Some("127.0.0.1:0".parse().unwrap()),
+                limits: Default::default(),
             })
             .await
             .unwrap();

@@ -14,6 +14,7 @@
 pub mod acme;
 pub mod dhcp;
 mod host_network;
+pub mod http_conn;
 pub mod links;
 pub mod listening;
 pub mod nft;

@@ -52,6 +52,8 @@ pub struct Route {
 pub struct ProxyOptions {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// Caps and timeouts of the listeners' connections.
+    pub limits: crate::http_conn::ConnectionLimits,
 }
 
 /// State shared by the listeners, the SNI resolver and every connection.
@@ -131,6 +133,9 @@ impl ReverseProxy {
         let acceptor = TlsAcceptor::from(Arc::new(self.server_config()?));
 
         let (stop, stop_rx) = watch::channel(false);
+        // One gate for both listeners: a client's HTTP and HTTPS
+        // connections count together.
+        let gate = crate::http_conn::ConnectionGate::new(opts.limits);
         let mut handle = ProxyHandle {
             http: None,
             https: None,
@@ -142,6 +147,7 @@ impl ReverseProxy {
                 listener,
                 Kind::Http,
                 self.shared.clone(),
+                gate.clone(),
                 stop_rx.clone(),
             ));
         }
@@ -151,6 +157,7 @@ impl ReverseProxy {
                 listener,
                 Kind::Https(acceptor),
                 self.shared.clone(),
+                gate,
                 stop_rx,
             ));
         }

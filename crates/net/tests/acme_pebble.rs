@@ -226,6 +226,7 @@ async fn issue_with_pebble_and_serve_it() {
         .serve(ProxyOptions {
             http: Some("127.0.0.1:0".parse().unwrap()),
             https: Some("127.0.0.1:0".parse().unwrap()),
+            limits: Default::default(),
         })
         .await
         .unwrap();

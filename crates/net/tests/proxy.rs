@@ -104,6 +104,7 @@ async fn start(routes: Vec<Route>) -> (ReverseProxy, ProxyHandle) {
         .serve(ProxyOptions {
             http: Some("127.0.0.1:0".parse().unwrap()),
             https: Some("127.0.0.1:0".parse().unwrap()),
+            limits: Default::default(),
         })
         .await
         .unwrap();
@@ -539,6 +540,7 @@ async fn bad_certificate_keeps_route_http_only() {
         .serve(ProxyOptions {
             http: Some("127.0.0.1:0".parse().unwrap()),
             https: Some("127.0.0.1:0".parse().unwrap()),
+            limits: Default::default(),
         })
         .await
         .unwrap();
@@ -562,6 +564,7 @@ async fn busy_port_fails_at_serve_and_shutdown_stops_accepting() {
         .serve(ProxyOptions {
             http: Some(taken.local_addr().unwrap()),
             https: None,
+            limits: Default::default(),
         })
         .await
         .expect_err("port is taken");
@@ -572,6 +575,7 @@ async fn busy_port_fails_at_serve_and_shutdown_stops_accepting() {
         .serve(ProxyOptions {
             http: Some("127.0.0.1:0".parse().unwrap()),
             https: None,
+            limits: Default::default(),
         })
         .await
         .unwrap();
@@ -708,4 +712,74 @@ fn renewal_window() {
     let now = 1_700_000_000;
     assert!(tls::needs_renewal(now + 29 * 86_400, now));
     assert!(!tls::needs_renewal(now + 31 * 86_400, now));
+}
+
+/// Reads until the peer closes; `true` when it did within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_excess_connections_are_dropped() {
+    let a = backend("a").await;
+    let proxy = ReverseProxy::new();
+    proxy.set_routes(vec![route("ok.test", a, None)]);
+    let handle = proxy
+        .serve(ProxyOptions {
+            http: Some("127.0.0.1:0".parse().unwrap()),
+            https: None,
+            limits: ironidc_net::http_conn::ConnectionLimits {
+                per_address: 4,
+                total: 100,
+                header_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(3),
+            },
+        })
+        .await
+        .unwrap();
+    let addr = handle.http.unwrap();
+    // Four slowloris clients: half a request each, then silence.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fifth from the same address is closed at once.
+    let mut fifth = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut fifth, Duration::from_millis(500)).await);
+    // The slow ones are dropped after the header timeout, not before.
+    assert!(!closed_within(&mut slow[0], Duration::from_millis(300)).await);
+    for s in &mut slow {
+        assert!(
+            closed_within(s, Duration::from_secs(3)).await,
+            "slowloris kept"
+        );
+    }
+    // Their places are free again: a real client is served, and its idle
+    // keep-alive connection is closed after the idle timeout.
+    let mut ok = TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = ok.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        !closed_within(&mut ok, Duration::from_millis(1500)).await,
+        "idle closed at the header timeout"
+    );
+    assert!(
+        closed_within(&mut ok, Duration::from_secs(4)).await,
+        "idle kept"
+    );
 }

@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -14,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, ConnInfo, Scheme};
 use super::Shared;
+use crate::http_conn::{self, ConnectionGate, ConnectionPermit};
 use crate::tls;
 
 /// A client that has not finished its TLS handshake by then is dropped, so
@@ -33,6 +32,7 @@ pub(super) async fn accept_loop(
     listener: TcpListener,
     kind: Kind,
     shared: Arc<Shared>,
+    gate: Arc<ConnectionGate>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -41,12 +41,18 @@ pub(super) async fn accept_loop(
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over a cap the socket is closed at once.
+                    let Some(permit) = gate.admit(peer.ip()) else {
+                        tracing::debug!(%peer, "proxy connection refused: too many open");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     tokio::spawn(serve_connection(
                         stream,
                         peer,
                         kind.clone(),
                         shared.clone(),
+                        (gate.clone(), permit),
                         stop.clone(),
                     ));
                 }
@@ -64,8 +70,10 @@ async fn serve_connection(
     peer: SocketAddr,
     kind: Kind,
     shared: Arc<Shared>,
+    (gate, _permit): (Arc<ConnectionGate>, ConnectionPermit),
     stop: watch::Receiver<bool>,
 ) {
+    let limits = *gate.limits();
     match kind {
         Kind::Http => {
             let info = ConnInfo {
@@ -73,10 +81,11 @@ async fn serve_connection(
                 scheme: Scheme::Http,
                 sni: None,
             };
-            serve_http1(stream, info, shared, stop).await;
+            serve_http1(stream, info, shared, &limits, stop).await;
         }
         Kind::Https(acceptor) => {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let handshake = HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -93,36 +102,24 @@ async fn serve_connection(
                 scheme: Scheme::Https,
                 sni,
             };
-            serve_http1(tls, info, shared, stop).await;
+            serve_http1(tls, info, shared, &limits, stop).await;
         }
     }
 }
 
-async fn serve_http1<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
-where
+async fn serve_http1<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    limits: &http_conn::ConnectionLimits,
+    stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(info);
     let peer = info.peer;
     let service = service_fn(move |req| handler::handle(shared.clone(), info.clone(), req));
-    // The timer makes hyper's default 30 s header read timeout effective
-    // (without one it is silently off); it also closes idle keep-alive
-    // connections, since waiting for the next request counts as reading
-    // headers.
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = stop.changed() => {
-            // Finish the request in flight, then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
+    if let Err(e) = http_conn::serve_http1(io, service, limits, stop).await {
         tracing::debug!(%peer, "proxy connection ended with an error: {e}");
     }
 }
