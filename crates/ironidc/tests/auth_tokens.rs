@@ -169,18 +169,6 @@ fn detail_of(s: &Server, access: &str) -> (u16, Value) {
 }
 
 /// The id of a role by its code.
-fn role_id(s: &Server, code: &str) -> i64 {
-    let v = s.admin_ptpb("GET", "/api/rbac/role/get/?all=true", None);
-    v["detail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["code"] == code)
-        .unwrap_or_else(|| panic!("no role {code}: {v}"))["id"]
-        .as_i64()
-        .unwrap()
-}
-
 /// The id of a user by account.
 fn user_id(s: &Server, account: &str) -> i64 {
     let v = s.admin_ptpb(
@@ -364,7 +352,7 @@ fn login_refresh_rotation_logout_and_password_change() {
     assert_ptpb_error(st, &v, 400, "root token logout");
 
     // A customer changes their own password.
-    let customer = role_id(&s, "Customer");
+    let customer = s.role_id("Customer");
     let old = "Sunny-Meadow-2026";
     let new = "Quiet-River-2027";
     s.add_user("carol", old, &[customer]);
@@ -491,7 +479,7 @@ fn api_tokens_scoped_and_revocable() {
     let s = Server::start(dir.path());
     let viewer = s.add_role("viewer", &["vm.instance.read", "host.server.read"]);
     s.add_user("dana", "Sunny-Meadow-2026", &[viewer]);
-    let customer = role_id(&s, "Customer");
+    let customer = s.role_id("Customer");
     s.add_user("erin", "Sunny-Meadow-2026", &[customer]);
     let (dana, _) = s.login("dana", "Sunny-Meadow-2026");
     let (erin, _) = s.login("erin", "Sunny-Meadow-2026");
@@ -648,7 +636,7 @@ fn api_tokens_scoped_and_revocable() {
 fn lockout_after_repeated_failures() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), &[("IRONIDC_LOCKOUT_AFTER", "3")]);
-    let customer = role_id(&s, "Customer");
+    let customer = s.role_id("Customer");
     let frank_id = s.add_user("frank", "Sunny-Meadow-2026", &[customer]);
     let gina_id = s.add_user("gina", "Sunny-Meadow-2026", &[customer]);
 
@@ -741,7 +729,7 @@ fn rate_limits_per_user_and_per_ip() {
             ("IRONIDC_RATE_LIMIT_LOGIN", "3"),
         ],
     );
-    let customer = role_id(&a, "Customer");
+    let customer = a.role_id("Customer");
     a.add_user("henry", "Sunny-Meadow-2026", &[customer]);
     // Login attempt 1 of 3 this minute.
     let (henry, _) = a.login("henry", "Sunny-Meadow-2026");
@@ -923,8 +911,8 @@ fn rate_limits_per_user_and_per_ip() {
 fn bad_account_input_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let customer = role_id(&s, "Customer");
-    let admin_role = role_id(&s, "Administrator");
+    let customer = s.role_id("Customer");
+    let admin_role = s.role_id("Administrator");
     let admin_id = user_id(&s, "administrator");
     s.admin_ptpb(
         "POST",
@@ -1234,7 +1222,7 @@ fn cli_user_commands() {
         let (carol, _) = s.login("carol", "Quiet-River-2027");
         let (st, v) = detail_of(&s, &carol);
         assert_eq!(st, 200, "{v}");
-        let admin_role = role_id(&s, "Administrator");
+        let admin_role = s.role_id("Administrator");
         assert_eq!(v["detail"]["roles"], json!([admin_role]), "{v}");
         assert_eq!(v["detail"]["name"], "Carol", "{v}");
         s.login("administrator", ADMIN_PASSWORD);

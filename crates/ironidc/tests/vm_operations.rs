@@ -135,6 +135,20 @@ fn rfb_session(url: &str) -> (u16, u16) {
 
 type WsConn = tungstenite::WebSocket<TcpStream>;
 
+/// Read an open console until the server closes it (within 15 s); the
+/// close code.
+fn close_code(ws: &mut WsConn) -> Option<u16> {
+    let started = Instant::now();
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "not closed");
+    }
+}
+
 fn connect_ws(url: &str) -> Result<(WsConn, tungstenite::handshake::client::Response), String> {
     let ws_url = url.replacen("http://", "ws://", 1);
     let host = ws_url
@@ -437,19 +451,38 @@ fn vm_operations_with_a_real_guest() {
     );
     let revoked = s.ok("DELETE", &format!("/api/client/console/h1/{VM}"), None);
     assert!(revoked["revoked"].as_u64().unwrap() >= 1, "{revoked}");
-    let started = Instant::now();
-    let closed = loop {
-        match open.read() {
-            Ok(tungstenite::Message::Close(frame)) => break frame,
-            Ok(_) => {}
-            Err(e) => panic!("expected a close frame, got {e}"),
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "not closed");
-    };
+    assert_eq!(close_code(&mut open), Some(1008), "closed as revoked");
+    // So does the loss of the VM: a customer's console closes when the
+    // operator gives the VM to someone else (the session re-checks every
+    // second here), and the VM still runs.
+    s.add_user(
+        "console-owner",
+        "Screen-Watch-2026",
+        &[s.role_id("Customer")],
+    );
+    s.ok(
+        "POST",
+        &format!("/api/client/owner/h1/{VM}"),
+        Some(json!({"owner": "console-owner"})),
+    );
+    let (customer_token, _) = s.login("console-owner", "Screen-Watch-2026");
+    let (status, page3) = s.call_as(
+        Some(&customer_token),
+        "GET",
+        &format!("/api/client/remote/h1/{VM}"),
+        None,
+    );
+    assert_eq!(status, 200, "{page3}");
+    let (mut theirs, _) = connect_ws(&ws_url_of(page3["data"].as_str().unwrap())).unwrap();
+    s.ok(
+        "POST",
+        &format!("/api/client/owner/h1/{VM}"),
+        Some(json!({"owner": null})),
+    );
     assert_eq!(
-        closed.map(|f| u16::from(f.code)),
+        close_code(&mut theirs),
         Some(1008),
-        "closed as revoked"
+        "closed after the owner change"
     );
 
     // ---- snapshots -------------------------------------------------------------

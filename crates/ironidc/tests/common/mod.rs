@@ -323,6 +323,19 @@ impl Server {
         v["detail"]["id"].as_i64().unwrap()
     }
 
+    /// The id of a role by code (`Customer`, `Administrator`, …).
+    pub fn role_id(&self, code: &str) -> i64 {
+        let v = self.admin_ptpb("GET", "/api/rbac/role/get/?all=true", None);
+        v["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["code"] == code)
+            .unwrap_or_else(|| panic!("no role {code}: {v}"))["id"]
+            .as_i64()
+            .unwrap()
+    }
+
     /// Make a role granting these permission codes; returns its id.
     pub fn add_role(&self, code: &str, permissions: &[&str]) -> i64 {
         let (_, catalogue) = self.ptpb(Some(TOKEN), "GET", "/api/rbac/perm/", None);
