@@ -119,6 +119,10 @@ pub trait Network: Send + Sync {
     /// (protocol, port) of the sockets host processes listen on; a forward
     /// onto one would capture that service's traffic.
     fn listening_ports(&self) -> std::collections::BTreeSet<(ForwardProtocol, u16)>;
+    /// Take down a bridge no host uses any more: its DHCP server and the
+    /// link itself (an enslaved uplink is released, not deleted). Its
+    /// masquerade goes with the next `apply`.
+    async fn remove_bridge(&self, bridge: &str) -> Result<(), NetworkError>;
     /// Serve DHCP reservations on one bridge (after an address change).
     async fn apply_dhcp(&self, bridge: &str, dhcp: &DhcpPlan) -> Result<(), NetworkError>;
     /// Replace the reverse proxy's routes; returns domains whose certificate

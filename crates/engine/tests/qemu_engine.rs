@@ -558,3 +558,62 @@ async fn qemu_host_status_reports_this_machine() {
     assert!(s.mem_usage <= s.mem_total && s.hdd_usage <= s.hdd_total);
     assert!((0.0..=100.0).contains(&s.cpu_usage));
 }
+
+/// A start that fails under KVM (here: a QEMU that crashes whenever it is
+/// asked for KVM, in front of the real one) is retried under TCG and
+/// succeeds; the engine stays on TCG and says why.
+#[tokio::test]
+async fn qemu_start_falls_back_to_tcg_when_kvm_fails() {
+    if !qemu_available() {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().await;
+    let host = TestHost::new();
+    let h = &host.ctx;
+    let wrapper = host.tmp.path().join("qemu-kvm-crashes");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kvm ] && { echo 'kvm: crashed' >&2; exit 1; }; done\nexec qemu-system-x86_64 \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let engine = ironidc_engine::qemu::QemuEngine::new(ironidc_engine::qemu::QemuOptions {
+        accel: Some(Accel::Kvm),
+        qemu_binary: wrapper,
+        ..ironidc_engine::qemu::QemuOptions::default()
+    });
+    write_boot_disk(&host.image("loop.raw"), MIB);
+    engine
+        .create_vm(h, &spec("vm-k", "loop.raw", 16), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(engine.start_accel().await, Accel::Kvm);
+    engine
+        .power(h, "vm-k", PowerAction::Start, LONG)
+        .await
+        .expect("the start succeeds under TCG");
+    assert_eq!(engine.state(h, "vm-k").await.unwrap(), PowerState::Running);
+    let files = engine.vm_files(h, "vm-k").unwrap();
+    let pid: i32 = std::fs::read_to_string(&files.pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.split(|b| *b == 0).any(|a| a == b"tcg"),
+        "running under TCG"
+    );
+    assert_eq!(engine.start_accel().await, Accel::Tcg, "stays on TCG");
+    let why = engine.kvm_failure().expect("the reason is recorded");
+    assert!(why.contains("vm-k") && why.contains("TCG"), "{why}");
+    assert!(engine.info().await.messages.contains(&why));
+    engine
+        .power(h, "vm-k", PowerAction::HardStop, LONG)
+        .await
+        .unwrap();
+}

@@ -689,3 +689,86 @@ fn lockout_replies_do_not_tell_accounts_apart() {
     assert_eq!(real, ghost);
     assert_eq!(real.last().unwrap().0, 429, "{real:?}");
 }
+
+// ---- host delete ---------------------------------------------------------------
+
+/// Whether a process named `name` runs inside `ns`.
+fn runs_in(ns: &Netns, name: &str) -> bool {
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &ns.0])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+}
+
+#[test]
+fn host_delete_leaves_no_bridge_dhcp_masquerade_or_backups() {
+    let test = "host_delete_leaves_no_bridge_dhcp_masquerade_or_backups";
+    if !root_and_tools_available(test) {
+        return;
+    }
+    let (ns, api_ip) = controller_namespace("hd", 60);
+    let dir = tempfile::tempdir().unwrap();
+    let images = blank_image_dir(dir.path());
+    let s = Server::start_in_netns(
+        &ns.0,
+        &api_ip,
+        1880,
+        dir.path(),
+        &[("IRONIDC_TOKEN", TOKEN)],
+    );
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(nat_host(&images, "brdel0", (20000, 20100), json!([]))),
+    );
+    s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(
+            json!({"vm_uuid": "del1", "os_name": "demo", "cpu_num": 1, "mem_num": 128,
+                    "hdd_num": 64, "nic_all": {"nic0": {"nic_type": "nat"}}}),
+        ),
+    );
+    let started = s.ok(
+        "POST",
+        "/api/client/backup/h1/del1",
+        Some(json!({"name": "b1"})),
+    );
+    let task = started["task_id"].as_i64().unwrap();
+    common::wait_until(60, "the backup", || {
+        s.ok("GET", &format!("/api/system/tasker/{task}"), None)["status"] == "succeeded"
+    });
+    let backups = dir.path().join("hosts/h1/backups/del1");
+    assert!(backups.join("b1.qcow2").exists());
+    assert!(ns.exec(&["ip", "link", "show", "brdel0"]).status.success());
+    assert!(runs_in(&ns, "dnsmasq"), "DHCP serves the VM");
+    let table = ns.must(&["nft", "list", "table", "ip", "ironidc"]);
+    assert!(table.contains("brdel0"), "{table}");
+
+    s.ok(
+        "DELETE",
+        "/api/server/delete/h1?force=true&purge_backups=true",
+        None,
+    );
+    assert!(
+        !ns.exec(&["ip", "link", "show", "brdel0"]).status.success(),
+        "bridge left"
+    );
+    assert!(!runs_in(&ns, "dnsmasq"), "dnsmasq left");
+    let table = ns.exec(&["nft", "list", "table", "ip", "ironidc"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        !table.contains("brdel0") && !table.contains("masquerade"),
+        "{table}"
+    );
+    assert!(!backups.join("b1.qcow2").exists(), "backup left");
+    assert!(
+        !dir.path().join("hosts/h1/vms/del1").exists(),
+        "VM files left"
+    );
+}

@@ -95,7 +95,17 @@ impl Network for HostNetwork {
         let mut report = NetworkReport::default();
         if plan.bridges.is_empty() && plan.forwards.is_empty() {
             // Nothing is ours to hold: leave the kernel alone (and work
-            // without root on controllers that manage no networks).
+            // without root on controllers that manage no networks), but
+            // empty a table left from hosts that are gone.
+            if let Ok(Some(_)) = self.nft.read().await {
+                let nat = self
+                    .nft
+                    .reconcile(&NatTable::default())
+                    .await
+                    .map_err(|e| system("nftables", e))?;
+                report.forwards_removed = nat.foreign_forwards;
+                report.table_rebuilt = nat.rebuilt;
+            }
             return Ok(report);
         }
         let ipv6 = plan
@@ -136,6 +146,16 @@ impl Network for HostNetwork {
         report.forwards_removed = nat.foreign_forwards;
         report.table_rebuilt = nat.rebuilt;
         Ok(report)
+    }
+
+    async fn remove_bridge(&self, bridge: &str) -> Result<(), NetworkError> {
+        self.dnsmasq
+            .stop(bridge)
+            .await
+            .map_err(|e| system(&format!("DHCP on {bridge}"), e))?;
+        links::delete_link(bridge)
+            .await
+            .map_err(|e| system(&format!("bridge {bridge}"), e))
     }
 
     async fn add_forwards(&self, forwards: &[PortForward]) -> Result<(), NetworkError> {

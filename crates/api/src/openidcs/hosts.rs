@@ -98,6 +98,9 @@ pub async fn update(
 pub struct DeleteQuery {
     #[serde(default)]
     force: bool,
+    /// Also delete the backups of the host's VMs.
+    #[serde(default)]
+    purge_backups: bool,
 }
 
 pub async fn remove(
@@ -106,7 +109,9 @@ pub async fn remove(
     PathParams(hs_name): PathParams<String>,
     Params(q): Params<DeleteQuery>,
 ) -> ApiResult<serde_json::Value> {
-    s.services.delete_host(&actor, &hs_name, q.force).await?;
+    s.services
+        .delete_host(&actor, &hs_name, q.force, q.purge_backups)
+        .await?;
     Ok(Data(
         serde_json::json!({ "hs_name": hs_name, "deleted": true }),
     ))

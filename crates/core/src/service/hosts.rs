@@ -291,12 +291,16 @@ impl Services {
     }
 
     /// Remove a host. Refused while it has VMs, unless `force`, which
-    /// deletes those VMs (processes and disks) first.
+    /// deletes those VMs (processes and disks) first. Its bridges (with
+    /// their DHCP servers) go when no other host uses them, its masquerade
+    /// rules with the network reconcile, and with `purge_backups` the
+    /// backups of its VMs.
     pub async fn delete_host(
         &self,
         actor: &Actor,
         hs_name: &str,
         force: bool,
+        purge_backups: bool,
     ) -> Result<(), CoreError> {
         self.authorize(
             actor,
@@ -323,17 +327,52 @@ impl Services {
         let res = async {
             let total = vms.len().max(1);
             for (i, vm) in vms.iter().enumerate() {
-                op.step(&format!("deleting vm {}", vm.uuid), (i * 100 / total) as u8)
+                op.step(&format!("deleting vm {}", vm.uuid), (i * 90 / total) as u8)
                     .await;
+                if purge_backups {
+                    self.purge_vm_backups(&host, &vm.uuid).await?;
+                }
                 self.remove_vm_everywhere(&host, vm).await?;
             }
             self.store().delete_host(host.id).await?;
             self.forget_host_status(hs_name);
-            Ok(())
+            op.step("network", 95).await;
+            self.remove_host_network(&host).await
         }
         .await;
         op.finish(res, |_| serde_json::json!({"deleted_vms": vms.len()}))
             .await
+    }
+
+    /// The bridges of a deleted host that no other host names, then a
+    /// reconcile that drops its masquerade rules.
+    async fn remove_host_network(&self, host: &Host) -> Result<(), CoreError> {
+        let others: Vec<Host> = self
+            .store()
+            .list_hosts()
+            .await?
+            .into_iter()
+            .map(|s| s.host)
+            .collect();
+        for bridge in [&host.config.network_nat, &host.config.network_pub] {
+            let shared = others
+                .iter()
+                .any(|o| o.config.network_nat == *bridge || o.config.network_pub == *bridge);
+            if !bridge.is_empty() && !shared {
+                self.network().remove_bridge(bridge).await?;
+            }
+        }
+        self.reconcile_network().await?;
+        Ok(())
+    }
+
+    async fn purge_vm_backups(&self, host: &Host, vm_uuid: &str) -> Result<(), CoreError> {
+        let engine = self.engine_of(host)?;
+        let ctx = self.host_context(host);
+        for backup in engine.backup_list(&ctx, vm_uuid).await? {
+            engine.backup_delete(&ctx, vm_uuid, &backup.name).await?;
+        }
+        Ok(())
     }
 
     /// Host CPU, memory and disk, from a cache unless `refresh` or stale.

@@ -95,6 +95,9 @@ pub struct QemuEngine {
     opts: QemuOptions,
     /// Probed once, on first need (a probe can take seconds).
     accel: OnceCell<AccelChoice>,
+    /// Set when a VM failed to start under KVM although the probe passed:
+    /// why; from then on VMs start with TCG.
+    kvm_failed: Mutex<Option<String>>,
     cpu: CpuTracker,
     /// One lock per VM so that two mutating calls on the same VM (say, start
     /// and delete) never interleave.
@@ -106,6 +109,7 @@ impl QemuEngine {
         Self {
             opts,
             accel: OnceCell::new(),
+            kvm_failed: Mutex::new(None),
             cpu: CpuTracker::default(),
             locks: Mutex::new(HashMap::new()),
         }
@@ -120,6 +124,34 @@ impl QemuEngine {
         self.accel
             .get_or_init(|| accel::choose(&self.opts.qemu_binary, self.opts.accel))
             .await
+    }
+
+    /// The accelerator the next start uses: the probed one, unless KVM
+    /// already failed a start.
+    pub async fn start_accel(&self) -> Accel {
+        let probed = self.accel().await.accel;
+        let failed = self
+            .kvm_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if failed {
+            Accel::Tcg
+        } else {
+            probed
+        }
+    }
+
+    fn give_up_kvm(&self, why: String) {
+        *self.kvm_failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// Why KVM was given up after the probe passed, if it was.
+    pub fn kvm_failure(&self) -> Option<String> {
+        self.kvm_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Where the files of VM `uuid` on `host` are (whether or not it exists).
@@ -204,6 +236,9 @@ impl Engine for QemuEngine {
         let enabled = qemu.is_ok() && img.is_ok();
         if enabled {
             messages.push(self.accel().await.reason.clone());
+            if let Some(why) = self.kvm_failure() {
+                messages.push(why);
+            }
         }
         EngineInfo {
             key: ENGINE_KEY,

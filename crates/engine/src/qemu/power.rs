@@ -15,9 +15,10 @@
 
 use std::time::Duration;
 
-use ironidc_core::engine::{EngineError, HostContext, PowerAction, PowerState};
+use ironidc_core::engine::{EngineError, HostContext, PowerAction, PowerState, VmSpec};
 use serde_json::Value;
 
+use super::accel::Accel;
 use super::command_line::QemuCommandLine;
 use super::qmp::QmpClient;
 use super::vm_dir::VmDir;
@@ -92,20 +93,44 @@ impl QemuEngine {
     }
 
     /// Launch QEMU from the stored definition, growing the disk first if the
-    /// definition asks for more than it has.
+    /// definition asks for more than it has. A start that fails under KVM
+    /// (the probe passed, yet QEMU crashes at start on some hosts) is
+    /// retried under TCG, and the engine stays on TCG with the reason in
+    /// its messages.
     pub(super) async fn start(&self, host: &HostContext, dir: &VmDir) -> Result<(), EngineError> {
         let spec = dir.read_spec().await?;
         linked_clone::grow(&self.opts.qemu_img, &dir.disk(), spec.hdd_mb).await?;
-        let accel = self.accel().await.accel;
-        let mut line = QemuCommandLine::for_vm(&spec, dir, accel)?;
+        let accel = self.start_accel().await;
+        match self.launch(host, dir, &spec, accel).await {
+            Err(e) if accel == Accel::Kvm => {
+                let why = format!(
+                    "KVM passed the probe but VM {} failed to start under it ({e}); VMs start with TCG from now on",
+                    dir.uuid()
+                );
+                tracing::warn!(uuid = dir.uuid(), "{why}");
+                self.give_up_kvm(why);
+                self.launch(host, dir, &spec, Accel::Tcg).await
+            }
+            other => other,
+        }
+    }
+
+    async fn launch(
+        &self,
+        host: &HostContext,
+        dir: &VmDir,
+        spec: &VmSpec,
+        accel: Accel,
+    ) -> Result<(), EngineError> {
+        let mut line = QemuCommandLine::for_vm(spec, dir, accel)?;
         if tokio::fs::try_exists(dir.seed_image())
             .await
             .unwrap_or(false)
         {
             line.seed = Some(dir.seed_image());
         }
-        line.cdrom = super::media::iso_for_start(&host.isos_dir, dir, &spec).await;
-        super::taps::ensure_taps(&spec).await?;
+        line.cdrom = super::media::iso_for_start(&host.isos_dir, dir, spec).await;
+        super::taps::ensure_taps(spec).await?;
         let started = std::time::Instant::now();
         process::launch(&self.opts.qemu_binary, &line.args(), LAUNCH_TIMEOUT).await?;
         let Some(pid) = process::live_pid(&dir.pidfile(), dir.uuid()) else {
