@@ -25,6 +25,20 @@ use support::host::{is_qemu_of, spec, TestHost};
 use support::tools::qemu_available;
 use support::{LONG, MIB};
 
+/// The arguments of the QEMU whose pid file is `pidfile`.
+fn running_args(pidfile: &Path) -> Vec<Vec<u8>> {
+    let pid: i32 = std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// Like `support::loop_sector`, but it honours the ACPI power button as an
 /// OS would: it enables the power-button event in the PIIX4 PM block
 /// (SeaBIOS puts it at I/O 0x600), polls its status bit and then enters S5
@@ -353,14 +367,8 @@ async fn qemu_vm_lifecycle() {
         .power(h, "vm-a", PowerAction::Start, LONG)
         .await
         .unwrap();
-    let pid: i32 = std::fs::read_to_string(&files.pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(
-        cmdline.split(|b| *b == 0).any(|a| a == b"192M"),
+        running_args(&files.pidfile).iter().any(|a| a == b"192M"),
         "new memory size not applied"
     );
 
@@ -598,14 +606,8 @@ async fn qemu_start_falls_back_to_tcg_when_kvm_fails() {
         .expect("the start succeeds under TCG");
     assert_eq!(engine.state(h, "vm-k").await.unwrap(), PowerState::Running);
     let files = engine.vm_files(h, "vm-k").unwrap();
-    let pid: i32 = std::fs::read_to_string(&files.pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(
-        cmdline.split(|b| *b == 0).any(|a| a == b"tcg"),
+        running_args(&files.pidfile).iter().any(|a| a == b"tcg"),
         "running under TCG"
     );
     assert_eq!(engine.start_accel().await, Accel::Tcg, "stays on TCG");

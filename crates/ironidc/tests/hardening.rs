@@ -254,6 +254,42 @@ fn controller_namespace(tag: &str, octet: u32) -> (Netns, String) {
     (ns, format!("10.215.{n}.2"))
 }
 
+/// A controller in its own namespace (see `controller_namespace`) with
+/// host `h1` on NAT bridge `bridge`: forwards from `ports`, `reserved`
+/// ports, a 20-address pool, and a blank, unbootable OS image.
+/// Destructure it naming `dir`: the host's files live there.
+struct NatController {
+    ns: Netns,
+    api_ip: String,
+    dir: tempfile::TempDir,
+    s: Server,
+}
+
+fn nat_controller(
+    tag: &str,
+    octet: u32,
+    bridge: &str,
+    ports: (u16, u16),
+    reserved: Value,
+) -> NatController {
+    let (ns, api_ip) = controller_namespace(tag, octet);
+    let dir = tempfile::tempdir().unwrap();
+    let images = blank_image_dir(dir.path());
+    let s = Server::start_in_netns(
+        &ns.0,
+        &api_ip,
+        1880,
+        dir.path(),
+        &[("IRONIDC_TOKEN", TOKEN)],
+    );
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(nat_host(&images, bridge, ports, reserved)),
+    );
+    NatController { ns, api_ip, dir, s }
+}
+
 fn nat_host(images: &Path, bridge: &str, ports: (u16, u16), reserved: Value) -> Value {
     let mut body = host_body("h1", images, "blank.qcow2");
     let config = body["config"].as_object_mut().unwrap();
@@ -317,27 +353,19 @@ fn forwards_never_take_host_ports_or_local_traffic() {
     if !root_and_tools_available(test) {
         return;
     }
-    let (ns, api_ip) = controller_namespace("fw", 0);
-    let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
+    let NatController {
+        ns,
+        api_ip,
+        dir: _dir,
+        s,
+    } = nat_controller(
+        "fw",
+        0,
+        "brhard0",
+        (80, 21600),
+        json!([21510, "21520-21529"]),
+    );
     let _sshd_like = HostService::start(&ns, "127.0.0.1:21500", "host service\n");
-    let s = Server::start_in_netns(
-        &ns.0,
-        &api_ip,
-        1880,
-        dir.path(),
-        &[("IRONIDC_TOKEN", TOKEN)],
-    );
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(nat_host(
-            &images,
-            "brhard0",
-            (80, 21600),
-            json!([21510, "21520-21529"]),
-        )),
-    );
     let created = s.ok(
         "POST",
         "/api/client/create/h1",
@@ -418,16 +446,13 @@ fn killed_creates_leave_nothing_or_a_whole_vm() {
     if !root_and_tools_available(test) {
         return;
     }
-    let (ns, api_ip) = controller_namespace("kc", 30);
-    let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
+    let NatController {
+        ns,
+        api_ip,
+        dir,
+        mut s,
+    } = nat_controller("kc", 30, "brkill0", (20000, 20100), json!([]));
     let env = [("IRONIDC_TOKEN", TOKEN)];
-    let mut s = Server::start_in_netns(&ns.0, &api_ip, 1880, dir.path(), &env);
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(nat_host(&images, "brkill0", (20000, 20100), json!([]))),
-    );
     // Kill points: fixed delays, and the moments the VM's directory and
     // its disk appear (between the row and the seed).
     let vms_dir = dir.path().join("hosts/h1/vms");
@@ -711,21 +736,8 @@ fn host_delete_leaves_no_bridge_dhcp_masquerade_or_backups() {
     if !root_and_tools_available(test) {
         return;
     }
-    let (ns, api_ip) = controller_namespace("hd", 60);
-    let dir = tempfile::tempdir().unwrap();
-    let images = blank_image_dir(dir.path());
-    let s = Server::start_in_netns(
-        &ns.0,
-        &api_ip,
-        1880,
-        dir.path(),
-        &[("IRONIDC_TOKEN", TOKEN)],
-    );
-    s.ok(
-        "POST",
-        "/api/server/create",
-        Some(nat_host(&images, "brdel0", (20000, 20100), json!([]))),
-    );
+    let NatController { ns, dir, s, .. } =
+        nat_controller("hd", 60, "brdel0", (20000, 20100), json!([]));
     s.ok(
         "POST",
         "/api/client/create/h1",

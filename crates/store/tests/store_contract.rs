@@ -153,6 +153,17 @@ async fn contract(store: &SqlStore, tag: &str) {
         )
         .await
         .expect("finish");
+    // Only t2 still runs (the database may be shared with other tests:
+    // look for this test's tasks only).
+    let running: Vec<i64> = store
+        .running_tasks()
+        .await
+        .expect("running tasks")
+        .into_iter()
+        .filter(|t| t.id == t1.id || t.id == t2.id)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(running, vec![t2.id]);
     let failed = store
         .fail_running_tasks("interrupted")
         .await

@@ -61,10 +61,24 @@ impl Services {
             Some(vm_uuid),
             checked,
             |_busy| async {
-                Ok(self
-                    .engine_of(&host)?
-                    .snapshot_create(&self.host_context(&host), vm_uuid, &name)
-                    .await?)
+                let engine = self.engine_of(&host)?;
+                let ctx = self.host_context(&host);
+                match engine.snapshot_create(&ctx, vm_uuid, &name).await {
+                    Ok(info) => Ok(info),
+                    Err(e @ crate::engine::EngineError::SnapshotExists(_)) => Err(e.into()),
+                    // A job can fail to report (a timeout, a lost monitor)
+                    // yet complete: a snapshot that exists is a success.
+                    Err(e) => match engine.snapshot_list(&ctx, vm_uuid).await {
+                        Ok(list) => match list.into_iter().find(|s| s.name == name) {
+                            Some(info) => {
+                                tracing::warn!(vm = %vm_uuid, snapshot = %name, error = %e, "snapshot reported a failure but exists; counted as taken");
+                                Ok(info)
+                            }
+                            None => Err(e.into()),
+                        },
+                        Err(_) => Err(e.into()),
+                    },
+                }
             },
             |s| serde_json::json!({"snapshot": s.name, "with_memory": s.vm_state_bytes > 0}),
         )
