@@ -14,18 +14,7 @@ pub(super) fn merge_host_patch(
     stored: &HostConfig,
     patch: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<HostConfig, CoreError> {
-    let mut current = serde_json::to_value(stored)
-        .map_err(|e| CoreError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
-    if let Some(obj) = current.as_object_mut() {
-        obj.remove("server_pass");
-        for (key, value) in patch {
-            obj.insert(key.clone(), value.clone());
-        }
-    }
-    serde_path_to_error::deserialize(current).map_err(|e| {
-        let path = e.path().to_string();
-        CoreError::invalid(&format!("config.{path}"), e.into_inner().to_string())
-    })
+    super::config_patch::merge(stored, patch, &["server_pass"], "config.")
 }
 
 /// Refuse a new config that existing VMs could not live with: their

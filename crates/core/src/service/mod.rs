@@ -10,6 +10,7 @@ mod backups;
 mod busy;
 pub mod cloud_init;
 mod config_io;
+mod config_patch;
 mod console;
 mod guest_agent;
 mod host_update;

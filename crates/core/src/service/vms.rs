@@ -643,8 +643,6 @@ impl Services {
         vm: &Vm,
         input: &VmUpdateInput,
     ) -> Result<VmConfig, CoreError> {
-        let mut current = serde_json::to_value(&vm.config)
-            .map_err(|e| CoreError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
         for (key, value) in &input.patch {
             match key.as_str() {
                 "vm_uuid" if value.as_str() != Some(vm.uuid.as_str()) => {
@@ -656,24 +654,21 @@ impl Services {
                         "cannot be changed by update; reinstall the VM instead",
                     ));
                 }
-                "os_pass" | "vc_pass" => {}
                 "cdrom" if value.as_str() != Some(vm.config.cdrom.as_str()) => {
                     return Err(CoreError::invalid(
                         "cdrom",
                         "cannot be changed by update; use the ISO endpoints",
                     ));
                 }
-                _ => {
-                    if let Some(obj) = current.as_object_mut() {
-                        obj.insert(key.clone(), value.clone());
-                    }
-                }
+                _ => {}
             }
         }
-        let mut merged: VmConfig = serde_path_to_error::deserialize(current).map_err(|e| {
-            let path = e.path().to_string();
-            CoreError::invalid(&path, e.into_inner().to_string())
-        })?;
+        // Passwords are not part of the config (stored sealed apart).
+        let changes = input
+            .patch
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "os_pass" | "vc_pass"));
+        let mut merged: VmConfig = super::config_patch::merge(&vm.config, changes, &[], "")?;
         if merged.hdd_num < vm.config.hdd_num {
             return Err(CoreError::invalid(
                 "hdd_num",
