@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{root_and_tools_available, run, Netns};
+use common::netns::{root_and_tools_available, Netns};
 use common::{blank_image_dir, host_body, Server, TOKEN};
 use serde_json::{json, Value};
 
@@ -226,31 +226,12 @@ fn connection_floods_are_dropped_and_health_keeps_answering() {
 /// (namespace, controller address).
 fn controller_namespace(tag: &str, octet: u32) -> (Netns, String) {
     let n = std::process::id() % 100 + octet;
-    let ns = Netns::new(format!("ironidc-{tag}{n}"));
-    let (outer, inner) = (format!("ih{tag}{n}o"), format!("ih{tag}{n}i"));
-    let _ = Command::new("ip").args(["link", "del", &outer]).output();
-    run(&[
-        "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-    ]);
-    run(&["ip", "link", "set", &inner, "netns", &ns.0]);
-    run(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("10.215.{n}.1/24"),
-        "dev",
-        &outer,
-    ]);
-    run(&["ip", "link", "set", &outer, "up"]);
-    ns.must(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("10.215.{n}.2/24"),
-        "dev",
-        &inner,
-    ]);
-    ns.must(&["ip", "link", "set", &inner, "up"]);
+    let ns = Netns::reachable(
+        format!("ironidc-{tag}{n}"),
+        &format!("ih{tag}{n}o"),
+        &format!("ih{tag}{n}i"),
+        &format!("10.215.{n}"),
+    );
     (ns, format!("10.215.{n}.2"))
 }
 

@@ -17,7 +17,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::netns::{root_and_tools_available, run, Netns};
+use common::netns::{root_and_tools_available, Netns};
 use common::{demo_image_dir, serial, wait_until, Server};
 use serde_json::json;
 
@@ -237,20 +237,14 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
     }
     let images = demo_image_dir();
     let n = std::process::id() % 200 + 20;
-    let host_ns = Netns::new(format!("ironidc-e2e-h{n}"));
-    let client_ns = Netns::new(format!("ironidc-e2e-c{n}"));
-
     // root <-> host (API), host <-> client (the host's "uplink").
-    let (vr, vh) = (format!("ie2r{n}"), format!("ie2h{n}"));
-    let _ = Command::new("ip").args(["link", "del", &vr]).output();
-    run(&[
-        "ip", "link", "add", &vr, "type", "veth", "peer", "name", &vh,
-    ]);
-    run(&["ip", "link", "set", &vh, "netns", &host_ns.0]);
-    run(&["ip", "addr", "add", &format!("10.213.{n}.1/24"), "dev", &vr]);
-    run(&["ip", "link", "set", &vr, "up"]);
-    host_ns.must(&["ip", "addr", "add", &format!("10.213.{n}.2/24"), "dev", &vh]);
-    host_ns.must(&["ip", "link", "set", &vh, "up"]);
+    let host_ns = Netns::reachable(
+        format!("ironidc-e2e-h{n}"),
+        &format!("ie2r{n}"),
+        &format!("ie2h{n}"),
+        &format!("10.213.{n}"),
+    );
+    let client_ns = Netns::new(format!("ironidc-e2e-c{n}"));
     host_ns.must(&[
         "ip", "link", "add", "up0", "type", "veth", "peer", "name", "cl0",
     ]);
@@ -785,5 +779,4 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         "the address was not freed"
     );
     s.ok("DELETE", "/api/client/delete/h1/web3", None);
-    let _ = Command::new("ip").args(["link", "del", &vr]).output();
 }

@@ -18,7 +18,6 @@ mod common;
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{root_and_tools_available, run, Netns};
@@ -179,17 +178,12 @@ fn vm_operations_with_a_real_guest() {
     }
     let images = demo_image_dir();
     let n = std::process::id() % 200 + 20;
-    let host_ns = Netns::new(format!("ironidc-ops-h{n}"));
-    let (vr, vh) = (format!("iopr{n}"), format!("ioph{n}"));
-    let _ = Command::new("ip").args(["link", "del", &vr]).output();
-    run(&[
-        "ip", "link", "add", &vr, "type", "veth", "peer", "name", &vh,
-    ]);
-    run(&["ip", "link", "set", &vh, "netns", &host_ns.0]);
-    run(&["ip", "addr", "add", &format!("10.214.{n}.1/24"), "dev", &vr]);
-    run(&["ip", "link", "set", &vr, "up"]);
-    host_ns.must(&["ip", "addr", "add", &format!("10.214.{n}.2/24"), "dev", &vh]);
-    host_ns.must(&["ip", "link", "set", &vh, "up"]);
+    let host_ns = Netns::reachable(
+        format!("ironidc-ops-h{n}"),
+        &format!("iopr{n}"),
+        &format!("ioph{n}"),
+        &format!("10.214.{n}"),
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let isos = dir.path().join("isos");

@@ -14,6 +14,23 @@ impl Netns {
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
     }
+    /// A namespace the test process reaches over a veth pair: `outer` in
+    /// the root namespace at `{net}.1/24`, `inner` inside at `{net}.2/24`
+    /// (where a controller listens), `net` being three octets.
+    pub fn reachable(name: String, outer: &str, inner: &str, net: &str) -> Self {
+        let ns = Self::new(name);
+        let _ = Command::new("ip").args(["link", "del", outer]).output();
+        run(&[
+            "ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
+        ]);
+        run(&["ip", "link", "set", inner, "netns", &ns.0]);
+        run(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", outer]);
+        run(&["ip", "link", "set", outer, "up"]);
+        ns.must(&["ip", "addr", "add", &format!("{net}.2/24"), "dev", inner]);
+        ns.must(&["ip", "link", "set", inner, "up"]);
+        ns
+    }
+
     pub fn exec(&self, args: &[&str]) -> Output {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.0])
