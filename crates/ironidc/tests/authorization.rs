@@ -205,6 +205,13 @@ const ENDPOINTS: &[Endpoint] = &[
     ep!(
         "openidcs",
         "GET",
+        "/api/server/status",
+        Perm("system.stats.read"),
+        Global
+    ),
+    ep!(
+        "openidcs",
+        "GET",
         "/api/server/status/{hs}",
         Perm("host.server.read"),
         Global

@@ -471,3 +471,40 @@ fn config_export_and_import() {
     let (status, _) = s2.call("POST", "/api/system/loader", Some(json!({"version": 99})));
     assert_eq!(status, 400);
 }
+
+#[test]
+fn connection_test_and_openidcs_power_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_blank_host(dir.path());
+    s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": "vm1", "os_name": "demo", "cpu_num": 1, "mem_num": 128, "hdd_num": 64})),
+    );
+    // The connection test of OpenIDCS billing modules.
+    let test = s.ok("GET", "/api/server/status", None);
+    assert_eq!(test["host_count"], 1, "{test}");
+    assert_eq!(test["vm_count"], 1, "{test}");
+    assert_eq!(test["running_vm_count"], 0, "{test}");
+    assert!(
+        test["version"].as_str().is_some_and(|v| !v.is_empty()),
+        "{test}"
+    );
+    // OpenIDCS state names are power actions: pausing a stopped VM is a
+    // wrong state (409), not an unknown action (400).
+    for action in ["S_PAUSE", "a_pause"] {
+        let (status, v) = s.call(
+            "POST",
+            &format!("/api/client/powers/h1/vm1"),
+            Some(json!({"action": action})),
+        );
+        assert_eq!(status, 409, "{action}: {v}");
+    }
+    let (status, v) = s.call(
+        "POST",
+        &format!("/api/client/powers/h1/vm1"),
+        Some(json!({"action": "S_BOGUS"})),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().starts_with("action"), "{v}");
+}

@@ -152,3 +152,18 @@ pub async fn status(
         s.services.host_status(&actor, &hs_name, q.refresh).await?,
     ))
 }
+
+/// `GET /api/server/status` (no host): the connection test OpenIDCS billing
+/// modules call before anything else.
+pub async fn connection_test(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+) -> ApiResult<serde_json::Value> {
+    let stats = s.services.stats(&actor).await?;
+    Ok(Data(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "host_count": stats.host_count,
+        "vm_count": stats.vm_count,
+        "running_vm_count": stats.running_vm_count,
+    })))
+}

@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/server/update/{hs_name}", put(hosts::update))
         .route("/api/server/delete/{hs_name}", delete(hosts::remove))
         .route("/api/server/powers/{hs_name}", post(hosts::enable))
+        .route("/api/server/status", get(hosts::connection_test))
         .route("/api/server/status/{hs_name}", get(hosts::status))
         .route("/api/server/ipaddr/{hs_name}", get(network::pools))
         // vms

@@ -171,12 +171,28 @@ pub async fn power(
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PowerBody = from_json(body.into())?;
-    let action = PowerAction::parse(&req.action).ok_or_else(|| {
+    let action = power_action(&req.action).ok_or_else(|| {
         ApiError::bad_request(
-            "action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume",
+            "action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume (or S_START, S_CLOSE, H_CLOSE, S_RESET, H_RESET, S_PAUSE, S_RESUME)",
         )
     })?;
     Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?))
+}
+
+/// A power action by our name or by the OpenIDCS state name its billing
+/// modules send (`S_START`, `H_CLOSE`, …), in any case.
+fn power_action(name: &str) -> Option<PowerAction> {
+    let name = name.trim();
+    PowerAction::parse(&name.to_ascii_lowercase()).or(match name.to_ascii_uppercase().as_str() {
+        "S_START" => Some(PowerAction::Start),
+        "S_CLOSE" => Some(PowerAction::Stop),
+        "H_CLOSE" => Some(PowerAction::HardStop),
+        "S_RESET" => Some(PowerAction::Reset),
+        "H_RESET" => Some(PowerAction::HardReset),
+        "S_PAUSE" | "A_PAUSE" => Some(PowerAction::Pause),
+        "S_RESUME" | "A_WAKED" => Some(PowerAction::Resume),
+        _ => None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -234,4 +250,19 @@ pub async fn set_owner(
             .await?
             .into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_actions_by_either_name() {
+        assert_eq!(power_action("start"), Some(PowerAction::Start));
+        assert_eq!(power_action(" Hard_Stop "), Some(PowerAction::HardStop));
+        assert_eq!(power_action("S_CLOSE"), Some(PowerAction::Stop));
+        assert_eq!(power_action("h_reset"), Some(PowerAction::HardReset));
+        assert_eq!(power_action("A_WAKED"), Some(PowerAction::Resume));
+        assert_eq!(power_action("S_BOGUS"), None);
+    }
 }
