@@ -495,14 +495,14 @@ fn connection_test_and_openidcs_power_names() {
     for action in ["S_PAUSE", "a_pause"] {
         let (status, v) = s.call(
             "POST",
-            &format!("/api/client/powers/h1/vm1"),
+            "/api/client/powers/h1/vm1",
             Some(json!({"action": action})),
         );
         assert_eq!(status, 409, "{action}: {v}");
     }
     let (status, v) = s.call(
         "POST",
-        &format!("/api/client/powers/h1/vm1"),
+        "/api/client/powers/h1/vm1",
         Some(json!({"action": "S_BOGUS"})),
     );
     assert_eq!(status, 400, "{v}");
