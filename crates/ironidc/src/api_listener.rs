@@ -13,9 +13,6 @@ use ironidc_net::http_conn::{self, ConnectionGate, ConnectionLimits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Pause after a failed accept: the usual cause is running out of file
-/// descriptors, and retrying at once would spin a core.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -29,36 +26,21 @@ pub async fn serve(
 ) {
     let gate = ConnectionGate::new(limits);
     let (stop, stop_rx) = watch::channel(false);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let Some(permit) = gate.admit(peer.ip()) else {
-                        tracing::debug!(%peer, "connection refused: too many open");
-                        continue;
-                    };
-                    let app = app.clone();
-                    let stop = stop_rx.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                            req.extensions_mut().insert(ConnectInfo(peer));
-                            tower::Service::call(&mut app.clone(), req)
-                        });
-                        if let Err(e) = http_conn::serve_http1(stream, service, &limits, stop).await {
-                            tracing::debug!(%peer, "connection ended with an error: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                }
-            },
-        }
-    }
+    http_conn::accept_until(&listener, &gate, shutdown, |stream, peer, permit| {
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                tower::Service::call(&mut app.clone(), req)
+            });
+            if let Err(e) = http_conn::serve_http1(stream, service, &limits, stop).await {
+                tracing::debug!(%peer, "connection ended with an error: {e}");
+            }
+        });
+    })
+    .await;
     drop(listener);
     let _ = stop.send(true);
     drain(&gate).await;

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,7 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 /// Limits of one listener's connections (settings of `serve`).
@@ -105,6 +106,44 @@ impl ConnectionGate {
     /// Open connections now (all addresses).
     pub fn open_connections(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl ConnectionPermit {
+    /// The limits of the listener that admitted this connection.
+    pub fn limits(&self) -> &ConnectionLimits {
+        &self.gate.limits
+    }
+}
+
+/// Pause after a failed accept: the usual cause is running out of file
+/// descriptors, and retrying at once would spin a core.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Accept on `listener` until `until` completes, handing each connection
+/// `gate` admits to `serve` (which spawns its task); one over a cap is
+/// closed at once.
+pub async fn accept_until(
+    listener: &TcpListener,
+    gate: &Arc<ConnectionGate>,
+    until: impl Future<Output = ()>,
+    mut serve: impl FnMut(TcpStream, SocketAddr, ConnectionPermit),
+) {
+    let mut until = std::pin::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                    Some(permit) => serve(stream, peer, permit),
+                    None => tracing::debug!(%peer, "connection refused: too many open"),
+                },
+                Err(e) => {
+                    tracing::warn!("accept failed on {:?}: {e}", listener.local_addr().ok());
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
     }
 }
 

@@ -30,7 +30,7 @@ const UNKNOWN_ACCOUNTS_TRACKED: usize = 10_000;
 /// `count_unknown_account_failure`).
 #[derive(Debug, Default)]
 pub(super) struct UnknownLoginFailures {
-    failed: u32,
+    failed: i64,
     locked_until: i64,
     last_at: i64,
 }
@@ -135,25 +135,29 @@ impl Services {
         if entry.locked_until > t {
             return Some(entry.locked_until - t);
         }
-        entry.failed += 1;
-        if entry.failed >= opts.lockout_after.max(1) {
-            entry.failed = 0;
-            entry.locked_until = t + opts.lockout_for.as_secs() as i64;
-        }
+        (entry.failed, entry.locked_until) = self.after_failure(entry.failed, t);
         None
     }
 
-    pub(super) async fn count_failure(&self, user: &User, ip: &str) -> CoreError {
-        let failed = user.failed_logins + 1;
+    /// The lockout rule, for real and unknown accounts alike: one more
+    /// failure after `failed_before`; (failures now, locked until or 0).
+    /// Reaching `lockout_after` locks for `lockout_for` and restarts the count.
+    fn after_failure(&self, failed_before: i64, t: i64) -> (i64, i64) {
         let opts = &self.inner.opts;
-        let (failed, locked_until, reason) = if failed >= i64::from(opts.lockout_after.max(1)) {
-            (
-                0,
-                now() + opts.lockout_for.as_secs() as i64,
-                "wrong password; account locked",
-            )
+        let failed = failed_before + 1;
+        if failed >= i64::from(opts.lockout_after.max(1)) {
+            (0, t + opts.lockout_for.as_secs() as i64)
         } else {
-            (failed, 0, "wrong password")
+            (failed, 0)
+        }
+    }
+
+    pub(super) async fn count_failure(&self, user: &User, ip: &str) -> CoreError {
+        let (failed, locked_until) = self.after_failure(user.failed_logins, now());
+        let reason = if locked_until > 0 {
+            "wrong password; account locked"
+        } else {
+            "wrong password"
         };
         if let Err(e) = self
             .store()

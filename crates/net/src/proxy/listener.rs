@@ -18,10 +18,6 @@ use crate::tls;
 /// A client that has not finished its TLS handshake by then is dropped, so
 /// half-open handshakes cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept: the usual cause is running out of file
-/// descriptors, and retrying at once would spin a core.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
 #[derive(Clone)]
 pub(super) enum Kind {
     Http,
@@ -35,34 +31,23 @@ pub(super) async fn accept_loop(
     gate: Arc<ConnectionGate>,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            // Also fires when the handle is gone (sender dropped).
-            _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Over a cap the socket is closed at once.
-                    let Some(permit) = gate.admit(peer.ip()) else {
-                        tracing::debug!(%peer, "proxy connection refused: too many open");
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(
-                        stream,
-                        peer,
-                        kind.clone(),
-                        shared.clone(),
-                        (gate.clone(), permit),
-                        stop.clone(),
-                    ));
-                }
-                Err(e) => {
-                    tracing::warn!("proxy accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                }
-            },
-        }
-    }
+    let connections_stop = stop.clone();
+    // `changed` also fires when the handle is gone (sender dropped).
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    http_conn::accept_until(&listener, &gate, stopped, |stream, peer, permit| {
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            kind.clone(),
+            shared.clone(),
+            permit,
+            connections_stop.clone(),
+        ));
+    })
+    .await;
 }
 
 async fn serve_connection(
@@ -70,10 +55,10 @@ async fn serve_connection(
     peer: SocketAddr,
     kind: Kind,
     shared: Arc<Shared>,
-    (gate, _permit): (Arc<ConnectionGate>, ConnectionPermit),
+    permit: ConnectionPermit,
     stop: watch::Receiver<bool>,
 ) {
-    let limits = *gate.limits();
+    let limits = *permit.limits();
     match kind {
         Kind::Http => {
             let info = ConnInfo {
