@@ -164,16 +164,10 @@ impl Services {
         let Some((host, vm)) = self.task_vm(task, vm_uuid).await? else {
             return Ok(Recovered::Failed(INTERRUPTED.into()));
         };
-        let image = host
-            .config
-            .system_maps
-            .get(&vm.config.os_name)
-            .map(|(f, _)| f.clone())
-            .unwrap_or_default();
         let engine = self.engine_of(&host)?;
         let ctx = self.host_context(&host);
         engine
-            .update_vm(&ctx, &super::vms::spec_of(&host, &vm.config, &image))
+            .update_vm(&ctx, &super::vms::stored_spec_of(&host, &vm.config))
             .await?;
         let seed = self.seed_of(&vm).await?;
         engine.write_seed(&ctx, vm_uuid, &seed).await?;

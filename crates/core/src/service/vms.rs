@@ -587,12 +587,6 @@ impl Services {
             .await?;
         let task_id = op.task_id;
         let res = async {
-            let image = host
-                .config
-                .system_maps
-                .get(&merged.os_name)
-                .map(|(f, _)| f.clone())
-                .unwrap_or_default();
             let engine = self.engine_of(&host)?;
             let mut merged = merged;
             if merged.nic_all != vm.config.nic_all {
@@ -601,7 +595,7 @@ impl Services {
                 self.sync_addresses(&host, &vm, &mut merged).await?;
             }
             let outcome = engine
-                .update_vm(&self.host_context(&host), &spec_of(&host, &merged, &image))
+                .update_vm(&self.host_context(&host), &stored_spec_of(&host, &merged))
                 .await?;
             let pending = vm.pending_restart || outcome == UpdateOutcome::PendingRestart;
             self.store()
@@ -961,6 +955,18 @@ pub(crate) fn normalize_nics(
         out.insert(name, nic);
     }
     Ok(out)
+}
+
+/// The engine definition of a stored VM: its OS image is the file its
+/// `os_name` maps to on the host (empty when the host no longer maps it).
+pub(crate) fn stored_spec_of(host: &Host, config: &VmConfig) -> VmSpec {
+    let image = host
+        .config
+        .system_maps
+        .get(&config.os_name)
+        .map(|(file, _)| file.as_str())
+        .unwrap_or_default();
+    spec_of(host, config, image)
 }
 
 pub(crate) fn spec_of(host: &Host, config: &VmConfig, image: &str) -> VmSpec {
