@@ -10,6 +10,8 @@ use ironidc_core::{Actor, CoreError};
 
 use crate::access_log::RequestUser;
 use crate::client_ip::TrustedProxies;
+use crate::credentials::{missing_message, read_any, CredentialReader};
+use crate::face::FaceName;
 use crate::rate_limit::{retry_after_secs, RateLimiter};
 use crate::AppState;
 
@@ -77,34 +79,21 @@ pub(crate) fn limited(limiter: &RateLimiter, key: &str, what: &str) -> Result<()
     })
 }
 
-/// The credential of a request: `Authorization: Bearer <token>` (or
-/// `JWT <token>`, or the bare token as PTPB clients send it).
-fn credential(parts: &Parts) -> Option<&str> {
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
-    let token = ["Bearer ", "bearer ", "JWT ", "Token "]
-        .iter()
-        .find_map(|p| header.strip_prefix(p))
-        .unwrap_or(header)
-        .trim();
-    (!token.is_empty()).then_some(token)
-}
-
-/// The caller of a request, through `face`.
-pub(crate) async fn authenticate(
+/// The caller of a request through face `face`, from the first credential
+/// one of `readers` finds.
+pub(crate) async fn authenticate_with(
     parts: &Parts,
     state: &AppState,
-    face: &'static str,
+    face: FaceName,
+    readers: &[CredentialReader],
 ) -> Result<Actor, CoreError> {
     let ip = state.guard.trusted_proxies.client_ip(parts);
-    let credential = credential(parts).ok_or_else(|| {
-        CoreError::unauthorized("missing token (send Authorization: Bearer <token>)")
-    })?;
-    let actor = state.services.authenticate(credential, &ip, face).await?;
+    let credential = read_any(readers, parts)
+        .ok_or_else(|| CoreError::unauthorized(missing_message(readers)))?;
+    let actor = state
+        .services
+        .authenticate(&credential, &ip, face.as_str())
+        .await?;
     if let Some(id) = actor.user_id {
         limited(&state.guard.per_user, &format!("user:{id}"), "requests")?;
     }

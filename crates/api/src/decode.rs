@@ -31,9 +31,10 @@ pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Cor
     })
 }
 
-/// Decode a query string into `T`; an error names the parameter.
-pub fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, CoreError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+/// Decode a query string or a form-encoded body into `T`; an error names
+/// the field.
+pub fn from_form<T: DeserializeOwned>(encoded: &[u8]) -> Result<T, CoreError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         CoreError::invalid(&path, e.into_inner().to_string())

@@ -5,7 +5,10 @@
 mod access_log;
 mod auth;
 mod client_ip;
+pub mod credentials;
 mod decode;
+pub mod face;
+pub mod kit;
 pub mod openidcs;
 pub mod ptpb;
 mod rate_limit;
@@ -13,25 +16,42 @@ mod rate_limit;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ironidc_core::{CoreError, Services};
 
 pub use auth::{ApiOptions, Guard};
+pub use face::{Face, FaceEntry, FaceName, FaceState, FaceTable, FACES};
 
-/// Everything a face needs: the service layer and the abuse limits.
+/// Everything a face needs: the service layer, the abuse limits and the
+/// face table.
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
     pub guard: Arc<Guard>,
     pub public_url: Option<String>,
     pub console_relay: ironidc_console::RelayOptions,
+    pub faces: FaceTable,
 }
 
-/// The whole HTTP application: every face, the per-address rate limit and
-/// the access log. Fails on a bad `trusted_proxies` entry.
+/// The whole HTTP application with the product's faces.
 pub fn app(services: Services, opts: &ApiOptions) -> Result<Router, String> {
+    app_with_faces(services, opts, FACES)
+}
+
+/// The whole HTTP application serving `faces`: their routes, each face's
+/// fallbacks, the console page assets, the per-address rate limit and the
+/// access log. Fails on a bad `trusted_proxies` entry or on two faces
+/// claiming the same prefix.
+pub fn app_with_faces(
+    services: Services,
+    opts: &ApiOptions,
+    faces: &'static [FaceEntry],
+) -> Result<Router, String> {
+    let faces = FaceTable(faces);
+    faces.check()?;
     let state = AppState {
         services,
         guard: Guard::new(opts)?,
@@ -39,30 +59,43 @@ pub fn app(services: Services, opts: &ApiOptions) -> Result<Router, String> {
         console_relay: ironidc_console::RelayOptions {
             check_every: opts.console_check_every,
         },
+        faces,
     };
-    Ok(ptpb::router(state.clone())
-        .merge(ironidc_console::router())
-        .merge(openidcs::router(state.clone()))
+    let mut router = ironidc_console::router();
+    for face in faces.0 {
+        router = router.merge(face.router(state.clone()));
+    }
+    let unknown = state.clone();
+    let wrong = state.clone();
+    Ok(router
+        .fallback(move |req| face::refuse_unrouted(unknown, req, face::Unrouted::NoSuchPath))
+        .method_not_allowed_fallback(move |req| {
+            face::refuse_unrouted(wrong, req, face::Unrouted::WrongMethod)
+        })
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))
 }
 
 /// Refuse a client address over its per-minute budget, in the format of
-/// the face the path belongs to.
+/// the face the path belongs to (plain text elsewhere).
 async fn limit_per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let ip = state.guard.trusted_proxies.client_ip(&parts);
     if let Err(e) = auth::limited(&state.guard.per_ip, &format!("ip:{ip}"), "requests") {
-        return error_for_path(parts.uri.path(), e);
+        return match state.faces.owner(parts.uri.path()) {
+            Some(face) => face.render(e),
+            None => plain_refusal(e),
+        };
     }
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// A core error rendered by the face that serves `path`.
-fn error_for_path(path: &str, e: CoreError) -> Response {
-    if ptpb::serves(path) {
-        ptpb::PtpbError::from(e).into_response()
-    } else {
-        openidcs::ApiError::from(e).into_response()
+fn plain_refusal(e: CoreError) -> Response {
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response();
+    if let Some(secs) = e.retry_after() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
     }
+    response
 }

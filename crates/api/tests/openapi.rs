@@ -104,12 +104,10 @@ fn method_chain(expr: &str) -> Vec<(String, String)> {
 fn router_routes() -> Vec<Route> {
     let src = strip_comments(&read("src/openidcs/mod.rs"));
     let start = src
-        .find("pub fn router(")
-        .expect("mod.rs defines `pub fn router`");
+        .find("fn routes() -> Router<FaceState<OpenIdcs>>")
+        .expect("mod.rs defines `fn routes`");
     let body = &src[start..];
-    let end = body
-        .find(".fallback(")
-        .expect("the router ends with `.fallback(`");
+    let end = body.find("\n}").expect("the routes end with `}`");
     let body = &body[..end];
     for unsupported in [".nest(", ".nest_service(", ".route_service(", ".merge("] {
         assert!(

@@ -15,7 +15,7 @@ use ironidc_core::service::ConsoleLease;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{Caller, Params, PathParams};
+use crate::kit::{Caller, Path, Query};
 use crate::AppState;
 
 /// `GET /api/client/remote/{hs}/{vm}` → `data` is the console URL.
@@ -23,7 +23,7 @@ pub async fn remote(
     State(s): State<AppState>,
     Caller(actor): Caller,
     headers: HeaderMap,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<String> {
     let ticket = s.services.console_open(&actor, &hs, &vm).await?;
     Ok(Data(format!(
@@ -54,7 +54,7 @@ fn public_base(s: &AppState, headers: &HeaderMap) -> String {
 pub async fn state(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.console_state(&actor, &hs, &vm).await?))
 }
@@ -64,7 +64,7 @@ pub async fn state(
 pub async fn revoke(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     let revoked = s.services.console_revoke(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "revoked": revoked})))
@@ -79,7 +79,7 @@ pub struct WsQuery {
 /// set headers on a WebSocket); a bad one is refused before the upgrade.
 pub async fn websocket(
     State(s): State<AppState>,
-    Params(q): Params<WsQuery>,
+    Query(q): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // The token first: a bad one is refused whatever else the request is.

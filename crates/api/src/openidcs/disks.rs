@@ -6,7 +6,8 @@ use ironidc_core::service::ReinstallInput;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -19,7 +20,7 @@ struct NameBody {
 pub async fn snapshot_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_snapshots(&actor, &hs, &vm).await?))
 }
@@ -28,7 +29,7 @@ pub async fn snapshot_list(
 pub async fn snapshot_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -43,7 +44,7 @@ pub async fn snapshot_create(
 pub async fn snapshot_revert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+    Path((hs, vm, name)): Path<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(
@@ -54,7 +55,7 @@ pub async fn snapshot_revert(
 pub async fn snapshot_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+    Path((hs, vm, name)): Path<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"snapshot": name, "deleted": true})))
@@ -63,7 +64,7 @@ pub async fn snapshot_delete(
 pub async fn backup_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_backups(&actor, &hs, &vm).await?))
 }
@@ -73,7 +74,7 @@ pub async fn backup_list(
 pub async fn backup_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -88,7 +89,7 @@ pub async fn backup_create(
 pub async fn backup_restore(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+    Path((hs, vm, name)): Path<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.restore_backup(&actor, &hs, &vm, &name).await?,
@@ -98,7 +99,7 @@ pub async fn backup_restore(
 pub async fn backup_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+    Path((hs, vm, name)): Path<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_backup(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"backup": name, "deleted": true})))
@@ -117,7 +118,7 @@ struct ReinstallBody {
 pub async fn reinstall(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ReinstallBody = from_json(body.into())?;
@@ -140,7 +141,7 @@ pub async fn reinstall(
 pub async fn iso_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs): PathParams<String>,
+    Path(hs): Path<String>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_isos(&actor, &hs).await?))
 }
@@ -155,7 +156,7 @@ struct IsoBody {
 pub async fn iso_insert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: IsoBody = from_json(body.into())?;
@@ -169,7 +170,7 @@ pub async fn iso_insert(
 pub async fn iso_eject(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.set_vm_iso(&actor, &hs, &vm, None).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": null})))

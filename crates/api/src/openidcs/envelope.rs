@@ -79,6 +79,12 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<crate::face::Unrouted> for ApiError {
+    fn from(u: crate::face::Unrouted) -> Self {
+        Self::new(u.status(), u.message())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = envelope(self.status, &self.msg, serde_json::Value::Null);

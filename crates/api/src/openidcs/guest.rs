@@ -9,7 +9,8 @@ use ironidc_core::service::{now, ExecInput};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
 /// The header a guest's reporter sends its per-VM secret in.
@@ -26,7 +27,7 @@ pub struct UploadQuery {
 pub async fn upload(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Params(q): Params<UploadQuery>,
+    Query(q): Query<UploadQuery>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let mac = q
@@ -53,8 +54,8 @@ pub struct MonitorQuery {
 pub async fn monitor(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
-    Params(q): Params<MonitorQuery>,
+    Path((hs, vm)): Path<(String, String)>,
+    Query(q): Query<MonitorQuery>,
 ) -> ApiResult<impl Serialize> {
     let to = q.to.unwrap_or_else(now);
     let from = match (q.from, q.range.as_deref()) {
@@ -72,7 +73,7 @@ pub async fn monitor(
 pub async fn agent_status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.agent_status(&actor, &hs, &vm).await?))
 }
@@ -89,7 +90,7 @@ struct PasswordBody {
 pub async fn password(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PasswordBody = from_json(body.into())?;
@@ -111,7 +112,7 @@ struct HostnameBody {
 pub async fn hostname(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: HostnameBody = from_json(body.into())?;
@@ -137,7 +138,7 @@ struct FileBody {
 pub async fn write_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: FileBody = from_json(body.into())?;
@@ -170,7 +171,7 @@ struct ExecBody {
 pub async fn exec(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ExecBody = from_json(body.into())?;
@@ -200,7 +201,7 @@ pub async fn exec(
 pub async fn interfaces(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.guest_interfaces(&actor, &hs, &vm).await?))
 }

@@ -8,7 +8,8 @@ use ironidc_core::service::{HostInput, HostView};
 use serde::Deserialize;
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
 pub async fn list(
@@ -30,8 +31,8 @@ pub struct DetailQuery {
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
-    Params(q): Params<DetailQuery>,
+    Path(hs_name): Path<String>,
+    Query(q): Query<DetailQuery>,
 ) -> ApiResult<serde_json::Value> {
     let host = s.services.get_host(&actor, &hs_name).await?;
     let mut value = serde_json::to_value(&host).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -83,7 +84,7 @@ struct UpdateHost {
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
+    Path(hs_name): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: UpdateHost = from_json(body.into())?;
@@ -106,8 +107,8 @@ pub struct DeleteQuery {
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
-    Params(q): Params<DeleteQuery>,
+    Path(hs_name): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<serde_json::Value> {
     s.services
         .delete_host(&actor, &hs_name, q.force, q.purge_backups)
@@ -125,7 +126,7 @@ struct EnableHost {
 pub async fn enable(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
+    Path(hs_name): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: EnableHost = from_json(body.into())?;
@@ -145,8 +146,8 @@ pub struct StatusQuery {
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
-    Params(q): Params<StatusQuery>,
+    Path(hs_name): Path<String>,
+    Query(q): Query<StatusQuery>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(
         s.services.host_status(&actor, &hs_name, q.refresh).await?,

@@ -5,7 +5,6 @@
 mod console;
 mod disks;
 mod envelope;
-pub mod extract;
 mod guest;
 mod hosts;
 mod network;
@@ -13,16 +12,34 @@ mod nics;
 mod system;
 mod vms;
 
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 pub use envelope::ApiError;
 
-use crate::AppState;
-use extract::Caller;
+use crate::credentials::CredentialReader;
+use crate::face::{Face, FaceName, FaceState};
 
-pub fn router(state: AppState) -> Router {
+/// The OpenIDCS face.
+pub struct OpenIdcs;
+
+impl Face for OpenIdcs {
+    const NAME: FaceName = FaceName::OpenIdcs;
+    const PREFIXES: &'static [&'static str] = &[
+        "/api/system/",
+        "/api/token/",
+        "/api/server/",
+        "/api/client/",
+    ];
+    const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
+    type Error = ApiError;
+
+    fn routes() -> Router<FaceState<Self>> {
+        routes()
+    }
+}
+
+fn routes() -> Router<FaceState<OpenIdcs>> {
     Router::new()
         // system; the /api/token/* paths are those deployed OpenIDCS serves
         .route("/api/system/resets", post(system::reset_token))
@@ -180,20 +197,4 @@ pub fn router(state: AppState) -> Router {
             "/api/client/proxys/delete/{hs_name}/{vm_uuid}/{index}",
             delete(network::proxy_delete),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-}
-
-/// Unknown paths: authenticate first, so probing without a token learns
-/// nothing about which paths exist.
-async fn not_found(_caller: Caller) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
-}
-
-async fn method_not_allowed(_caller: Caller) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this endpoint",
-    )
 }

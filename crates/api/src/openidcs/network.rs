@@ -7,7 +7,8 @@ use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
 use serde::Serialize;
 
 use super::envelope::{ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
 #[derive(serde::Deserialize)]
@@ -20,20 +21,20 @@ pub struct PoolQuery {
 pub async fn pools(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs): PathParams<String>,
-    Params(q): Params<PoolQuery>,
+    Path(hs): Path<String>,
+    Query(q): Query<PoolQuery>,
 ) -> ApiResult<impl Serialize> {
     let limit = q.limit.unwrap_or(20).min(1000);
     Ok(Data(s.services.pool_usage(&actor, &hs, limit).await?))
 }
 
-type VmPath = PathParams<(String, String)>;
-type IndexPath = PathParams<(String, String, usize)>;
+type VmPath = Path<(String, String)>;
+type IndexPath = Path<(String, String, usize)>;
 
 pub async fn nat_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nat_rules(&actor, &hs, &vm).await?))
 }
@@ -41,7 +42,7 @@ pub async fn nat_list(
 pub async fn nat_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: NatInput = from_json(body.into())?;
@@ -53,7 +54,7 @@ pub async fn nat_add(
 pub async fn nat_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, index)): IndexPath,
+    Path((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_nat_rule(&actor, &hs, &vm, index).await?,
@@ -63,7 +64,7 @@ pub async fn nat_delete(
 pub async fn ip_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_addresses(&actor, &hs, &vm).await?))
 }
@@ -71,7 +72,7 @@ pub async fn ip_list(
 pub async fn ip_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: AddressInput = from_json(body.into())?;
@@ -81,7 +82,7 @@ pub async fn ip_add(
 pub async fn ip_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, index)): IndexPath,
+    Path((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_address(&actor, &hs, &vm, index).await?,
@@ -91,7 +92,7 @@ pub async fn ip_delete(
 pub async fn proxy_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_proxies(&actor, &hs, &vm).await?))
 }
@@ -99,7 +100,7 @@ pub async fn proxy_list(
 pub async fn proxy_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): VmPath,
+    Path((hs, vm)): VmPath,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: ProxyInput = from_json(body.into())?;
@@ -109,7 +110,7 @@ pub async fn proxy_add(
 pub async fn proxy_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, index)): IndexPath,
+    Path((hs, vm, index)): IndexPath,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_proxy(&actor, &hs, &vm, index).await?,

@@ -6,13 +6,14 @@ use ironidc_core::service::NicInput;
 use serde::Serialize;
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path};
 use crate::AppState;
 
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nics(&actor, &hs, &vm).await?))
 }
@@ -22,7 +23,7 @@ pub async fn list(
 pub async fn plug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let name = match body.remove("name") {
@@ -43,7 +44,7 @@ pub async fn plug(
 pub async fn unplug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm, name)): PathParams<(String, String, String)>,
+    Path((hs, vm, name)): Path<(String, String, String)>,
 ) -> ApiResult<impl Serialize> {
     s.services.unplug_nic(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"name": name, "deleted": true})))

@@ -4,7 +4,8 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::envelope::{ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, Params};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Query};
 use crate::AppState;
 
 pub async fn reset_token(
@@ -86,7 +87,7 @@ pub struct ListQuery {
 pub async fn logs(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Params(q): Params<ListQuery>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(
         s.services
@@ -98,7 +99,7 @@ pub async fn logs(
 pub async fn tasks(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Params(q): Params<ListQuery>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(
         s.services
@@ -111,7 +112,7 @@ pub async fn tasks(
 pub async fn task(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    super::extract::PathParams(id): super::extract::PathParams<i64>,
+    crate::kit::Path(id): crate::kit::Path<i64>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(s.services.task(&actor, id).await?))
 }

@@ -9,7 +9,8 @@ use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
-use super::extract::{from_json, Caller, JsonObject, Params, PathParams};
+use crate::decode::from_json;
+use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
 /// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
@@ -48,7 +49,7 @@ impl From<VmView> for VmEntry {
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
+    Path(hs_name): Path<String>,
 ) -> ApiResult<BTreeMap<String, VmEntry>> {
     let vms = s.services.list_vms(&actor, &hs_name).await?;
     Ok(Data(
@@ -61,7 +62,7 @@ pub async fn list(
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<VmEntry> {
     Ok(Data(s.services.get_vm(&actor, &hs, &vm).await?.into()))
 }
@@ -96,7 +97,7 @@ fn take_owner(
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
+    Path(hs_name): Path<String>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
@@ -125,7 +126,7 @@ pub async fn create(
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
@@ -153,7 +154,7 @@ pub async fn update(
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
 ) -> ApiResult<serde_json::Value> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
@@ -167,7 +168,7 @@ struct PowerBody {
 pub async fn power(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PowerBody = from_json(body.into())?;
@@ -204,8 +205,8 @@ pub struct StatusQuery {
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
-    Params(q): Params<StatusQuery>,
+    Path((hs, vm)): Path<(String, String)>,
+    Query(q): Query<StatusQuery>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services
@@ -223,7 +224,7 @@ struct ScanBody {
 pub async fn scan(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(hs_name): PathParams<String>,
+    Path(hs_name): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ScanBody = from_json(body.into())?;
@@ -237,7 +238,7 @@ pub async fn scan(
 pub async fn set_owner(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((hs, vm)): PathParams<(String, String)>,
+    Path((hs, vm)): Path<(String, String)>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<VmEntry> {
     if !body.contains_key("owner") {

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::envelope::{date, PtpbResult, Reply};
-use super::extract::{page, Caller, Query};
+use super::paging::page;
+use crate::kit::{Caller, Query};
 use crate::AppState;
 
 #[derive(Deserialize)]

@@ -115,6 +115,16 @@ impl From<CoreError> for PtpbError {
     }
 }
 
+impl From<crate::face::Unrouted> for PtpbError {
+    fn from(u: crate::face::Unrouted) -> Self {
+        Self {
+            status: u.status(),
+            detail: Value::String(u.message().into()),
+            retry_after: None,
+        }
+    }
+}
+
 /// PTPB's words for each status.
 fn msg_of(status: StatusCode) -> &'static str {
     match status.as_u16() {

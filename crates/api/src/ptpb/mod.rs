@@ -5,7 +5,7 @@
 
 mod audit;
 mod envelope;
-mod extract;
+mod paging;
 mod roles;
 mod session;
 mod tokens;
@@ -16,14 +16,24 @@ use axum::Router;
 
 pub use envelope::PtpbError;
 
-use crate::AppState;
+use crate::credentials::CredentialReader;
+use crate::face::{Face, FaceName, FaceState};
 
-/// Whether `path` belongs to this face.
-pub fn serves(path: &str) -> bool {
-    path.starts_with("/api/rbac/") || path.starts_with("/api/audit/")
+/// The PTPB face.
+pub struct Ptpb;
+
+impl Face for Ptpb {
+    const NAME: FaceName = FaceName::Ptpb;
+    const PREFIXES: &'static [&'static str] = &["/api/rbac/", "/api/audit/"];
+    const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
+    type Error = PtpbError;
+
+    fn routes() -> Router<FaceState<Self>> {
+        routes()
+    }
 }
 
-pub fn router(state: AppState) -> Router {
+fn routes() -> Router<FaceState<Ptpb>> {
     Router::new()
         .route("/api/rbac/login/", post(session::login))
         .route("/api/rbac/logout/", post(session::logout))
@@ -53,5 +63,4 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rbac/quota/get/", get(tokens::quota))
         .route("/api/audit/login/get/", get(audit::logins))
         .route("/api/audit/opera/get/", get(audit::operations))
-        .with_state(state)
 }

@@ -8,7 +8,8 @@ use ironidc_core::CoreError;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{date, PtpbError, PtpbResult, Reply};
-use super::extract::{page, Body, Caller, IdList, Query};
+use super::paging::{page, IdList};
+use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -68,7 +69,7 @@ pub struct AddBody {
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<AddBody>,
+    Json(b): Json<AddBody>,
 ) -> PtpbResult {
     let role = s
         .services
@@ -99,7 +100,7 @@ pub struct EditBody {
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<EditBody>,
+    Json(b): Json<EditBody>,
 ) -> PtpbResult {
     let role = s
         .services
@@ -121,7 +122,7 @@ pub async fn edit(
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<IdList>,
+    Json(b): Json<IdList>,
 ) -> PtpbResult {
     let deleted = s.services.delete_roles(&actor, &b.id_list).await?;
     Reply::ok().with("total", deleted)
@@ -176,7 +177,7 @@ pub struct GrantBody {
 pub async fn grant(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<GrantBody>,
+    Json(b): Json<GrantBody>,
 ) -> PtpbResult {
     let role = s
         .services

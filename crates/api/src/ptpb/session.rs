@@ -3,13 +3,13 @@
 //! refresh path, which is where PTPB's client sends it from.
 
 use axum::extract::State;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 use ironidc_core::service::TokenPair;
 use serde::Deserialize;
 
 use super::envelope::{PtpbError, PtpbResult, Reply};
-use super::extract::{Body, Caller};
+use crate::kit::{Caller, Json};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -23,7 +23,7 @@ pub struct LoginBody {
 pub async fn login(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
-    Body(body): Body<LoginBody>,
+    Json(body): Json<LoginBody>,
 ) -> PtpbResult {
     let ip = s.guard.trusted_proxies.client_ip(&parts);
     crate::auth::limited(&s.guard.logins, &format!("login:{ip}"), "login attempts")?;
@@ -47,7 +47,7 @@ pub struct RefreshBody {
 pub async fn refresh(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Body(body): Body<RefreshBody>,
+    Json(body): Json<RefreshBody>,
 ) -> PtpbResult {
     let token = body
         .refresh
@@ -59,13 +59,7 @@ pub async fn refresh(
 }
 
 fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix("refresh=").map(str::to_string))
-        .filter(|t| !t.is_empty())
+    crate::credentials::cookie_value(headers, "refresh")
 }
 
 fn token_reply(pair: TokenPair) -> PtpbResult {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::envelope::{PtpbResult, Reply};
-use super::extract::{Body, Caller, Query};
+use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
 pub async fn list(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
@@ -25,7 +25,7 @@ pub struct AddBody {
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<AddBody>,
+    Json(b): Json<AddBody>,
 ) -> PtpbResult {
     let created = s
         .services
@@ -42,7 +42,7 @@ pub struct DelBody {
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<DelBody>,
+    Json(b): Json<DelBody>,
 ) -> PtpbResult {
     s.services.delete_api_token(&actor, b.id).await?;
     Ok(Reply::ok())

@@ -6,7 +6,8 @@ use ironidc_core::service::{UserInput, UserPatch, UserView};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::envelope::{date, PtpbResult, Reply};
-use super::extract::{page, Body, Caller, IdList, Query};
+use super::paging::{page, IdList};
+use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
 /// A user in PTPB's shape, with our `userid`, `locked` and `quota`.
@@ -75,7 +76,7 @@ fn yes() -> bool {
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<AddBody>,
+    Json(b): Json<AddBody>,
 ) -> PtpbResult {
     let user = s
         .services
@@ -124,7 +125,7 @@ pub struct EditBody {
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<EditBody>,
+    Json(b): Json<EditBody>,
 ) -> PtpbResult {
     let user = s
         .services
@@ -148,7 +149,7 @@ pub async fn edit(
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<IdList>,
+    Json(b): Json<IdList>,
 ) -> PtpbResult {
     let deleted = s.services.delete_users(&actor, &b.id_list).await?;
     Reply::ok().with("total", deleted)
@@ -189,7 +190,7 @@ pub struct ResetBody {
 pub async fn reset_password(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<ResetBody>,
+    Json(b): Json<ResetBody>,
 ) -> PtpbResult {
     s.services
         .change_own_password(&actor, &b.old_password, &b.new_password)
@@ -207,7 +208,7 @@ pub struct SetPasswordBody {
 pub async fn set_password(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<SetPasswordBody>,
+    Json(b): Json<SetPasswordBody>,
 ) -> PtpbResult {
     s.services
         .set_user_password(&actor, b.id, &b.password)
@@ -235,7 +236,7 @@ pub struct RolesBody {
 pub async fn set_roles(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Body(b): Body<RolesBody>,
+    Json(b): Json<RolesBody>,
 ) -> PtpbResult {
     let user = s.services.set_user_roles(&actor, b.id, &b.roles).await?;
     Reply::detail(UserEntry::from(user))

@@ -1,0 +1,212 @@
+//! The face table: every API dialect declares its name, the URL prefixes
+//! it owns, how it renders a core error, which credentials it reads, and
+//! its routes. The application is assembled from the table, so routing of
+//! unknown paths, the per-address rate limit and the authorization matrix
+//! all follow it, and a new face is one more entry.
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRef, Request};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use ironidc_core::CoreError;
+
+use crate::credentials::CredentialReader;
+use crate::AppState;
+
+/// The faces ironidc speaks. The string is what audit rows record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaceName {
+    OpenIdcs,
+    Ptpb,
+    /// Faces built outside this crate (the toolkit's own tests).
+    Custom(&'static str),
+}
+
+impl FaceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaceName::OpenIdcs => "openidcs",
+            FaceName::Ptpb => "ptpb",
+            FaceName::Custom(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for FaceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One API dialect.
+pub trait Face: Send + Sync + Sized + 'static {
+    const NAME: FaceName;
+    /// Path prefixes this face owns (ending in `/`). Every route of the
+    /// face lies under one of them, and no two faces share one.
+    const PREFIXES: &'static [&'static str];
+    /// Where the caller's credential is read from, tried in order.
+    const CREDENTIALS: &'static [CredentialReader];
+    /// The face's error reply; every core error and extractor rejection
+    /// becomes one.
+    type Error: From<CoreError> + From<Unrouted> + IntoResponse + Send + 'static;
+
+    /// The face's routes. The toolkit adds state, fallbacks and limits.
+    fn routes() -> Router<FaceState<Self>>;
+}
+
+/// The router state of face `F`: the application state, typed by face so
+/// the generic extractors (`kit`) reject in `F`'s format.
+pub struct FaceState<F> {
+    pub app: AppState,
+    face: PhantomData<fn() -> F>,
+}
+
+impl<F> FaceState<F> {
+    pub fn new(app: AppState) -> Self {
+        Self {
+            app,
+            face: PhantomData,
+        }
+    }
+}
+
+impl<F> Clone for FaceState<F> {
+    fn clone(&self) -> Self {
+        Self::new(self.app.clone())
+    }
+}
+
+impl<F> FromRef<FaceState<F>> for AppState {
+    fn from_ref(state: &FaceState<F>) -> AppState {
+        state.app.clone()
+    }
+}
+
+/// A request no route serves, as the face's fallback reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrouted {
+    /// No route has this path (404).
+    NoSuchPath,
+    /// The path exists, not with this method (405).
+    WrongMethod,
+}
+
+impl Unrouted {
+    pub fn status(self) -> axum::http::StatusCode {
+        match self {
+            Unrouted::NoSuchPath => axum::http::StatusCode::NOT_FOUND,
+            Unrouted::WrongMethod => axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Unrouted::NoSuchPath => "no such endpoint",
+            Unrouted::WrongMethod => "method not allowed on this endpoint",
+        }
+    }
+}
+
+/// A face with its type erased, as the table holds it.
+#[derive(Clone, Copy)]
+pub struct FaceEntry {
+    pub name: FaceName,
+    pub prefixes: &'static [&'static str],
+    pub credentials: &'static [CredentialReader],
+    render: fn(CoreError) -> Response,
+    render_unrouted: fn(Unrouted) -> Response,
+    router: fn(AppState) -> Router,
+}
+
+impl FaceEntry {
+    pub const fn of<F: Face>() -> Self {
+        Self {
+            name: F::NAME,
+            prefixes: F::PREFIXES,
+            credentials: F::CREDENTIALS,
+            render: render::<F>,
+            render_unrouted: render_unrouted::<F>,
+            router: router::<F>,
+        }
+    }
+
+    /// The face's routes over `app`.
+    pub fn router(&self, app: AppState) -> Router {
+        (self.router)(app)
+    }
+
+    /// A core error in this face's format.
+    pub fn render(&self, e: CoreError) -> Response {
+        (self.render)(e)
+    }
+
+    pub fn owns(&self, path: &str) -> bool {
+        self.prefixes.iter().any(|p| path.starts_with(p))
+    }
+}
+
+fn render<F: Face>(e: CoreError) -> Response {
+    F::Error::from(e).into_response()
+}
+
+fn render_unrouted<F: Face>(u: Unrouted) -> Response {
+    F::Error::from(u).into_response()
+}
+
+fn router<F: Face>(app: AppState) -> Router {
+    F::routes().with_state(FaceState::new(app))
+}
+
+/// The faces of the product. Later faces add their entry here.
+pub const FACES: &[FaceEntry] = &[
+    FaceEntry::of::<crate::openidcs::OpenIdcs>(),
+    FaceEntry::of::<crate::ptpb::Ptpb>(),
+];
+
+/// The faces an application serves, as the middleware and the fallbacks
+/// consult them.
+#[derive(Clone, Copy)]
+pub struct FaceTable(pub &'static [FaceEntry]);
+
+impl FaceTable {
+    /// The face that owns `path`, if any.
+    pub fn owner(&self, path: &str) -> Option<&'static FaceEntry> {
+        self.0.iter().find(|f| f.owns(path))
+    }
+
+    /// Refuse a table where two faces claim overlapping prefixes: the
+    /// owner of a path would depend on the order.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, a) in self.0.iter().enumerate() {
+            for b in &self.0[i + 1..] {
+                for pa in a.prefixes {
+                    for pb in b.prefixes {
+                        if pa.starts_with(pb) || pb.starts_with(pa) {
+                            return Err(format!(
+                                "faces {} and {} both claim {pa} / {pb}",
+                                a.name, b.name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request no route serves. Under a face's prefix, the face answers in
+/// its format (404 or 405), after authenticating the caller so that
+/// probing without a credential learns nothing about which paths exist.
+/// Elsewhere the path is left to the web UI; until it lands, plain text.
+pub(crate) async fn refuse_unrouted(state: AppState, req: Request, why: Unrouted) -> Response {
+    let (parts, _) = req.into_parts();
+    let Some(face) = state.faces.owner(parts.uri.path()) else {
+        return (why.status(), why.message()).into_response();
+    };
+    match crate::auth::authenticate_with(&parts, &state, face.name, face.credentials).await {
+        Ok(_) => (face.render_unrouted)(why),
+        Err(e) => face.render(e),
+    }
+}

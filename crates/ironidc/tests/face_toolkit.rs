@@ -1,0 +1,212 @@
+//! The face toolkit, proven by a tiny face built from it: its own prefix,
+//! its own error format (`-1|message`, as the billing dialects answer),
+//! and its own credential reader (`?key=`). The product's faces sit beside
+//! it, and every unrouted or rate-limited request is answered in the
+//! format of the face its path belongs to.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ironidc_api::credentials::CredentialReader;
+use ironidc_api::face::Unrouted;
+use ironidc_api::kit::{Caller, Query};
+use ironidc_api::{ApiOptions, Face, FaceEntry, FaceName, FaceState, FACES};
+use ironidc_core::{CoreError, EngineRegistry, ServiceOptions, Services};
+use tower::ServiceExt;
+
+const TOKEN: &str = "toolkit-root-token-0123456789";
+
+// ------------------------------------------------- the tiny face (the example)
+
+struct Tiny;
+
+/// `-1|message` with the status the error class asks for.
+struct TinyError(StatusCode, String);
+
+impl From<CoreError> for TinyError {
+    fn from(e: CoreError) -> Self {
+        let status = match e.class() {
+            ironidc_core::ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+            ironidc_core::ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ironidc_core::ErrorClass::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ironidc_core::ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        TinyError(status, e.to_string())
+    }
+}
+
+impl From<Unrouted> for TinyError {
+    fn from(u: Unrouted) -> Self {
+        TinyError(u.status(), u.message().into())
+    }
+}
+
+impl IntoResponse for TinyError {
+    fn into_response(self) -> Response {
+        (self.0, format!("-1|{}", self.1)).into_response()
+    }
+}
+
+impl Face for Tiny {
+    const NAME: FaceName = FaceName::Custom("tiny");
+    const PREFIXES: &'static [&'static str] = &["/api/tiny/"];
+    const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::QueryField("key")];
+    type Error = TinyError;
+
+    fn routes() -> Router<FaceState<Self>> {
+        Router::new().route("/api/tiny/whoami", get(whoami))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Times {
+    times: Option<u8>,
+}
+
+async fn whoami(Caller(actor): Caller, Query(q): Query<Times>) -> String {
+    format!("0|{}", actor.name.repeat(usize::from(q.times.unwrap_or(1))))
+}
+
+// ------------------------------------------------------------------ harness
+
+static WITH_TINY: [FaceEntry; 3] = [FACES[0], FACES[1], FaceEntry::of::<Tiny>()];
+
+async fn app(dir: &std::path::Path, ip_per_minute: u32) -> Router {
+    let store =
+        ironidc_store::SqlStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
+            .await
+            .unwrap();
+    let secrets = ironidc_core::secrets::SecretBox::load_or_create(&dir.join("k")).unwrap();
+    let network = ironidc_net::HostNetwork::new(
+        ironidc_net::HostNetworkOptions {
+            run_dir: dir.join("run"),
+            acme: None,
+        },
+        ironidc_net::proxy::ReverseProxy::new(),
+    );
+    let services = Services::new(
+        Arc::new(store),
+        EngineRegistry::default(),
+        secrets,
+        Arc::new(network),
+        ServiceOptions::new(dir.to_path_buf()),
+    );
+    services.bootstrap_token(Some(TOKEN)).await.unwrap();
+    let opts = ApiOptions {
+        ip_per_minute,
+        ..ApiOptions::default()
+    };
+    ironidc_api::app_with_faces(services, &opts, &WITH_TINY).unwrap()
+}
+
+async fn send(app: &Router, method: &str, uri: &str, bearer: bool) -> (u16, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if bearer {
+        req = req.header("authorization", format!("Bearer {TOKEN}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_tiny_face_routes_authenticates_and_refuses_in_its_own_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), 0).await;
+    let key = format!("key={TOKEN}");
+
+    // Its credential reader, its extractors, its format.
+    let ok = send(
+        &app,
+        "GET",
+        &format!("/api/tiny/whoami?{key}&times=2"),
+        false,
+    )
+    .await;
+    assert_eq!(ok, (200, "0|adminadmin".into()));
+    let (st, body) = send(&app, "GET", "/api/tiny/whoami", true).await;
+    assert_eq!(st, 401, "a bearer header is not this face's reader: {body}");
+    assert_eq!(body, "-1|missing token (send ?key=<token>)");
+    let (st, body) = send(&app, "GET", "/api/tiny/whoami?key=wrong", false).await;
+    assert_eq!((st, body.as_str()), (401, "-1|invalid token"));
+    let (st, body) = send(
+        &app,
+        "GET",
+        &format!("/api/tiny/whoami?{key}&times=x"),
+        false,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.starts_with("-1|times: "), "{body}");
+
+    // Its own fallbacks: unknown path and wrong method, after the credential.
+    let nope = send(&app, "GET", &format!("/api/tiny/nope?{key}"), false).await;
+    assert_eq!(nope, (404, "-1|no such endpoint".into()));
+    let (st, body) = send(&app, "GET", "/api/tiny/nope", false).await;
+    assert_eq!((st, body.starts_with("-1|missing token")), (401, true));
+    let post = send(&app, "POST", &format!("/api/tiny/whoami?{key}"), false).await;
+    assert_eq!(post, (405, "-1|method not allowed on this endpoint".into()));
+
+    // The product's faces keep theirs beside it.
+    let (st, body) = send(&app, "GET", "/api/rbac/nope/", true).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (st, v["code"].as_u64(), v["msg"].as_str()),
+        (404, Some(404), Some("未找到"))
+    );
+    let (st, body) = send(&app, "GET", "/api/client/nope", true).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((st, v["msg"].as_str()), (404, Some("no such endpoint")));
+    assert!(v["timestamp"].is_i64(), "OpenIDCS envelope: {v}");
+    // A path of no face is left to the web UI.
+    assert_eq!(send(&app, "GET", "/", false).await.0, 404);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_in_the_format_of_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), 1).await;
+    assert_eq!(send(&app, "GET", "/api/system/health", false).await.0, 200);
+    let (st, body) = send(&app, "GET", "/api/tiny/whoami", false).await;
+    assert_eq!(st, 429);
+    assert!(
+        body.starts_with("-1|rate limit of 1 requests per minute"),
+        "{body}"
+    );
+    let (st, body) = send(&app, "GET", "/api/rbac/user/get/", false).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((st, v["msg"].as_str()), (429, Some("请求过于频繁")));
+    let (st, body) = send(&app, "GET", "/elsewhere", false).await;
+    assert_eq!(st, 429);
+    assert!(body.starts_with("rate limit of 1"), "{body}");
+}
+
+#[tokio::test]
+async fn faces_may_not_share_a_prefix() {
+    struct Thief;
+    impl Face for Thief {
+        const NAME: FaceName = FaceName::Custom("thief");
+        const PREFIXES: &'static [&'static str] = &["/api/rbac/user/"];
+        const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
+        type Error = TinyError;
+        fn routes() -> Router<FaceState<Self>> {
+            Router::new()
+        }
+    }
+    static CLASH: [FaceEntry; 2] = [FACES[1], FaceEntry::of::<Thief>()];
+    let err = ironidc_api::FaceTable(&CLASH).check().unwrap_err();
+    assert!(err.contains("ptpb and thief"), "{err}");
+}
