@@ -9,6 +9,7 @@ pub mod credentials;
 mod decode;
 pub mod face;
 pub mod kit;
+pub mod lenient;
 pub mod openidcs;
 pub mod ptpb;
 mod rate_limit;

@@ -65,8 +65,10 @@ pub struct HostConfig {
     pub server_port: u16,
     pub server_area: String,
     pub filter_name: String,
+    /// The directory of OS images (`system_maps` names files in it).
     pub images_path: String,
     pub dvdrom_path: String,
+    /// Where VM disks are stored.
     pub system_path: String,
     pub backup_path: String,
     pub extern_path: String,
@@ -88,7 +90,7 @@ pub struct HostConfig {
     /// Maximum number of VMs on this host (0 = unlimited).
     pub limits_nums: u32,
     pub public_addr: Vec<String>,
-    /// OS images: display name -> (file name in `system_path`, minimum disk GB).
+    /// OS images: display name -> (file name in `images_path`, minimum disk GB).
     pub system_maps: BTreeMap<String, (String, u64)>,
     /// ISO images: display name -> file name in `dvdrom_path`.
     pub images_maps: BTreeMap<String, String>,
@@ -187,6 +189,8 @@ pub struct Host {
 #[serde(default)]
 pub struct VmConfig {
     pub vm_uuid: String,
+    /// A display name (billing systems send one); free text, never a path.
+    pub vm_name: String,
     pub os_name: String,
     pub cpu_num: u32,
     pub cpu_per: u32,

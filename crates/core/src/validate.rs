@@ -72,6 +72,21 @@ pub fn mac_address(field: &'static str, value: &str) -> Result<(), CoreError> {
 }
 
 /// Length bounds of a VM's root password, in characters.
+/// Free text shown to people (a VM's display name): at most 128
+/// characters, no control characters. Never used as a path or argument.
+pub fn display_text(field: &str, value: &str) -> Result<(), CoreError> {
+    if value.chars().count() > 128 {
+        return Err(CoreError::invalid(field, "must be at most 128 characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 pub const VM_PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 
 /// A VM password, on every path that takes one (create, update, reinstall,

@@ -118,7 +118,7 @@ fn main() {
     let c = support::client(Duration::from_secs(120));
     let base = server.base.clone();
     let host = json!({"name": "bench", "type": "qemu", "config": {
-        "system_path": images.to_string_lossy(),
+        "images_path": images.to_string_lossy(),
         "system_maps": {"small": ["img100m.qcow2", 0], "big": ["img10g.qcow2", 0]},
         "server_plan": {"cpu_num": 8, "mem_num": 65536, "hdd_num": 1048576}}});
     call(

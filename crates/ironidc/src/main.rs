@@ -87,7 +87,7 @@ fn build_demo(dir: PathBuf, cache: Option<PathBuf>) -> Result<(), Box<dyn std::e
         image.qcow2_path.display(),
         image.kernel_version
     );
-    println!("use it in a host config: \"system_path\": \"{}\", \"system_maps\": {{\"demo\": [\"demo.qcow2\", 0]}}",
+    println!("use it in a host config: \"images_path\": \"{}\", \"system_maps\": {{\"demo\": [\"demo.qcow2\", 0]}}",
         std::fs::canonicalize(&dir).unwrap_or(dir).display());
     Ok(())
 }

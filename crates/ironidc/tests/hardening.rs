@@ -618,12 +618,12 @@ fn host_update_is_partial_and_refuses_to_orphan_vms() {
     let (status, v) = s.call(
         "PUT",
         "/api/server/update/h1",
-        Some(json!({"config": {"images_path": dir.path().join("elsewhere")}})),
+        Some(json!({"config": {"system_path": dir.path().join("elsewhere")}})),
     );
     assert_eq!(status, 409, "{v}");
     let msg = v["msg"].as_str().unwrap();
     assert!(
-        msg.contains("images_path") && msg.contains("keep1"),
+        msg.contains("system_path") && msg.contains("keep1"),
         "{msg}"
     );
     let (status, v) = s.call(

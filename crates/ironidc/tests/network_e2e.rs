@@ -283,7 +283,7 @@ fn nat_proxy_and_addresses_with_a_real_guest() {
         "name": "h1",
         "type": "QEMUServer",
         "config": {
-            "system_path": images.to_string_lossy(),
+            "images_path": images.to_string_lossy(),
             "system_maps": { "demo": ["demo.qcow2", 0] },
             "network_nat": "brnat0",
             "public_addr": ["192.0.2.1"],

@@ -453,7 +453,7 @@ fn config_export_and_import() {
     let dir2 = tempfile::tempdir().unwrap();
     let s2 = Server::start(dir2.path());
     let mut cfg = exported.clone();
-    cfg["hosts"][0]["config"]["images_path"] =
+    cfg["hosts"][0]["config"]["system_path"] =
         json!(dir.path().join("hosts/h1/vms").to_string_lossy());
     let mut ghost = cfg["vms"][0].clone();
     ghost["config"]["vm_uuid"] = json!("ghost");

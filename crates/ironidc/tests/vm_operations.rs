@@ -207,7 +207,7 @@ fn vm_operations_with_a_real_guest() {
             "name": "h1",
             "type": "QEMUServer",
             "config": {
-                "system_path": images.to_string_lossy(),
+                "images_path": images.to_string_lossy(),
                 "system_maps": { "demo": ["demo.qcow2", 0] },
                 "dvdrom_path": isos.to_string_lossy(),
                 "images_maps": { "Tools CD": "tools.iso" },

@@ -10,6 +10,7 @@ mod hosts;
 mod network;
 mod nics;
 mod system;
+mod vm_body;
 mod vms;
 
 use axum::routing::{delete, get, post, put};

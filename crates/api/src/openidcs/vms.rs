@@ -9,6 +9,7 @@ use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
+use super::vm_body::VmBody;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -101,9 +102,8 @@ pub async fn create(
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
-    take_secret(&mut body, "vc_pass")?;
     let owner = take_owner(&mut body)?;
-    let config: VmConfig = from_json(body.into())?;
+    let (config, default_dns) = from_json::<VmBody>(body.into())?.into_create()?;
     let created = s
         .services
         .create_vm(
@@ -113,6 +113,7 @@ pub async fn create(
                 config,
                 os_pass,
                 owner,
+                default_dns,
             },
         )
         .await?;
@@ -130,18 +131,10 @@ pub async fn update(
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
-    take_secret(&mut body, "vc_pass")?;
+    let patch = from_json::<VmBody>(body.into())?.into_patch()?;
     let updated = s
         .services
-        .update_vm(
-            &actor,
-            &hs,
-            &vm,
-            VmUpdateInput {
-                patch: body,
-                os_pass,
-            },
-        )
+        .update_vm(&actor, &hs, &vm, VmUpdateInput { patch, os_pass })
         .await?;
     Ok(Data(serde_json::json!({
         "applied": updated.applied,

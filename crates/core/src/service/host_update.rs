@@ -38,10 +38,10 @@ pub(super) fn refuse_orphaning(
             uuids.join(", ")
         )))
     };
-    if old.images_path != new.images_path && !vms.is_empty() {
+    if old.system_path != new.system_path && !vms.is_empty() {
         return refuse(
-            "images_path",
-            format!("the storage path {}", old.images_path),
+            "system_path",
+            format!("the storage path {}", old.system_path),
             names(&|_| true),
         );
     }
@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn absent_keys_keep_their_values() {
         let stored = HostConfig {
-            images_path: "/srv/vms".into(),
+            system_path: "/srv/vms".into(),
             network_nat: "brnat0".into(),
             ports_start: 20000,
             server_pass: Some("sealed".into()),
@@ -100,7 +100,7 @@ mod tests {
         };
         let patch = serde_json::json!({"ports_close": 29999});
         let merged = merge_host_patch(&stored, patch.as_object().unwrap()).unwrap();
-        assert_eq!(merged.images_path, "/srv/vms");
+        assert_eq!(merged.system_path, "/srv/vms");
         assert_eq!(merged.network_nat, "brnat0");
         assert_eq!(merged.ports_start, 20000);
         assert_eq!(merged.ports_close, 29999);

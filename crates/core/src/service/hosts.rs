@@ -94,8 +94,10 @@ impl Services {
     pub(crate) fn host_context(&self, host: &Host) -> HostContext {
         HostContext {
             hs_name: host.name.clone(),
-            vms_dir: PathBuf::from(&host.config.images_path),
-            images_dir: PathBuf::from(&host.config.system_path),
+            // As OpenIDCS defines them: `system_path` holds VM disks,
+            // `images_path` the OS images `system_maps` names.
+            vms_dir: PathBuf::from(&host.config.system_path),
+            images_dir: PathBuf::from(&host.config.images_path),
             backups_dir: PathBuf::from(&host.config.backup_path),
             isos_dir: PathBuf::from(&host.config.dvdrom_path),
         }
@@ -490,16 +492,16 @@ impl Services {
         let engine = engine_key(&input.engine)?;
         let mut config = input.config.clone();
         let data = &self.inner.opts.data_dir;
-        if config.images_path.is_empty() {
-            config.images_path = data
+        if config.system_path.is_empty() {
+            config.system_path = data
                 .join("hosts")
                 .join(&input.name)
                 .join("vms")
                 .to_string_lossy()
                 .into_owned();
         }
-        if config.system_path.is_empty() {
-            config.system_path = data.join("images").to_string_lossy().into_owned();
+        if config.images_path.is_empty() {
+            config.images_path = data.join("images").to_string_lossy().into_owned();
         }
         if config.backup_path.is_empty() {
             config.backup_path = data

@@ -70,8 +70,8 @@ pub use roles::{RoleInput, RolePatch, RoleView};
 pub use sessions::TokenPair;
 pub use system::{EngineTypeView, Stats};
 pub use vms::{
-    CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmStatusReport,
-    VmUpdateInput, VmView,
+    CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmPatch,
+    VmStatusReport, VmUpdateInput, VmView,
 };
 
 /// Tunables of the service layer.

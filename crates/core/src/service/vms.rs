@@ -21,17 +21,106 @@ const MIN_MEM_MB: u64 = 32;
 
 #[derive(Debug, Clone, Default)]
 pub struct VmCreateInput {
+    /// `os_name` may be empty when the host has exactly one OS image.
     pub config: VmConfig,
     pub os_pass: Option<String>,
     /// The user the VM is for (`#id`, account or billing `userid`); needs
     /// `vm.all.manage`. Absent: the caller when it is a customer, else none.
     pub owner: Option<String>,
+    /// DNS servers for every NIC that names none.
+    pub default_dns: Vec<String>,
 }
 
-/// A partial change of a VM: the fields given replace the stored ones.
+/// A partial change of a VM: each field given replaces the stored one,
+/// every other keeps its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmPatch {
+    /// Must equal the VM's; the identity never changes.
+    pub vm_uuid: Option<String>,
+    /// Must equal the VM's; a new OS is a reinstall.
+    pub os_name: Option<String>,
+    /// Must equal the VM's; the CD-ROM has its own operations.
+    pub cdrom: Option<String>,
+    pub vm_name: Option<String>,
+    pub cpu_num: Option<u32>,
+    pub cpu_per: Option<u32>,
+    pub mem_num: Option<u64>,
+    pub hdd_num: Option<u64>,
+    pub hdd_iop: Option<u32>,
+    pub gpu_mem: Option<u64>,
+    pub speed_u: Option<u32>,
+    pub speed_d: Option<u32>,
+    pub nat_num: Option<u32>,
+    pub web_num: Option<u32>,
+    pub flu_num: Option<u64>,
+    pub flu_rst: Option<u32>,
+    pub bak_num: Option<u32>,
+    pub iso_num: Option<u32>,
+    pub pci_num: Option<u32>,
+    pub usb_num: Option<u32>,
+    pub nic_all: Option<BTreeMap<String, NicConfig>>,
+    /// DNS servers for every NIC that names none.
+    pub default_dns: Vec<String>,
+}
+
+impl VmPatch {
+    /// `config` with the given fields replaced; the identity fields are
+    /// checked, not applied.
+    fn apply_to(&self, config: &VmConfig) -> Result<VmConfig, CoreError> {
+        for (field, given, stored, why) in [
+            (
+                "vm_uuid",
+                &self.vm_uuid,
+                &config.vm_uuid,
+                "cannot be changed",
+            ),
+            (
+                "os_name",
+                &self.os_name,
+                &config.os_name,
+                "cannot be changed by update; reinstall the VM instead",
+            ),
+            (
+                "cdrom",
+                &self.cdrom,
+                &config.cdrom,
+                "cannot be changed by update; use the ISO endpoints",
+            ),
+        ] {
+            if given.as_ref().is_some_and(|g| g != stored) {
+                return Err(CoreError::invalid(field, why));
+            }
+        }
+        let mut c = config.clone();
+        macro_rules! take {
+            ($($f:ident),*) => {$(
+                if let Some(v) = &self.$f {
+                    c.$f = v.clone();
+                }
+            )*};
+        }
+        take!(
+            vm_name, cpu_num, cpu_per, mem_num, hdd_num, hdd_iop, gpu_mem, speed_u, speed_d,
+            nat_num, web_num, flu_num, flu_rst, bak_num, iso_num, pci_num, usb_num, nic_all
+        );
+        fill_default_dns(&mut c.nic_all, &self.default_dns);
+        Ok(c)
+    }
+}
+
+/// Give every NIC without DNS servers `dns`.
+fn fill_default_dns(nics: &mut BTreeMap<String, NicConfig>, dns: &[String]) {
+    if dns.is_empty() {
+        return;
+    }
+    for nic in nics.values_mut().filter(|n| n.dns_addr.is_empty()) {
+        nic.dns_addr = dns.to_vec();
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct VmUpdateInput {
-    pub patch: serde_json::Map<String, serde_json::Value>,
+    pub patch: VmPatch,
     pub os_pass: Option<String>,
 }
 
@@ -413,18 +502,9 @@ impl Services {
         }
         validate::path_name("vm_uuid", &config.vm_uuid)?;
         let limits = self.vm_limits(host).await;
-        check_resources(&config, &limits)?;
-        let (image, min_gb) = host
-            .config
-            .system_maps
-            .get(&config.os_name)
-            .cloned()
-            .ok_or_else(|| {
-                CoreError::invalid(
-                    "os_name",
-                    format!("unknown system {:?} on host {}", config.os_name, host.name),
-                )
-            })?;
+        check_definition(&config, &limits)?;
+        let (os_name, image, min_gb) = os_image_of(host, &config.os_name)?;
+        config.os_name = os_name;
         if config.hdd_num < min_gb * 1024 {
             return Err(CoreError::invalid(
                 "hdd_num",
@@ -440,6 +520,7 @@ impl Services {
                 )));
             }
         }
+        fill_default_dns(&mut config.nic_all, &input.default_dns);
         config.nic_all = normalize_nics(std::mem::take(&mut config.nic_all))?;
         // An empty os_pass is "no password" (billing modules send one).
         let sealed = match input.os_pass.filter(|p| !p.is_empty()) {
@@ -637,39 +718,14 @@ impl Services {
         vm: &Vm,
         input: &VmUpdateInput,
     ) -> Result<VmConfig, CoreError> {
-        for (key, value) in &input.patch {
-            match key.as_str() {
-                "vm_uuid" if value.as_str() != Some(vm.uuid.as_str()) => {
-                    return Err(CoreError::invalid("vm_uuid", "cannot be changed"));
-                }
-                "os_name" if value.as_str() != Some(vm.config.os_name.as_str()) => {
-                    return Err(CoreError::invalid(
-                        "os_name",
-                        "cannot be changed by update; reinstall the VM instead",
-                    ));
-                }
-                "cdrom" if value.as_str() != Some(vm.config.cdrom.as_str()) => {
-                    return Err(CoreError::invalid(
-                        "cdrom",
-                        "cannot be changed by update; use the ISO endpoints",
-                    ));
-                }
-                _ => {}
-            }
-        }
-        // Passwords are not part of the config (stored sealed apart).
-        let changes = input
-            .patch
-            .iter()
-            .filter(|(key, _)| !matches!(key.as_str(), "os_pass" | "vc_pass"));
-        let mut merged: VmConfig = super::config_patch::merge(&vm.config, changes, &[], "")?;
+        let mut merged = input.patch.apply_to(&vm.config)?;
         if merged.hdd_num < vm.config.hdd_num {
             return Err(CoreError::invalid(
                 "hdd_num",
                 format!("disks can only grow (now {} MB)", vm.config.hdd_num),
             ));
         }
-        check_resources(&merged, &self.vm_limits(host).await)?;
+        check_definition(&merged, &self.vm_limits(host).await)?;
         merged.nic_all = normalize_nics(std::mem::take(&mut merged.nic_all))?;
         Ok(merged)
     }
@@ -893,7 +949,8 @@ fn power_action_name(action: PowerAction) -> &'static str {
     }
 }
 
-fn check_resources(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreError> {
+fn check_definition(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreError> {
+    validate::display_text("vm_name", &config.vm_name)?;
     if config.cpu_num == 0 || config.cpu_num > limits.cpu {
         return Err(CoreError::invalid(
             "cpu_num",
@@ -917,6 +974,37 @@ fn check_resources(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreError
 
 /// Validate NIC names, types and MACs; give every NIC without a MAC a
 /// locally administered one in QEMU's 52:54:00 range.
+/// The OS image a create names: by display name, or by file name as
+/// OpenIDCS also accepts; when none is named, the host's only image.
+/// Returns the display name, the file and the minimum disk in GB.
+fn os_image_of(host: &Host, named: &str) -> Result<(String, String, u64), CoreError> {
+    let maps = &host.config.system_maps;
+    let named = named.trim();
+    if named.is_empty() {
+        return match maps.iter().next() {
+            Some((name, (file, min))) if maps.len() == 1 => Ok((name.clone(), file.clone(), *min)),
+            _ => Err(CoreError::invalid(
+                "os_name",
+                format!(
+                    "is required: host {} has {} OS images ({})",
+                    host.name,
+                    maps.len(),
+                    maps.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        };
+    }
+    maps.get_key_value(named)
+        .or_else(|| maps.iter().find(|(_, (file, _))| file == named))
+        .map(|(name, (file, min))| (name.clone(), file.clone(), *min))
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "os_name",
+                format!("unknown system {named:?} on host {}", host.name),
+            )
+        })
+}
+
 pub(crate) fn normalize_nics(
     nics: BTreeMap<String, NicConfig>,
 ) -> Result<BTreeMap<String, NicConfig>, CoreError> {

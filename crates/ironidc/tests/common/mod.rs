@@ -396,7 +396,7 @@ pub fn host_body(name: &str, images: &Path, os_file: &str) -> Value {
         "name": name,
         "type": "QEMUServer",
         "config": {
-            "system_path": images.to_string_lossy(),
+            "images_path": images.to_string_lossy(),
             "system_maps": { "demo": [os_file, 0] },
             "server_pass": "host-secret-password",
             "ports_start": 20000,
