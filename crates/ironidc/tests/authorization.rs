@@ -559,7 +559,14 @@ const ENDPOINTS: &[Endpoint] = &[
         Vm
     ),
     ep!("openidcs", "GET", "/api/system/tasker/1", Anyone, Global),
-    ep!("openidcs", "GET", "/api/no/such/endpoint", Anyone, Global),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/no/such/endpoint",
+        Anyone,
+        Global
+    ),
+    ep!("ptpb", "GET", "/api/rbac/no/such/endpoint/", Anyone, Global),
     // PTPB: sessions
     ep!(
         "ptpb",

@@ -692,7 +692,7 @@ impl Services {
                 self.refresh_dhcp(&host).await;
                 self.write_seed(&host, &fresh).await;
             }
-            let (applied, message) = match outcome {
+            let (applied, mut message) = match outcome {
                 UpdateOutcome::Applied => ("now", "changes applied".to_string()),
                 UpdateOutcome::PendingRestart => (
                     "next_start",
@@ -700,6 +700,10 @@ impl Services {
                         .to_string(),
                 ),
             };
+            if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
+                message.push_str("; ");
+                message.push_str(&self.password_into_running_guest(&host, &fresh, p).await);
+            }
             Ok(UpdatedVm {
                 vm: fresh.into(),
                 applied,
@@ -710,6 +714,29 @@ impl Services {
         .await;
         op.finish(res, |u| serde_json::json!({"applied": u.applied}))
             .await
+    }
+
+    /// A new root password of a running VM also goes into the guest now,
+    /// through its agent, as billing modules expect of a password change;
+    /// the seed carries it at the next boot either way. Says which.
+    async fn password_into_running_guest(&self, host: &Host, vm: &Vm, password: &str) -> String {
+        if vm.state != PowerState::Running {
+            return "the new password applies at the VM's next start".into();
+        }
+        let set = match self.engine_of(host) {
+            Ok(engine) => {
+                engine
+                    .agent_set_password(&self.host_context(host), &vm.uuid, "root", password)
+                    .await
+            }
+            Err(e) => return format!("the new password applies at the VM's next start ({e})"),
+        };
+        match set {
+            Ok(()) => "the new password is set in the running guest".into(),
+            Err(e) => {
+                format!("the new password applies at the VM's next start (the guest agent: {e})")
+            }
+        }
     }
 
     async fn merge_update(
