@@ -212,7 +212,7 @@ fn send(s: &Server, method: &str, path: &str, body: &Value, raw: Option<&[u8]>) 
     };
     let resp = req
         .send()
-        .unwrap_or_else(|e| panic!("{method} {path}: no reply ({e}) to {body}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: no reply ({e:?}) to {body}"));
     let status = resp.status().as_u16();
     (status, resp.text().unwrap_or_default())
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, ApiResult, Data};
 use crate::kit::{Caller, Path, Query};
+use super::params::{VmPath};
 use crate::AppState;
 
 /// `GET /api/client/remote/{hs}/{vm}` → `data` is the console URL.
@@ -23,7 +24,7 @@ pub async fn remote(
     State(s): State<AppState>,
     Caller(actor): Caller,
     headers: HeaderMap,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<String> {
     let ticket = s.services.console_open(&actor, &hs, &vm).await?;
     Ok(Data(format!(
@@ -54,7 +55,7 @@ fn public_base(s: &AppState, headers: &HeaderMap) -> String {
 pub async fn state(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.console_state(&actor, &hs, &vm).await?))
 }
@@ -64,7 +65,7 @@ pub async fn state(
 pub async fn revoke(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     let revoked = s.services.console_revoke(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "revoked": revoked})))

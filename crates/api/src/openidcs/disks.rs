@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::envelope::{ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
+use super::params::{HostPath, VmPath, VmItemPath};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -20,7 +21,7 @@ struct NameBody {
 pub async fn snapshot_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_snapshots(&actor, &hs, &vm).await?))
 }
@@ -29,7 +30,7 @@ pub async fn snapshot_list(
 pub async fn snapshot_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -44,7 +45,7 @@ pub async fn snapshot_create(
 pub async fn snapshot_revert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, name)): Path<(String, String, String)>,
+    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(
@@ -55,7 +56,7 @@ pub async fn snapshot_revert(
 pub async fn snapshot_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, name)): Path<(String, String, String)>,
+    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"snapshot": name, "deleted": true})))
@@ -64,7 +65,7 @@ pub async fn snapshot_delete(
 pub async fn backup_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_backups(&actor, &hs, &vm).await?))
 }
@@ -74,7 +75,7 @@ pub async fn backup_list(
 pub async fn backup_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -89,7 +90,7 @@ pub async fn backup_create(
 pub async fn backup_restore(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, name)): Path<(String, String, String)>,
+    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.restore_backup(&actor, &hs, &vm, &name).await?,
@@ -99,7 +100,7 @@ pub async fn backup_restore(
 pub async fn backup_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, name)): Path<(String, String, String)>,
+    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_backup(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"backup": name, "deleted": true})))
@@ -118,7 +119,7 @@ struct ReinstallBody {
 pub async fn reinstall(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ReinstallBody = from_json(body.into())?;
@@ -141,7 +142,7 @@ pub async fn reinstall(
 pub async fn iso_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs): Path<String>,
+    Path(HostPath { hs_name: hs }): Path<HostPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_isos(&actor, &hs).await?))
 }
@@ -156,7 +157,7 @@ struct IsoBody {
 pub async fn iso_insert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: IsoBody = from_json(body.into())?;
@@ -170,7 +171,7 @@ pub async fn iso_insert(
 pub async fn iso_eject(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.set_vm_iso(&actor, &hs, &vm, None).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": null})))

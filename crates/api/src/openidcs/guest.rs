@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::envelope::{ApiError, ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
+use super::params::{VmPath};
 use crate::AppState;
 
 /// The header a guest's reporter sends its per-VM secret in.
@@ -54,7 +55,7 @@ pub struct MonitorQuery {
 pub async fn monitor(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     Query(q): Query<MonitorQuery>,
 ) -> ApiResult<impl Serialize> {
     let to = q.to.unwrap_or_else(now);
@@ -73,7 +74,7 @@ pub async fn monitor(
 pub async fn agent_status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.agent_status(&actor, &hs, &vm).await?))
 }
@@ -90,7 +91,7 @@ struct PasswordBody {
 pub async fn password(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PasswordBody = from_json(body.into())?;
@@ -112,7 +113,7 @@ struct HostnameBody {
 pub async fn hostname(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: HostnameBody = from_json(body.into())?;
@@ -138,7 +139,7 @@ struct FileBody {
 pub async fn write_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: FileBody = from_json(body.into())?;
@@ -171,7 +172,7 @@ struct ExecBody {
 pub async fn exec(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ExecBody = from_json(body.into())?;
@@ -201,7 +202,7 @@ pub async fn exec(
 pub async fn interfaces(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.guest_interfaces(&actor, &hs, &vm).await?))
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::envelope::{ApiError, ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
+use super::params::{HostPath};
 use crate::AppState;
 
 pub async fn list(
@@ -31,7 +32,7 @@ pub struct DetailQuery {
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<DetailQuery>,
 ) -> ApiResult<serde_json::Value> {
     let host = s.services.get_host(&actor, &hs_name).await?;
@@ -84,7 +85,7 @@ struct UpdateHost {
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: UpdateHost = from_json(body.into())?;
@@ -107,7 +108,7 @@ pub struct DeleteQuery {
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<serde_json::Value> {
     s.services
@@ -126,7 +127,7 @@ struct EnableHost {
 pub async fn enable(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HostView> {
     let req: EnableHost = from_json(body.into())?;
@@ -146,7 +147,7 @@ pub struct StatusQuery {
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<StatusQuery>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(

@@ -9,6 +9,7 @@ mod guest;
 mod hosts;
 mod network;
 mod nics;
+mod params;
 mod system;
 mod vm_body;
 mod vms;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::envelope::{ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
+use super::params::{HostPath, VmPath, VmIndexPath};
 use crate::AppState;
 
 #[derive(serde::Deserialize)]
@@ -21,20 +22,18 @@ pub struct PoolQuery {
 pub async fn pools(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs): Path<String>,
+    Path(HostPath { hs_name: hs }): Path<HostPath>,
     Query(q): Query<PoolQuery>,
 ) -> ApiResult<impl Serialize> {
     let limit = q.limit.unwrap_or(20).min(1000);
     Ok(Data(s.services.pool_usage(&actor, &hs, limit).await?))
 }
 
-type VmPath = Path<(String, String)>;
-type IndexPath = Path<(String, String, usize)>;
 
 pub async fn nat_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nat_rules(&actor, &hs, &vm).await?))
 }
@@ -42,7 +41,7 @@ pub async fn nat_list(
 pub async fn nat_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: NatInput = from_json(body.into())?;
@@ -54,7 +53,7 @@ pub async fn nat_add(
 pub async fn nat_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, index)): IndexPath,
+    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_nat_rule(&actor, &hs, &vm, index).await?,
@@ -64,7 +63,7 @@ pub async fn nat_delete(
 pub async fn ip_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_addresses(&actor, &hs, &vm).await?))
 }
@@ -72,7 +71,7 @@ pub async fn ip_list(
 pub async fn ip_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: AddressInput = from_json(body.into())?;
@@ -82,7 +81,7 @@ pub async fn ip_add(
 pub async fn ip_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, index)): IndexPath,
+    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_address(&actor, &hs, &vm, index).await?,
@@ -92,7 +91,7 @@ pub async fn ip_delete(
 pub async fn proxy_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_proxies(&actor, &hs, &vm).await?))
 }
@@ -100,7 +99,7 @@ pub async fn proxy_list(
 pub async fn proxy_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): VmPath,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: ProxyInput = from_json(body.into())?;
@@ -110,7 +109,7 @@ pub async fn proxy_add(
 pub async fn proxy_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, index)): IndexPath,
+    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_proxy(&actor, &hs, &vm, index).await?,

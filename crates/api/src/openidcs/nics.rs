@@ -8,12 +8,13 @@ use serde::Serialize;
 use super::envelope::{ApiError, ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
+use super::params::{VmPath, VmItemPath};
 use crate::AppState;
 
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nics(&actor, &hs, &vm).await?))
 }
@@ -23,7 +24,7 @@ pub async fn list(
 pub async fn plug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let name = match body.remove("name") {
@@ -44,7 +45,7 @@ pub async fn plug(
 pub async fn unplug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm, name)): Path<(String, String, String)>,
+    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.unplug_nic(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"name": name, "deleted": true})))

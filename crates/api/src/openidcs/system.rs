@@ -112,7 +112,7 @@ pub async fn tasks(
 pub async fn task(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    crate::kit::Path(id): crate::kit::Path<i64>,
+    crate::kit::Path(super::params::TaskPath { id }): crate::kit::Path<super::params::TaskPath>,
 ) -> ApiResult<impl serde::Serialize> {
     Ok(Data(s.services.task(&actor, id).await?))
 }

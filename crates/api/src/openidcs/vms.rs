@@ -12,6 +12,7 @@ use super::envelope::{ApiError, ApiResult, Data};
 use super::vm_body::VmBody;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
+use super::params::{HostPath, VmPath};
 use crate::AppState;
 
 /// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
@@ -50,7 +51,7 @@ impl From<VmView> for VmEntry {
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
 ) -> ApiResult<BTreeMap<String, VmEntry>> {
     let vms = s.services.list_vms(&actor, &hs_name).await?;
     Ok(Data(
@@ -63,7 +64,7 @@ pub async fn list(
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<VmEntry> {
     Ok(Data(s.services.get_vm(&actor, &hs, &vm).await?.into()))
 }
@@ -98,7 +99,7 @@ fn take_owner(
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
@@ -127,7 +128,7 @@ pub async fn create(
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
@@ -147,7 +148,7 @@ pub async fn update(
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
 ) -> ApiResult<serde_json::Value> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
@@ -161,7 +162,7 @@ struct PowerBody {
 pub async fn power(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PowerBody = from_json(body.into())?;
@@ -198,7 +199,7 @@ pub struct StatusQuery {
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     Query(q): Query<StatusQuery>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
@@ -217,7 +218,7 @@ struct ScanBody {
 pub async fn scan(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(hs_name): Path<String>,
+    Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ScanBody = from_json(body.into())?;
@@ -231,7 +232,7 @@ pub async fn scan(
 pub async fn set_owner(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path((hs, vm)): Path<(String, String)>,
+    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<VmEntry> {
     if !body.contains_key("owner") {
