@@ -10,6 +10,8 @@ use axum::extract::{FromRef, Request};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ironidc_core::CoreError;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::credentials::CredentialReader;
 use crate::AppState;
@@ -51,8 +53,19 @@ pub trait Face: Send + Sync + Sized + 'static {
     /// becomes one.
     type Error: From<CoreError> + From<Unrouted> + IntoResponse + Send + 'static;
 
-    /// The face's routes. The toolkit adds state, fallbacks and limits.
-    fn routes() -> Router<FaceState<Self>>;
+    /// Other paths of an operation (`(alias, canonical)`), as deployed
+    /// clients spell them. `routes` routes them; the document lists them.
+    const ALIASES: &'static [(&'static str, &'static str)] = &[];
+
+    /// The face's routes, each described for OpenAPI. The toolkit adds
+    /// state, fallbacks and limits.
+    fn routes() -> OpenApiRouter<FaceState<Self>>;
+
+    /// The face's front matter (title, description, security schemes)
+    /// added to the document generated from its routes.
+    fn document(doc: OpenApi) -> OpenApi {
+        doc
+    }
 }
 
 /// The router state of face `F`: the application state, typed by face so
@@ -117,6 +130,7 @@ pub struct FaceEntry {
     render: fn(CoreError) -> Response,
     render_unrouted: fn(Unrouted) -> Response,
     router: fn(AppState) -> Router,
+    document: fn() -> OpenApi,
 }
 
 impl FaceEntry {
@@ -128,12 +142,18 @@ impl FaceEntry {
             render: render::<F>,
             render_unrouted: render_unrouted::<F>,
             router: router::<F>,
+            document: document::<F>,
         }
     }
 
     /// The face's routes over `app`.
     pub fn router(&self, app: AppState) -> Router {
         (self.router)(app)
+    }
+
+    /// The face's OpenAPI document, generated from its routes.
+    pub fn document(&self) -> OpenApi {
+        (self.document)()
     }
 
     /// A core error in this face's format.
@@ -155,7 +175,38 @@ fn render_unrouted<F: Face>(u: Unrouted) -> Response {
 }
 
 fn router<F: Face>(app: AppState) -> Router {
-    F::routes().with_state(FaceState::new(app))
+    let router: Router<FaceState<F>> = F::routes().into();
+    router.with_state(FaceState::new(app))
+}
+
+fn document<F: Face>() -> OpenApi {
+    let (_, mut doc) = F::routes().split_for_parts();
+    for (alias, canonical) in F::ALIASES {
+        if let Some(item) = doc.paths.paths.get(*canonical).cloned() {
+            doc.paths.paths.insert((*alias).to_string(), alias_of(item));
+        }
+    }
+    F::document(doc)
+}
+
+/// The description of an operation under another path: the same, with
+/// operation ids of its own (they must be unique in a document).
+fn alias_of(mut item: utoipa::openapi::PathItem) -> utoipa::openapi::PathItem {
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(id) = &op.operation_id {
+            op.operation_id = Some(format!("{id}Alias"));
+        }
+    }
+    item
 }
 
 /// The faces of the product. Later faces add their entry here.

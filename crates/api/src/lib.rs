@@ -62,7 +62,7 @@ pub fn app_with_faces(
         },
         faces,
     };
-    let mut router = ironidc_console::router();
+    let mut router = ironidc_console::router().merge(api_docs(faces));
     for face in faces.0 {
         router = router.merge(face.router(state.clone()));
     }
@@ -75,6 +75,16 @@ pub fn app_with_faces(
         })
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))
+}
+
+/// Each face's OpenAPI document at `/openapi/<face>.json`, generated from
+/// its routes, and Swagger UI (vendored in the binary) at `/docs`.
+fn api_docs(faces: FaceTable) -> Router {
+    let mut ui = utoipa_swagger_ui::SwaggerUi::new("/docs");
+    for face in faces.0 {
+        ui = ui.url(format!("/openapi/{}.json", face.name), face.document());
+    }
+    ui.into()
 }
 
 /// Refuse a client address over its per-minute budget, in the format of

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use ironidc_api::credentials::CredentialReader;
 use ironidc_api::face::Unrouted;
@@ -18,6 +17,8 @@ use ironidc_api::kit::{Caller, Query};
 use ironidc_api::{ApiOptions, Face, FaceEntry, FaceName, FaceState, FACES};
 use ironidc_core::{CoreError, EngineRegistry, ServiceOptions, Services};
 use tower::ServiceExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const TOKEN: &str = "toolkit-root-token-0123456789";
 
@@ -59,16 +60,19 @@ impl Face for Tiny {
     const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::QueryField("key")];
     type Error = TinyError;
 
-    fn routes() -> Router<FaceState<Self>> {
-        Router::new().route("/api/tiny/whoami", get(whoami))
+    fn routes() -> OpenApiRouter<FaceState<Self>> {
+        OpenApiRouter::new().routes(routes!(whoami))
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 struct Times {
+    /// How many times to say the name.
     times: Option<u8>,
 }
 
+/// Who the caller is.
+#[utoipa::path(get, path = "/api/tiny/whoami", params(Times), responses((status = 200, body = String)))]
 async fn whoami(Caller(actor): Caller, Query(q): Query<Times>) -> String {
     format!("0|{}", actor.name.repeat(usize::from(q.times.unwrap_or(1))))
 }
@@ -173,6 +177,20 @@ async fn a_tiny_face_routes_authenticates_and_refuses_in_its_own_format() {
     assert!(v["timestamp"].is_i64(), "OpenIDCS envelope: {v}");
     // A path of no face is left to the web UI.
     assert_eq!(send(&app, "GET", "/", false).await.0, 404);
+
+    // Its OpenAPI document, generated from its routes, beside the others.
+    let (st, body) = send(&app, "GET", "/openapi/tiny.json", false).await;
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st, 200);
+    let op = &doc["paths"]["/api/tiny/whoami"]["get"];
+    assert_eq!(op["summary"], "Who the caller is.");
+    assert_eq!(op["parameters"][0]["name"], "times");
+    let (st, body) = send(&app, "GET", "/openapi/openidcs.json", false).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("/api/client/create/{hs_name}"));
+    let (st, body) = send(&app, "GET", "/docs/", false).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("swagger-ui"), "Swagger UI: {body:.200}");
 }
 
 #[tokio::test]
@@ -202,8 +220,8 @@ async fn faces_may_not_share_a_prefix() {
         const PREFIXES: &'static [&'static str] = &["/api/rbac/user/"];
         const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
         type Error = TinyError;
-        fn routes() -> Router<FaceState<Self>> {
-            Router::new()
+        fn routes() -> OpenApiRouter<FaceState<Self>> {
+            OpenApiRouter::new()
         }
     }
     static CLASH: [FaceEntry; 2] = [FACES[1], FaceEntry::of::<Thief>()];

@@ -14,17 +14,29 @@ use ironidc_core::engine::ConsoleEndpoint;
 use ironidc_core::service::ConsoleLease;
 use serde::{Deserialize, Serialize};
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
+use super::params::VmPath;
 use crate::kit::{Caller, Path, Query};
-use super::params::{VmPath};
 use crate::AppState;
 
 /// `GET /api/client/remote/{hs}/{vm}` → `data` is the console URL.
+#[utoipa::path(
+    get,
+    path = "/api/client/remote/{hs_name}/{vm_uuid}",
+    tag = "console",
+    operation_id = "openConsole",
+    params(VmPath),
+    responses((status = 200, description = "The console URL.", body = Reply), ChangeRefusals)
+)]
 pub async fn remote(
     State(s): State<AppState>,
     Caller(actor): Caller,
     headers: HeaderMap,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<String> {
     let ticket = s.services.console_open(&actor, &hs, &vm).await?;
     Ok(Data(format!(
@@ -52,32 +64,64 @@ fn public_base(s: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// `GET /api/client/console/{hs}/{vm}`: console availability and tokens.
+#[utoipa::path(
+    get,
+    path = "/api/client/console/{hs_name}/{vm_uuid}",
+    tag = "console",
+    operation_id = "consoleState",
+    params(VmPath),
+    responses((status = 200, description = "The console state.", body = Reply), ReadRefusals)
+)]
 pub async fn state(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.console_state(&actor, &hs, &vm).await?))
 }
 
 /// `DELETE /api/client/console/{hs}/{vm}`: revoke (logout); open sessions
 /// close within the relay's check interval.
+#[utoipa::path(
+    delete,
+    path = "/api/client/console/{hs_name}/{vm_uuid}",
+    tag = "console",
+    operation_id = "revokeConsole",
+    params(VmPath),
+    responses((status = 200, description = "How many tokens were revoked.", body = Reply), ReadRefusals)
+)]
 pub async fn revoke(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     let revoked = s.services.console_revoke(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "revoked": revoked})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     token: Option<String>,
 }
 
 /// The console WebSocket. The token is the credential (a browser cannot
 /// set headers on a WebSocket); a bad one is refused before the upgrade.
+#[utoipa::path(
+    get,
+    path = "/api/client/console/ws",
+    tag = "console",
+    operation_id = "consoleWebSocket",
+    params(WsQuery),
+    responses((status = 101, description = "Switched to the WebSocket protocol; binary frames carry RFB (VNC)."), ChangeRefusals),
+    security(("consoleToken" = []))
+)]
 pub async fn websocket(
     State(s): State<AppState>,
     Query(q): Query<WsQuery>,

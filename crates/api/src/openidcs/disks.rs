@@ -5,32 +5,57 @@ use axum::extract::State;
 use ironidc_core::service::ReinstallInput;
 use serde::{Deserialize, Serialize};
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiResult, Data};
+use super::params::{HostPath, VmItemPath, VmPath};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
-use super::params::{HostPath, VmPath, VmItemPath};
 use crate::AppState;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NameBody {
     #[serde(default)]
     name: String,
 }
 
+/// A VM's snapshots
+#[utoipa::path(
+    get,
+    path = "/api/client/snapshot/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "listSnapshots",
+    params(VmPath),
+    responses((status = 200, description = "The snapshots.", body = Reply), ReadRefusals)
+)]
 pub async fn snapshot_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_snapshots(&actor, &hs, &vm).await?))
 }
 
 /// `POST /api/client/snapshot/{hs}/{vm}` `{"name"?}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/snapshot/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "createSnapshot",
+    params(VmPath),
+    request_body = NameBody,
+    responses((status = 200, description = "The new snapshot.", body = Reply), ChangeRefusals)
+)]
 pub async fn snapshot_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -42,10 +67,22 @@ pub async fn snapshot_create(
 }
 
 /// `POST /api/client/snapshot/{hs}/{vm}/{name}/revert`.
+#[utoipa::path(
+    post,
+    path = "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}/revert",
+    tag = "disks",
+    operation_id = "revertSnapshot",
+    params(VmItemPath),
+    responses((status = 200, description = "The VM is back at the snapshot.", body = Reply), ChangeRefusals)
+)]
 pub async fn snapshot_revert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
+    Path(VmItemPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        name,
+    }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(
@@ -53,29 +90,66 @@ pub async fn snapshot_revert(
     ))
 }
 
+/// Delete a snapshot
+#[utoipa::path(
+    delete,
+    path = "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}",
+    tag = "disks",
+    operation_id = "deleteSnapshot",
+    params(VmItemPath),
+    responses((status = 200, description = "The snapshot is gone.", body = Reply), ChangeRefusals)
+)]
 pub async fn snapshot_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
+    Path(VmItemPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        name,
+    }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_snapshot(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"snapshot": name, "deleted": true})))
 }
 
+/// A VM's backups
+#[utoipa::path(
+    get,
+    path = "/api/client/backup/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "listBackups",
+    params(VmPath),
+    responses((status = 200, description = "The backups.", body = Reply), ReadRefusals)
+)]
 pub async fn backup_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_backups(&actor, &hs, &vm).await?))
 }
 
 /// `POST /api/client/backup/{hs}/{vm}` `{"name"?}` → `{task_id, name}`;
 /// the task (`/api/system/tasker/{id}`) shows progress.
+#[utoipa::path(
+    post,
+    path = "/api/client/backup/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "createBackup",
+    params(VmPath),
+    request_body = NameBody,
+    responses((status = 200, description = "The backup task has started.", body = Reply), ChangeRefusals)
+)]
 pub async fn backup_create(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: NameBody = from_json(body.into())?;
@@ -87,26 +161,51 @@ pub async fn backup_create(
 }
 
 /// `POST /api/client/backup/{hs}/{vm}/{name}/restore` → `{task_id, name}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/backup/{hs_name}/{vm_uuid}/{name}/restore",
+    tag = "disks",
+    operation_id = "restoreBackup",
+    params(VmItemPath),
+    responses((status = 200, description = "The restore task has started.", body = Reply), ChangeRefusals)
+)]
 pub async fn backup_restore(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
+    Path(VmItemPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        name,
+    }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.restore_backup(&actor, &hs, &vm, &name).await?,
     ))
 }
 
+/// Delete a backup
+#[utoipa::path(
+    delete,
+    path = "/api/client/backup/{hs_name}/{vm_uuid}/{name}",
+    tag = "disks",
+    operation_id = "deleteBackup",
+    params(VmItemPath),
+    responses((status = 200, description = "The backup is gone.", body = Reply), ChangeRefusals)
+)]
 pub async fn backup_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
+    Path(VmItemPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        name,
+    }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.delete_backup(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"backup": name, "deleted": true})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReinstallBody {
     os_name: String,
@@ -116,10 +215,22 @@ struct ReinstallBody {
 
 /// `POST /api/client/reinstall/{hs}/{vm}` `{"os_name", "os_pass"?}` →
 /// `{task_id, name}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/reinstall/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "reinstallVm",
+    params(VmPath),
+    request_body = ReinstallBody,
+    responses((status = 200, description = "The reinstall task has started (`name` is the OS).", body = Reply), ChangeRefusals)
+)]
 pub async fn reinstall(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ReinstallBody = from_json(body.into())?;
@@ -139,6 +250,14 @@ pub async fn reinstall(
 }
 
 /// `GET /api/server/isos/{hs}`: the host's ISO directory.
+#[utoipa::path(
+    get,
+    path = "/api/server/isos/{hs_name}",
+    tag = "disks",
+    operation_id = "listIsos",
+    params(HostPath),
+    responses((status = 200, description = "The images.", body = Reply), ReadRefusals)
+)]
 pub async fn iso_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -147,17 +266,29 @@ pub async fn iso_list(
     Ok(Data(s.services.list_isos(&actor, &hs).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IsoBody {
     iso: String,
 }
 
 /// `POST /api/client/iso/{hs}/{vm}` `{"iso"}`: insert (live).
+#[utoipa::path(
+    post,
+    path = "/api/client/iso/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "insertIso",
+    params(VmPath),
+    request_body = IsoBody,
+    responses((status = 200, description = "The disc is in.", body = Reply), ChangeRefusals)
+)]
 pub async fn iso_insert(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: IsoBody = from_json(body.into())?;
@@ -168,10 +299,21 @@ pub async fn iso_insert(
 }
 
 /// `DELETE /api/client/iso/{hs}/{vm}`: eject.
+#[utoipa::path(
+    delete,
+    path = "/api/client/iso/{hs_name}/{vm_uuid}",
+    tag = "disks",
+    operation_id = "ejectIso",
+    params(VmPath),
+    responses((status = 200, description = "The CD-ROM is empty.", body = Reply), ChangeRefusals)
+)]
 pub async fn iso_eject(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.set_vm_iso(&actor, &hs, &vm, None).await?;
     Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": null})))

@@ -8,16 +8,18 @@ use ironidc_core::model::HwStatus;
 use ironidc_core::service::{now, ExecInput};
 use serde::{Deserialize, Serialize};
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
+use super::params::VmPath;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
-use super::params::{VmPath};
 use crate::AppState;
 
 /// The header a guest's reporter sends its per-VM secret in.
 pub const REPORT_SECRET_HEADER: &str = "x-ironidc-secret";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     nic: Option<String>,
 }
@@ -25,6 +27,16 @@ pub struct UploadQuery {
 /// `POST /api/client/upload?nic=MAC` with an HWStatus body and the VM's
 /// report secret in `X-Ironidc-Secret`. Answers `{hs_name, vm_uuid,
 /// vm_flag}` and never a password.
+#[utoipa::path(
+    post,
+    path = "/api/client/upload",
+    tag = "guest",
+    operation_id = "uploadStatus",
+    params(UploadQuery),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The report is stored.", body = Reply), ChangeRefusals),
+    security(("reportSecret" = []))
+)]
 pub async fn upload(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -43,7 +55,8 @@ pub async fn upload(
     Ok(Data(s.services.accept_report(&mac, secret, report).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonitorQuery {
     /// `hour` (default) or `day`, ending now; or explicit `from`/`to`.
     range: Option<String>,
@@ -52,10 +65,21 @@ pub struct MonitorQuery {
 }
 
 /// `GET /api/client/monitor/{hs}/{vm}?range=hour|day` or `?from=&to=`.
+#[utoipa::path(
+    get,
+    path = "/api/client/monitor/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "vmMonitor",
+    params(VmPath, MonitorQuery),
+    responses((status = 200, description = "The samples, oldest first.", body = Reply), ChangeRefusals)
+)]
 pub async fn monitor(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     Query(q): Query<MonitorQuery>,
 ) -> ApiResult<impl Serialize> {
     let to = q.to.unwrap_or_else(now);
@@ -71,15 +95,26 @@ pub async fn monitor(
 }
 
 /// `GET /api/client/agent/{hs}/{vm}`: does the guest agent answer?
+#[utoipa::path(
+    get,
+    path = "/api/client/agent/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "agentStatus",
+    params(VmPath),
+    responses((status = 200, description = "The agent's availability (never an error for a silent agent).", body = Reply), ReadRefusals)
+)]
 pub async fn agent_status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.agent_status(&actor, &hs, &vm).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     #[serde(default)]
@@ -88,10 +123,22 @@ struct PasswordBody {
 }
 
 /// `POST /api/client/password/{hs}/{vm}` `{"password", "user"?}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/password/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "resetGuestPassword",
+    params(VmPath),
+    request_body = PasswordBody,
+    responses((status = 200, description = "The password is set.", body = Reply), ChangeRefusals)
+)]
 pub async fn password(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PasswordBody = from_json(body.into())?;
@@ -103,17 +150,29 @@ pub async fn password(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HostnameBody {
     hostname: String,
 }
 
 /// `POST /api/client/hostname/{hs}/{vm}` `{"hostname"}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/hostname/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "setGuestHostname",
+    params(VmPath),
+    request_body = HostnameBody,
+    responses((status = 200, description = "The hostname is set.", body = Reply), ChangeRefusals)
+)]
 pub async fn hostname(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: HostnameBody = from_json(body.into())?;
@@ -125,7 +184,7 @@ pub async fn hostname(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FileBody {
     path: String,
@@ -136,10 +195,22 @@ struct FileBody {
 }
 
 /// `POST /api/client/file/{hs}/{vm}` `{"path", "content", "encoding"?}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/file/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "writeGuestFile",
+    params(VmPath),
+    request_body = FileBody,
+    responses((status = 200, description = "The file is written.", body = Reply), ChangeRefusals)
+)]
 pub async fn write_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: FileBody = from_json(body.into())?;
@@ -152,7 +223,7 @@ pub async fn write_file(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecBody {
     command: String,
@@ -169,10 +240,22 @@ struct ExecBody {
 
 /// `POST /api/client/exec/{hs}/{vm}` `{"command", "args"?, "stdin"?,
 /// "timeout"?}` → `{exit_code, timed_out, stdout, stderr}`.
+#[utoipa::path(
+    post,
+    path = "/api/client/exec/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "execInGuest",
+    params(VmPath),
+    request_body = ExecBody,
+    responses((status = 200, description = "What the program did.", body = Reply), ChangeRefusals)
+)]
 pub async fn exec(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: ExecBody = from_json(body.into())?;
@@ -199,10 +282,21 @@ pub async fn exec(
 }
 
 /// `GET /api/client/interfaces/{hs}/{vm}`: the guest's NICs and addresses.
+#[utoipa::path(
+    get,
+    path = "/api/client/interfaces/{hs_name}/{vm_uuid}",
+    tag = "guest",
+    operation_id = "guestInterfaces",
+    params(VmPath),
+    responses((status = 200, description = "The interfaces.", body = Reply), ChangeRefusals)
+)]
 pub async fn interfaces(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.guest_interfaces(&actor, &hs, &vm).await?))
 }

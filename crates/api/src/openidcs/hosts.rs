@@ -7,12 +7,21 @@ use ironidc_core::model::HostConfig;
 use ironidc_core::service::{HostInput, HostView};
 use serde::Deserialize;
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
+use super::params::HostPath;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
-use super::params::{HostPath};
 use crate::AppState;
 
+/// List the hosts
+#[utoipa::path(
+    get,
+    path = "/api/server/detail",
+    tag = "hosts",
+    operation_id = "listHosts",
+    responses((status = 200, description = "Hosts by `hs_name`.", body = Reply), ReadRefusals)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -23,12 +32,22 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DetailQuery {
     #[serde(default)]
     status: bool,
 }
 
+/// One host
+#[utoipa::path(
+    get,
+    path = "/api/server/detail/{hs_name}",
+    tag = "hosts",
+    operation_id = "getHost",
+    params(HostPath, DetailQuery),
+    responses((status = 200, description = "The host.", body = Reply), ChangeRefusals)
+)]
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -49,16 +68,27 @@ pub async fn detail(
     Ok(Data(value))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateHost {
     name: String,
     #[serde(rename = "type")]
     engine: String,
+    /// The host's configuration (OpenIDCS keys).
     #[serde(default)]
+    #[schema(value_type = Object)]
     config: HostConfig,
     enable_host: Option<bool>,
 }
 
+/// Add a host
+#[utoipa::path(
+    post,
+    path = "/api/server/create",
+    tag = "hosts",
+    operation_id = "createHost",
+    request_body = CreateHost,
+    responses((status = 200, description = "The new host.", body = Reply), ChangeRefusals)
+)]
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -74,7 +104,7 @@ pub async fn create(
     Ok(Data(s.services.create_host(&actor, input).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct UpdateHost {
     /// Only the keys given change (see `Services::update_host`).
     #[serde(default)]
@@ -82,6 +112,18 @@ struct UpdateHost {
     enable_host: Option<bool>,
 }
 
+/// Change a host's configuration
+///
+/// Only the `config` keys given change; absent keys (and an absent `server_pass`) keep their values. A change that would strand existing VMs (`images_path`, a bridge or a pool they use) is 409 naming the VMs.
+#[utoipa::path(
+    put,
+    path = "/api/server/update/{hs_name}",
+    tag = "hosts",
+    operation_id = "updateHost",
+    params(HostPath),
+    request_body = UpdateHost,
+    responses((status = 200, description = "The updated host.", body = Reply), ChangeRefusals)
+)]
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -96,7 +138,8 @@ pub async fn update(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     #[serde(default)]
     force: bool,
@@ -105,6 +148,17 @@ pub struct DeleteQuery {
     purge_backups: bool,
 }
 
+/// Remove a host
+///
+/// A host with VMs is refused (409) unless `force=true`, which deletes its VMs too. Its bridges and their DHCP servers go when no other host uses them, its masquerade rules with them.
+#[utoipa::path(
+    delete,
+    path = "/api/server/delete/{hs_name}",
+    tag = "hosts",
+    operation_id = "deleteHost",
+    params(HostPath, DeleteQuery),
+    responses((status = 200, description = "The host is gone.", body = Reply), ChangeRefusals)
+)]
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -119,11 +173,23 @@ pub async fn remove(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EnableHost {
     enable: bool,
 }
 
+/// Enable or disable a host
+///
+/// A disabled host takes no new VMs.
+#[utoipa::path(
+    post,
+    path = "/api/server/powers/{hs_name}",
+    tag = "hosts",
+    operation_id = "enableHost",
+    params(HostPath),
+    request_body = EnableHost,
+    responses((status = 200, description = "The host.", body = Reply), ChangeRefusals)
+)]
 pub async fn enable(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -138,12 +204,22 @@ pub async fn enable(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     #[serde(default)]
     refresh: bool,
 }
 
+/// A host's CPU, memory and disk, with load, uptime and storage paths
+#[utoipa::path(
+    get,
+    path = "/api/server/status/{hs_name}",
+    tag = "hosts",
+    operation_id = "hostStatus",
+    params(HostPath, StatusQuery),
+    responses((status = 200, description = "The host's status.", body = Reply), ChangeRefusals)
+)]
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -157,6 +233,13 @@ pub async fn status(
 
 /// `GET /api/server/status` (no host): the connection test OpenIDCS billing
 /// modules call before anything else.
+#[utoipa::path(
+    get,
+    path = "/api/server/status",
+    tag = "hosts",
+    operation_id = "connectionTest",
+    responses((status = 200, description = "The controller answers and the credential is good.", body = Reply), ReadRefusals)
+)]
 pub async fn connection_test(
     State(s): State<AppState>,
     Caller(actor): Caller,

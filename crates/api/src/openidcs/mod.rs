@@ -4,6 +4,7 @@
 
 mod console;
 mod disks;
+mod docs;
 mod envelope;
 mod guest;
 mod hosts;
@@ -14,8 +15,9 @@ mod system;
 mod vm_body;
 mod vms;
 
-use axum::routing::{delete, get, post, put};
-use axum::Router;
+use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use envelope::ApiError;
 
@@ -36,167 +38,89 @@ impl Face for OpenIdcs {
     const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
     type Error = ApiError;
 
-    fn routes() -> Router<FaceState<Self>> {
+    fn routes() -> OpenApiRouter<FaceState<Self>> {
         routes()
+    }
+
+    /// The /api/token/* and short spellings deployed OpenIDCS serves.
+    const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("/api/token/reset", "/api/system/resets"),
+        ("/api/token/set", "/api/system/create"),
+        ("/api/token/current", "/api/system/tquery"),
+        ("/api/system/logget", "/api/system/logger/detail"),
+        ("/api/system/tasget", "/api/system/tasker"),
+    ];
+
+    fn document(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+        docs::finish(doc)
     }
 }
 
-fn routes() -> Router<FaceState<OpenIdcs>> {
-    Router::new()
-        // system; the /api/token/* paths are those deployed OpenIDCS serves
-        .route("/api/system/resets", post(system::reset_token))
+fn routes() -> OpenApiRouter<FaceState<OpenIdcs>> {
+    OpenApiRouter::new()
+        .routes(routes!(system::reset_token))
         .route("/api/token/reset", post(system::reset_token))
-        .route("/api/system/create", post(system::set_token))
+        .routes(routes!(system::set_token))
         .route("/api/token/set", post(system::set_token))
-        .route("/api/system/tquery", get(system::token_info))
+        .routes(routes!(system::token_info))
         .route("/api/token/current", get(system::token_info))
-        .route("/api/system/saving", post(system::export_config))
-        .route("/api/system/loader", post(system::import_config))
-        .route("/api/system/statis", get(system::stats))
-        .route("/api/system/health", get(system::health))
-        .route("/api/system/openapi.yaml", get(system::openapi))
-        .route("/api/system/engine", get(system::engines))
-        .route("/api/system/logger/detail", get(system::logs))
+        .routes(routes!(system::export_config))
+        .routes(routes!(system::import_config))
+        .routes(routes!(system::stats))
+        .routes(routes!(system::health))
+        .routes(routes!(system::engines))
+        .routes(routes!(system::logs))
         .route("/api/system/logget", get(system::logs))
-        .route("/api/system/tasker", get(system::tasks))
+        .routes(routes!(system::tasks))
         .route("/api/system/tasget", get(system::tasks))
-        .route("/api/system/tasker/{id}", get(system::task))
-        // hosts
-        .route("/api/server/detail", get(hosts::list))
-        .route("/api/server/detail/{hs_name}", get(hosts::detail))
-        .route("/api/server/create", post(hosts::create))
-        .route("/api/server/update/{hs_name}", put(hosts::update))
-        .route("/api/server/delete/{hs_name}", delete(hosts::remove))
-        .route("/api/server/powers/{hs_name}", post(hosts::enable))
-        .route("/api/server/status", get(hosts::connection_test))
-        .route("/api/server/status/{hs_name}", get(hosts::status))
-        .route("/api/server/ipaddr/{hs_name}", get(network::pools))
-        // vms
-        .route("/api/client/detail/{hs_name}", get(vms::list))
-        .route("/api/client/detail/{hs_name}/{vm_uuid}", get(vms::detail))
-        .route("/api/client/create/{hs_name}", post(vms::create))
-        .route("/api/client/update/{hs_name}/{vm_uuid}", put(vms::update))
-        .route(
-            "/api/client/delete/{hs_name}/{vm_uuid}",
-            delete(vms::remove),
-        )
-        .route("/api/client/powers/{hs_name}/{vm_uuid}", post(vms::power))
-        .route("/api/client/status/{hs_name}/{vm_uuid}", get(vms::status))
-        .route(
-            "/api/client/remote/{hs_name}/{vm_uuid}",
-            get(console::remote),
-        )
-        .route("/api/client/console/ws", get(console::websocket))
-        .route(
-            "/api/client/console/{hs_name}/{vm_uuid}",
-            get(console::state).delete(console::revoke),
-        )
-        .route("/api/client/upload", post(guest::upload))
-        .route(
-            "/api/client/monitor/{hs_name}/{vm_uuid}",
-            get(guest::monitor),
-        )
-        .route(
-            "/api/client/agent/{hs_name}/{vm_uuid}",
-            get(guest::agent_status),
-        )
-        .route(
-            "/api/client/password/{hs_name}/{vm_uuid}",
-            post(guest::password),
-        )
-        .route(
-            "/api/client/hostname/{hs_name}/{vm_uuid}",
-            post(guest::hostname),
-        )
-        .route(
-            "/api/client/file/{hs_name}/{vm_uuid}",
-            post(guest::write_file),
-        )
-        .route("/api/client/exec/{hs_name}/{vm_uuid}", post(guest::exec))
-        .route(
-            "/api/client/interfaces/{hs_name}/{vm_uuid}",
-            get(guest::interfaces),
-        )
-        .route(
-            "/api/client/snapshot/{hs_name}/{vm_uuid}",
-            get(disks::snapshot_list).post(disks::snapshot_create),
-        )
-        .route(
-            "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}",
-            delete(disks::snapshot_delete),
-        )
-        .route(
-            "/api/client/snapshot/{hs_name}/{vm_uuid}/{name}/revert",
-            post(disks::snapshot_revert),
-        )
-        .route(
-            "/api/client/backup/{hs_name}/{vm_uuid}",
-            get(disks::backup_list).post(disks::backup_create),
-        )
-        .route(
-            "/api/client/backup/{hs_name}/{vm_uuid}/{name}",
-            delete(disks::backup_delete),
-        )
-        .route(
-            "/api/client/backup/{hs_name}/{vm_uuid}/{name}/restore",
-            post(disks::backup_restore),
-        )
-        .route(
-            "/api/client/reinstall/{hs_name}/{vm_uuid}",
-            post(disks::reinstall),
-        )
-        .route("/api/server/isos/{hs_name}", get(disks::iso_list))
-        .route(
-            "/api/client/iso/{hs_name}/{vm_uuid}",
-            post(disks::iso_insert).delete(disks::iso_eject),
-        )
-        .route(
-            "/api/client/nics/{hs_name}/{vm_uuid}",
-            get(nics::list).post(nics::plug),
-        )
-        .route(
-            "/api/client/nics/{hs_name}/{vm_uuid}/{name}",
-            delete(nics::unplug),
-        )
-        .route("/api/client/scaner/{hs_name}", post(vms::scan))
-        .route(
-            "/api/client/owner/{hs_name}/{vm_uuid}",
-            post(vms::set_owner),
-        )
-        .route(
-            "/api/client/natget/{hs_name}/{vm_uuid}",
-            get(network::nat_list),
-        )
-        .route(
-            "/api/client/natadd/{hs_name}/{vm_uuid}",
-            post(network::nat_add),
-        )
-        .route(
-            "/api/client/natdel/{hs_name}/{vm_uuid}/{index}",
-            delete(network::nat_delete),
-        )
-        .route(
-            "/api/client/ipaddr/detail/{hs_name}/{vm_uuid}",
-            get(network::ip_list),
-        )
-        .route(
-            "/api/client/ipaddr/create/{hs_name}/{vm_uuid}",
-            post(network::ip_add),
-        )
-        .route(
-            "/api/client/ipaddr/delete/{hs_name}/{vm_uuid}/{index}",
-            delete(network::ip_delete),
-        )
-        .route(
-            "/api/client/proxys/detail/{hs_name}/{vm_uuid}",
-            get(network::proxy_list),
-        )
-        .route(
-            "/api/client/proxys/create/{hs_name}/{vm_uuid}",
-            post(network::proxy_add),
-        )
-        .route(
-            "/api/client/proxys/delete/{hs_name}/{vm_uuid}/{index}",
-            delete(network::proxy_delete),
-        )
+        .routes(routes!(system::task))
+        .routes(routes!(hosts::list))
+        .routes(routes!(hosts::detail))
+        .routes(routes!(hosts::create))
+        .routes(routes!(hosts::update))
+        .routes(routes!(hosts::remove))
+        .routes(routes!(hosts::enable))
+        .routes(routes!(hosts::connection_test))
+        .routes(routes!(hosts::status))
+        .routes(routes!(network::pools))
+        .routes(routes!(vms::list))
+        .routes(routes!(vms::detail))
+        .routes(routes!(vms::create))
+        .routes(routes!(vms::update))
+        .routes(routes!(vms::remove))
+        .routes(routes!(vms::power))
+        .routes(routes!(vms::status))
+        .routes(routes!(console::remote))
+        .routes(routes!(console::websocket))
+        .routes(routes!(console::state, console::revoke))
+        .routes(routes!(guest::upload))
+        .routes(routes!(guest::monitor))
+        .routes(routes!(guest::agent_status))
+        .routes(routes!(guest::password))
+        .routes(routes!(guest::hostname))
+        .routes(routes!(guest::write_file))
+        .routes(routes!(guest::exec))
+        .routes(routes!(guest::interfaces))
+        .routes(routes!(disks::snapshot_list, disks::snapshot_create))
+        .routes(routes!(disks::snapshot_delete))
+        .routes(routes!(disks::snapshot_revert))
+        .routes(routes!(disks::backup_list, disks::backup_create))
+        .routes(routes!(disks::backup_delete))
+        .routes(routes!(disks::backup_restore))
+        .routes(routes!(disks::reinstall))
+        .routes(routes!(disks::iso_list))
+        .routes(routes!(disks::iso_insert, disks::iso_eject))
+        .routes(routes!(nics::list, nics::plug))
+        .routes(routes!(nics::unplug))
+        .routes(routes!(vms::scan))
+        .routes(routes!(vms::set_owner))
+        .routes(routes!(network::nat_list))
+        .routes(routes!(network::nat_add))
+        .routes(routes!(network::nat_delete))
+        .routes(routes!(network::ip_list))
+        .routes(routes!(network::ip_add))
+        .routes(routes!(network::ip_delete))
+        .routes(routes!(network::proxy_list))
+        .routes(routes!(network::proxy_add))
+        .routes(routes!(network::proxy_delete))
 }

@@ -6,19 +6,29 @@ use axum::extract::State;
 use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
 use serde::Serialize;
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiResult, Data};
+use super::params::{HostPath, VmIndexPath, VmPath};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
-use super::params::{HostPath, VmPath, VmIndexPath};
 use crate::AppState;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PoolQuery {
     /// How many free addresses to list per pool (default 20, at most 1000).
     limit: Option<usize>,
 }
 
 /// `GET /api/server/ipaddr/{hs_name}`: the host's pools, used and free.
+#[utoipa::path(
+    get,
+    path = "/api/server/ipaddr/{hs_name}",
+    tag = "network",
+    operation_id = "poolUsage",
+    params(HostPath, PoolQuery),
+    responses((status = 200, description = "One entry per pool.", body = Reply), ChangeRefusals)
+)]
 pub async fn pools(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -29,19 +39,43 @@ pub async fn pools(
     Ok(Data(s.services.pool_usage(&actor, &hs, limit).await?))
 }
 
-
+/// A VM's port forwards
+#[utoipa::path(
+    get,
+    path = "/api/client/natget/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "listNatRules",
+    params(VmPath),
+    responses((status = 200, description = "Port forwards, each with its `index`.", body = Reply), ReadRefusals)
+)]
 pub async fn nat_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nat_rules(&actor, &hs, &vm).await?))
 }
 
+/// Add a port forward
+#[utoipa::path(
+    post,
+    path = "/api/client/natadd/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "addNatRule",
+    params(VmPath),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The new port forward.", body = Reply), ChangeRefusals)
+)]
 pub async fn nat_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: NatInput = from_json(body.into())?;
@@ -50,66 +84,159 @@ pub async fn nat_add(
     ))
 }
 
+/// Remove a port forward by list index
+#[utoipa::path(
+    delete,
+    path = "/api/client/natdel/{hs_name}/{vm_uuid}/{index}",
+    tag = "network",
+    operation_id = "deleteNatRule",
+    params(VmIndexPath),
+    responses((status = 200, description = "The removed port forward.", body = Reply), ChangeRefusals)
+)]
 pub async fn nat_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
+    Path(VmIndexPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        index,
+    }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_nat_rule(&actor, &hs, &vm, index).await?,
     ))
 }
 
+/// A VM's addresses
+#[utoipa::path(
+    get,
+    path = "/api/client/ipaddr/detail/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "listAddresses",
+    params(VmPath),
+    responses((status = 200, description = "Addresses, each with its `index`.", body = Reply), ReadRefusals)
+)]
 pub async fn ip_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_addresses(&actor, &hs, &vm).await?))
 }
 
+/// Give a VM an address from one of the host's pools
+#[utoipa::path(
+    post,
+    path = "/api/client/ipaddr/create/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "addAddress",
+    params(VmPath),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The new address.", body = Reply), ChangeRefusals)
+)]
 pub async fn ip_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: AddressInput = from_json(body.into())?;
     Ok(Data(s.services.add_address(&actor, &hs, &vm, input).await?))
 }
 
+/// Release an address by list index
+///
+/// An address a port forward or domain binding still uses is refused (409).
+#[utoipa::path(
+    delete,
+    path = "/api/client/ipaddr/delete/{hs_name}/{vm_uuid}/{index}",
+    tag = "network",
+    operation_id = "deleteAddress",
+    params(VmIndexPath),
+    responses((status = 200, description = "The released address.", body = Reply), ChangeRefusals)
+)]
 pub async fn ip_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
+    Path(VmIndexPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        index,
+    }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_address(&actor, &hs, &vm, index).await?,
     ))
 }
 
+/// A VM's domain bindings (reverse proxy)
+#[utoipa::path(
+    get,
+    path = "/api/client/proxys/detail/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "listProxies",
+    params(VmPath),
+    responses((status = 200, description = "Bindings, each with its `index`.", body = Reply), ReadRefusals)
+)]
 pub async fn proxy_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_proxies(&actor, &hs, &vm).await?))
 }
 
+/// Bind a domain to a VM
+///
+/// With `ssl_type=letsencrypt` the certificate is issued in the background; `task_id` follows it.
+#[utoipa::path(
+    post,
+    path = "/api/client/proxys/create/{hs_name}/{vm_uuid}",
+    tag = "network",
+    operation_id = "addProxy",
+    params(VmPath),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The new binding.", body = Reply), ChangeRefusals)
+)]
 pub async fn proxy_add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let input: ProxyInput = from_json(body.into())?;
     Ok(Data(s.services.add_proxy(&actor, &hs, &vm, input).await?))
 }
 
+/// Remove a domain binding by list index
+#[utoipa::path(
+    delete,
+    path = "/api/client/proxys/delete/{hs_name}/{vm_uuid}/{index}",
+    tag = "network",
+    operation_id = "deleteProxy",
+    params(VmIndexPath),
+    responses((status = 200, description = "The removed binding.", body = Reply), ChangeRefusals)
+)]
 pub async fn proxy_delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmIndexPath { hs_name: hs, vm_uuid: vm, index }): Path<VmIndexPath>,
+    Path(VmIndexPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        index,
+    }): Path<VmIndexPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
         s.services.delete_proxy(&actor, &hs, &vm, index).await?,

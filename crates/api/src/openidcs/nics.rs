@@ -5,26 +5,51 @@ use ironidc_core::model::NicConfig;
 use ironidc_core::service::NicInput;
 use serde::Serialize;
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
+use super::params::{VmItemPath, VmPath};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
-use super::params::{VmPath, VmItemPath};
 use crate::AppState;
 
+/// A VM's network cards
+#[utoipa::path(
+    get,
+    path = "/api/client/nics/{hs_name}/{vm_uuid}",
+    tag = "nics",
+    operation_id = "listNics",
+    params(VmPath),
+    responses((status = 200, description = "NICs by name (as `nic_all`).", body = Reply), ReadRefusals)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(s.services.list_nics(&actor, &hs, &vm).await?))
 }
 
 /// `POST /api/client/nics/{hs}/{vm}` `{"name"?, "nic_type", "mac_addr"?,
 /// "ip4_addr"?, "ip6_addr"?}`: hot-plugged when the VM runs.
+#[utoipa::path(
+    post,
+    path = "/api/client/nics/{hs_name}/{vm_uuid}",
+    tag = "nics",
+    operation_id = "plugNic",
+    params(VmPath),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The new NIC, its MAC filled in.", body = Reply), ChangeRefusals)
+)]
 pub async fn plug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let name = match body.remove("name") {
@@ -42,10 +67,22 @@ pub async fn plug(
 
 /// `DELETE /api/client/nics/{hs}/{vm}/{name}`: hot-unplugged when the VM
 /// runs (the guest must release the card).
+#[utoipa::path(
+    delete,
+    path = "/api/client/nics/{hs_name}/{vm_uuid}/{name}",
+    tag = "nics",
+    operation_id = "unplugNic",
+    params(VmItemPath),
+    responses((status = 200, description = "The NIC is gone.", body = Reply), ChangeRefusals)
+)]
 pub async fn unplug(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmItemPath { hs_name: hs, vm_uuid: vm, name }): Path<VmItemPath>,
+    Path(VmItemPath {
+        hs_name: hs,
+        vm_uuid: vm,
+        name,
+    }): Path<VmItemPath>,
 ) -> ApiResult<impl Serialize> {
     s.services.unplug_nic(&actor, &hs, &vm, &name).await?;
     Ok(Data(serde_json::json!({"name": name, "deleted": true})))

@@ -3,11 +3,22 @@
 use axum::extract::State;
 use serde::Deserialize;
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Query};
 use crate::AppState;
 
+/// Replace the root token with a new random one
+///
+/// The reply is the only place the new token is shown (`data.token`). Root token only.
+#[utoipa::path(
+    post,
+    path = "/api/system/resets",
+    tag = "system",
+    operation_id = "resetToken",
+    responses((status = 200, description = "The new token.", body = Reply), ReadRefusals)
+)]
 pub async fn reset_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -15,11 +26,20 @@ pub async fn reset_token(
     Ok(Data(s.services.reset_token(&actor).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SetToken {
     token: String,
 }
 
+/// Set the root token to a given value
+#[utoipa::path(
+    post,
+    path = "/api/system/create",
+    tag = "system",
+    operation_id = "setToken",
+    request_body = SetToken,
+    responses((status = 200, description = "The token now in force (shown once).", body = Reply), ChangeRefusals)
+)]
 pub async fn set_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -29,6 +49,14 @@ pub async fn set_token(
     Ok(Data(s.services.set_token(&actor, &req.token).await?))
 }
 
+/// Describe the root token without revealing it
+#[utoipa::path(
+    get,
+    path = "/api/system/tquery",
+    tag = "system",
+    operation_id = "tokenInfo",
+    responses((status = 200, description = "Whether a token is set, its first characters and when it was set.", body = Reply), ReadRefusals)
+)]
 pub async fn token_info(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -36,6 +64,16 @@ pub async fn token_info(
     Ok(Data(s.services.token_info(&actor).await?))
 }
 
+/// Export every host and VM definition
+///
+/// Host passwords are not exported. The result can be fed to `POST /api/system/loader`.
+#[utoipa::path(
+    post,
+    path = "/api/system/saving",
+    tag = "system",
+    operation_id = "exportConfig",
+    responses((status = 200, description = "The exported configuration.", body = Reply), ReadRefusals)
+)]
 pub async fn export_config(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -43,6 +81,17 @@ pub async fn export_config(
     Ok(Data(s.services.export_config(&actor).await?))
 }
 
+/// Import hosts and VM definitions exported by `saving`
+///
+/// Hosts are created or updated; VMs whose disks exist on their host are imported or updated, others are skipped with a reason.
+#[utoipa::path(
+    post,
+    path = "/api/system/loader",
+    tag = "system",
+    operation_id = "importConfig",
+    request_body = serde_json::Value,
+    responses((status = 200, description = "What was created, updated and skipped.", body = Reply), ChangeRefusals)
+)]
 pub async fn import_config(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -52,6 +101,14 @@ pub async fn import_config(
     Ok(Data(s.services.import_config(&actor, cfg).await?))
 }
 
+/// Count hosts, VMs and running VMs
+#[utoipa::path(
+    get,
+    path = "/api/system/statis",
+    tag = "system",
+    operation_id = "stats",
+    responses((status = 200, description = "The counts.", body = Reply), ReadRefusals)
+)]
 pub async fn stats(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -59,6 +116,14 @@ pub async fn stats(
     Ok(Data(s.services.stats(&actor).await?))
 }
 
+/// List the engine types and whether each is usable here
+#[utoipa::path(
+    get,
+    path = "/api/system/engine",
+    tag = "system",
+    operation_id = "engineTypes",
+    responses((status = 200, description = "Engine types by key (`qemu`).", body = Reply), ReadRefusals)
+)]
 pub async fn engines(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -78,12 +143,24 @@ pub async fn engines(
     Ok(Data(serde_json::json!({ "engine_types": types })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     hs_name: Option<String>,
     limit: Option<u32>,
 }
 
+/// The newest operation-log entries
+///
+/// Everyone's entries with the `audit.opera.read` permission, otherwise the caller's own. Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/system/logger/detail",
+    tag = "system",
+    operation_id = "logs",
+    params(ListQuery),
+    responses((status = 200, description = "Log entries, newest first.", body = Reply), ChangeRefusals)
+)]
 pub async fn logs(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -96,6 +173,17 @@ pub async fn logs(
     ))
 }
 
+/// The newest tasks
+///
+/// Everyone's tasks with the `system.task.read` permission, otherwise those the caller started.
+#[utoipa::path(
+    get,
+    path = "/api/system/tasker",
+    tag = "system",
+    operation_id = "tasks",
+    params(ListQuery),
+    responses((status = 200, description = "Tasks, newest first.", body = Reply), ChangeRefusals)
+)]
 pub async fn tasks(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -109,6 +197,14 @@ pub async fn tasks(
 }
 
 /// `GET /api/system/tasker/{id}` (ours): one task, e.g. a backup's progress.
+#[utoipa::path(
+    get,
+    path = "/api/system/tasker/{id}",
+    tag = "system",
+    operation_id = "task",
+    params(super::params::TaskPath),
+    responses((status = 200, description = "The task.", body = Reply), ChangeRefusals)
+)]
 pub async fn task(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -119,47 +215,14 @@ pub async fn task(
 
 /// `GET /api/system/health` (ours): unauthenticated liveness, for load
 /// balancers and as the baseline of the authentication benchmark.
+#[utoipa::path(
+    get,
+    path = "/api/system/health",
+    tag = "system",
+    operation_id = "health",
+    responses((status = 200, description = "The controller answers.", body = Reply), ReadRefusals),
+    security(())
+)]
 pub async fn health() -> ApiResult<serde_json::Value> {
     Ok(Data(serde_json::json!({ "status": "ok" })))
-}
-
-/// The OpenAPI description of this face, compiled in so the document a
-/// client fetches always matches the binary that serves it.
-const OPENAPI_YAML: &str = include_str!("../../openapi/openidcs.yaml");
-
-/// `GET /api/system/openapi.yaml` (ours): the description, unauthenticated
-/// like `health` (it says nothing that is not public), and raw YAML rather
-/// than the envelope so tools can load it directly.
-pub async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-        OPENAPI_YAML,
-    )
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use axum::response::IntoResponse;
-
-    /// The handler serves the document on disk byte for byte, as YAML.
-    #[tokio::test]
-    async fn openapi_serves_the_document_as_yaml() {
-        let response = super::openapi().await.into_response();
-        assert_eq!(response.status(), axum::http::StatusCode::OK);
-        assert_eq!(
-            response.headers()[axum::http::header::CONTENT_TYPE],
-            "application/yaml"
-        );
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let on_disk = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/openapi/openidcs.yaml"
-        ))
-        .unwrap();
-        assert_eq!(body.as_ref(), on_disk.as_slice());
-        assert!(body.starts_with(b"openapi: 3.1."));
-    }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::lenient::{opt_number, opt_text};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VmBody {
     #[serde(default, deserialize_with = "opt_text")]
     vm_uuid: Option<String>,
@@ -44,7 +44,9 @@ pub struct VmBody {
     web_num: Option<u32>,
     #[serde(default, deserialize_with = "opt_number")]
     flu_num: Option<u64>,
+    /// Days between traffic resets, or `[days, Mbps, last reset]`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     flu_rst: Option<TrafficReset>,
     #[serde(default, deserialize_with = "opt_number")]
     bak_num: Option<u32>,
@@ -66,7 +68,7 @@ pub struct VmBody {
 }
 
 /// One NIC (`nic_all.<name>`); `dns_addr` may be one address or a list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NicBody {
     nic_type: String,
@@ -78,7 +80,7 @@ pub struct NicBody {
     dns_addr: OneOrMany,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),

@@ -8,11 +8,12 @@ use ironidc_core::model::VmConfig;
 use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
 use serde::{Deserialize, Serialize};
 
+use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
+use super::params::{HostPath, VmPath};
 use super::vm_body::VmBody;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
-use super::params::{HostPath, VmPath};
 use crate::AppState;
 
 /// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
@@ -48,6 +49,17 @@ impl From<VmView> for VmEntry {
     }
 }
 
+/// List a host's VMs
+///
+/// A user's token lists only the VMs the user owns (unless it may manage all VMs).
+#[utoipa::path(
+    get,
+    path = "/api/client/detail/{hs_name}",
+    tag = "vms",
+    operation_id = "listVms",
+    params(HostPath),
+    responses((status = 200, description = "VMs by `vm_uuid`.", body = Reply), ReadRefusals)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -61,10 +73,22 @@ pub async fn list(
     ))
 }
 
+/// One VM
+#[utoipa::path(
+    get,
+    path = "/api/client/detail/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "getVm",
+    params(VmPath),
+    responses((status = 200, description = "The VM.", body = Reply), ReadRefusals)
+)]
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<VmEntry> {
     Ok(Data(s.services.get_vm(&actor, &hs, &vm).await?.into()))
 }
@@ -96,6 +120,16 @@ fn take_owner(
     }
 }
 
+/// Create a VM (not started)
+#[utoipa::path(
+    post,
+    path = "/api/client/create/{hs_name}",
+    tag = "vms",
+    operation_id = "createVm",
+    params(HostPath),
+    request_body = VmBody,
+    responses((status = 200, description = "The new VM.", body = Reply), ChangeRefusals)
+)]
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -125,10 +159,29 @@ pub async fn create(
     })))
 }
 
+/// Change a VM's definition
+///
+/// A partial `VmConfig`: fields present replace the stored ones, others
+/// are kept. `vm_uuid`, `os_name` (use reinstall) and `cdrom` (use the
+/// ISO endpoints) cannot change; disks only grow. A stopped VM takes the
+/// change now (`applied: now`), a running one at its next start
+/// (`applied: next_start`, `pending_restart`).
+#[utoipa::path(
+    put,
+    path = "/api/client/update/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "updateVm",
+    params(VmPath),
+    request_body = VmBody,
+    responses((status = 200, description = "The VM after the change.", body = Reply), ChangeRefusals)
+)]
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<serde_json::Value> {
     let os_pass = take_secret(&mut body, "os_pass")?;
@@ -145,24 +198,51 @@ pub async fn update(
     })))
 }
 
+/// Delete a VM and its disks
+#[utoipa::path(
+    delete,
+    path = "/api/client/delete/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "deleteVm",
+    params(VmPath),
+    responses((status = 200, description = "The VM is gone.", body = Reply), ChangeRefusals)
+)]
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
 ) -> ApiResult<serde_json::Value> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
     Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PowerBody {
     action: String,
 }
 
+/// Start, stop, reset, pause or resume a VM
+///
+/// `stop` asks the guest (ACPI) and waits; a guest that does not power off in time is a 504 (use `hard_stop`).
+#[utoipa::path(
+    post,
+    path = "/api/client/powers/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "powerVm",
+    params(VmPath),
+    request_body = PowerBody,
+    responses((status = 200, description = "The action is done.", body = Reply), ChangeRefusals)
+)]
 pub async fn power(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl Serialize> {
     let req: PowerBody = from_json(body.into())?;
@@ -190,16 +270,29 @@ fn power_action(name: &str) -> Option<PowerAction> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Minutes of history.
     limit: Option<u32>,
 }
 
+/// A VM's power state, a fresh sample and recent history
+#[utoipa::path(
+    get,
+    path = "/api/client/status/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "vmStatus",
+    params(VmPath, StatusQuery),
+    responses((status = 200, description = "The VM's status.", body = Reply), ChangeRefusals)
+)]
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     Query(q): Query<StatusQuery>,
 ) -> ApiResult<impl Serialize> {
     Ok(Data(
@@ -209,12 +302,22 @@ pub async fn status(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct ScanBody {
     #[serde(default)]
     prefix: String,
 }
 
+/// Import VMs found on the host but unknown to the database
+#[utoipa::path(
+    post,
+    path = "/api/client/scaner/{hs_name}",
+    tag = "vms",
+    operation_id = "scanVms",
+    params(HostPath),
+    request_body = ScanBody,
+    responses((status = 200, description = "What was found and imported.", body = Reply), ChangeRefusals)
+)]
 pub async fn scan(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -229,10 +332,22 @@ pub async fn scan(
 
 /// `POST /api/client/owner/{hs_name}/{vm_uuid}` `{"owner": …}`: give the
 /// VM to a user, or to nobody with `null` (needs `vm.all.manage`).
+#[utoipa::path(
+    post,
+    path = "/api/client/owner/{hs_name}/{vm_uuid}",
+    tag = "vms",
+    operation_id = "setVmOwner",
+    params(VmPath),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The VM with its new owner.", body = Reply), ChangeRefusals)
+)]
 pub async fn set_owner(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Path(VmPath { hs_name: hs, vm_uuid: vm }): Path<VmPath>,
+    Path(VmPath {
+        hs_name: hs,
+        vm_uuid: vm,
+    }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
 ) -> ApiResult<VmEntry> {
     if !body.contains_key("owner") {

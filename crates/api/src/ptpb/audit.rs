@@ -5,12 +5,14 @@ use ironidc_core::accounts::LogFilter;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::docs::{Envelope, Refusals};
 use super::envelope::{date, PtpbResult, Reply};
 use super::paging::page;
 use crate::kit::{Caller, Query};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     page_size: Option<u32>,
     page: Option<u32>,
@@ -39,6 +41,15 @@ fn user_json(id: Option<i64>, name: Option<String>) -> serde_json::Value {
     }
 }
 
+/// The login log
+#[utoipa::path(
+    get,
+    path = "/api/audit/login/get/",
+    tag = "audit",
+    params(LogQuery),
+    operation_id = "auditLogins",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn logins(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -66,6 +77,15 @@ pub async fn logins(
     Reply::page::<serde_json::Value>(rows, view.total)
 }
 
+/// The operation log
+#[utoipa::path(
+    get,
+    path = "/api/audit/opera/get/",
+    tag = "audit",
+    params(LogQuery),
+    operation_id = "auditOperations",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn operations(
     State(s): State<AppState>,
     Caller(actor): Caller,

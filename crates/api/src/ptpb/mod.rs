@@ -4,6 +4,7 @@
 //! Resource groups, credentials and the terminal come later.
 
 mod audit;
+mod docs;
 mod envelope;
 mod paging;
 mod roles;
@@ -11,8 +12,8 @@ mod session;
 mod tokens;
 mod users;
 
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use envelope::PtpbError;
 
@@ -28,39 +29,40 @@ impl Face for Ptpb {
     const CREDENTIALS: &'static [CredentialReader] = &[CredentialReader::Authorization];
     type Error = PtpbError;
 
-    fn routes() -> Router<FaceState<Self>> {
+    fn routes() -> OpenApiRouter<FaceState<Self>> {
         routes()
+    }
+
+    fn document(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+        docs::finish(doc)
     }
 }
 
-fn routes() -> Router<FaceState<Ptpb>> {
-    Router::new()
-        .route("/api/rbac/login/", post(session::login))
-        .route("/api/rbac/logout/", post(session::logout))
-        .route("/api/rbac/refresh/", post(session::refresh))
-        .route("/api/rbac/user/add/", post(users::add))
-        .route("/api/rbac/user/edit/", post(users::edit))
-        .route("/api/rbac/user/del/", post(users::delete))
-        .route("/api/rbac/user/get/", get(users::list))
-        .route(
-            "/api/rbac/user/reset_password/",
-            post(users::reset_password),
-        )
-        .route("/api/rbac/user/set_password/", post(users::set_password))
-        .route("/api/rbac/user/detail/", get(users::detail))
-        .route("/api/rbac/user/role/", post(users::set_roles))
-        .route("/api/rbac/role/add/", post(roles::add))
-        .route("/api/rbac/role/edit/", post(roles::edit))
-        .route("/api/rbac/role/del/", post(roles::delete))
-        .route("/api/rbac/role/get/", get(roles::list))
-        .route("/api/rbac/role/get/permission/", get(roles::permissions_of))
-        .route("/api/rbac/role/edit/permission/", post(roles::grant))
-        .route("/api/rbac/perm/", get(roles::catalogue))
-        .route("/api/rbac/routes/", get(roles::routes))
-        .route("/api/rbac/token/get/", get(tokens::list))
-        .route("/api/rbac/token/add/", post(tokens::add))
-        .route("/api/rbac/token/del/", post(tokens::delete))
-        .route("/api/rbac/quota/get/", get(tokens::quota))
-        .route("/api/audit/login/get/", get(audit::logins))
-        .route("/api/audit/opera/get/", get(audit::operations))
+fn routes() -> OpenApiRouter<FaceState<Ptpb>> {
+    OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::refresh))
+        .routes(routes!(users::add))
+        .routes(routes!(users::edit))
+        .routes(routes!(users::delete))
+        .routes(routes!(users::list))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::set_password))
+        .routes(routes!(users::detail))
+        .routes(routes!(users::set_roles))
+        .routes(routes!(roles::add))
+        .routes(routes!(roles::edit))
+        .routes(routes!(roles::delete))
+        .routes(routes!(roles::list))
+        .routes(routes!(roles::permissions_of))
+        .routes(routes!(roles::grant))
+        .routes(routes!(roles::catalogue))
+        .routes(routes!(roles::routes))
+        .routes(routes!(tokens::list))
+        .routes(routes!(tokens::add))
+        .routes(routes!(tokens::delete))
+        .routes(routes!(tokens::quota))
+        .routes(routes!(audit::logins))
+        .routes(routes!(audit::operations))
 }

@@ -28,7 +28,7 @@ pub fn page(
 }
 
 /// `{"id_list": [..]}`, the body of PTPB's deletes.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct IdList {
     pub id_list: Vec<i64>,
 }

@@ -7,6 +7,7 @@ use ironidc_core::service::{RoleInput, RolePatch, RoleView};
 use ironidc_core::CoreError;
 use serde::{Deserialize, Serialize};
 
+use super::docs::{Envelope, Refusals};
 use super::envelope::{date, PtpbError, PtpbResult, Reply};
 use super::paging::{page, IdList};
 use crate::kit::{Caller, Json, Query};
@@ -56,16 +57,26 @@ fn codes_of(ids: &[i64]) -> Result<Vec<String>, PtpbError> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddBody {
     name: String,
     code: String,
     description: Option<String>,
     #[serde(default)]
     perms: Vec<i64>,
+    #[schema(value_type = Option<Object>)]
     quota: Option<Quota>,
 }
 
+/// Create a role
+#[utoipa::path(
+    post,
+    path = "/api/rbac/role/add/",
+    tag = "role",
+    request_body = AddBody,
+    operation_id = "roleAdd",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -87,16 +98,26 @@ pub async fn add(
     Reply::detail(RoleEntry::from(role))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditBody {
     id: i64,
     name: Option<String>,
     code: Option<String>,
     description: Option<String>,
     status: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     quota: Option<Quota>,
 }
 
+/// Change a role
+#[utoipa::path(
+    post,
+    path = "/api/rbac/role/edit/",
+    tag = "role",
+    request_body = EditBody,
+    operation_id = "roleEdit",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -119,6 +140,15 @@ pub async fn edit(
     Reply::detail(RoleEntry::from(role))
 }
 
+/// Delete roles
+#[utoipa::path(
+    post,
+    path = "/api/rbac/role/del/",
+    tag = "role",
+    request_body = IdList,
+    operation_id = "roleDelete",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -128,7 +158,8 @@ pub async fn delete(
     Reply::ok().with("total", deleted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     page_size: Option<u32>,
     page: Option<u32>,
@@ -137,6 +168,15 @@ pub struct ListQuery {
     name: Option<String>,
 }
 
+/// List roles
+#[utoipa::path(
+    get,
+    path = "/api/rbac/role/get/",
+    tag = "role",
+    params(ListQuery),
+    operation_id = "roleList",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -154,11 +194,21 @@ pub async fn list(
     Reply::page(roles.into_iter().map(RoleEntry::from).collect(), total)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IdQuery {
     id: i64,
 }
 
+/// A role's permissions
+#[utoipa::path(
+    get,
+    path = "/api/rbac/role/get/permission/",
+    tag = "role",
+    params(IdQuery),
+    operation_id = "rolePermissionsOf",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn permissions_of(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -168,12 +218,21 @@ pub async fn permissions_of(
     Reply::detail(serde_json::json!({ "id": role.id, "perms": role.perms }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct GrantBody {
     id: i64,
     perms: Vec<i64>,
 }
 
+/// Set a role's permissions
+#[utoipa::path(
+    post,
+    path = "/api/rbac/role/edit/permission/",
+    tag = "role",
+    request_body = GrantBody,
+    operation_id = "roleGrant",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn grant(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -187,12 +246,26 @@ pub async fn grant(
 }
 
 /// The catalogue; reading it takes `system.role.read`, like roles.
+#[utoipa::path(
+    get,
+    path = "/api/rbac/perm/",
+    tag = "perm",
+    operation_id = "roleCatalogue",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn catalogue(Caller(actor): Caller) -> PtpbResult {
     actor.require("system.role.read")?;
     Reply::detail(permissions::all().collect::<Vec<_>>())
 }
 
 /// The menu the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/rbac/routes/",
+    tag = "routes",
+    operation_id = "roleRoutes",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn routes(Caller(actor): Caller) -> PtpbResult {
     let menu: Vec<serde_json::Value> = permissions::menu_for(|code| actor.may(code))
         .into_iter()

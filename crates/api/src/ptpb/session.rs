@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderValue};
 use ironidc_core::service::TokenPair;
 use serde::Deserialize;
 
+use super::docs::{Envelope, Refusals};
 use super::envelope::{PtpbError, PtpbResult, Reply};
 use crate::kit::{Caller, Json};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     #[serde(default)]
     account: String,
@@ -20,6 +21,16 @@ pub struct LoginBody {
     password: String,
 }
 
+/// Sign in with account and password; returns access and refresh tokens
+#[utoipa::path(
+    post,
+    path = "/api/rbac/login/",
+    tag = "login",
+    request_body = LoginBody,
+    operation_id = "sessionLogin",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals),
+    security(())
+)]
 pub async fn login(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
@@ -31,6 +42,14 @@ pub async fn login(
     token_reply(pair)
 }
 
+/// Sign out: end the session of the access token
+#[utoipa::path(
+    post,
+    path = "/api/rbac/logout/",
+    tag = "logout",
+    operation_id = "sessionLogout",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn logout(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     s.services.logout(&actor).await?;
     Ok(Reply::ok().header(
@@ -39,11 +58,21 @@ pub async fn logout(State(s): State<AppState>, Caller(actor): Caller) -> PtpbRes
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh: Option<String>,
 }
 
+/// Exchange a refresh token (body or cookie) for a new pair
+#[utoipa::path(
+    post,
+    path = "/api/rbac/refresh/",
+    tag = "refresh",
+    request_body = RefreshBody,
+    operation_id = "sessionRefresh",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals),
+    security(())
+)]
 pub async fn refresh(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -4,17 +4,26 @@
 use axum::extract::State;
 use serde::Deserialize;
 
+use super::docs::{Envelope, Refusals};
 use super::envelope::{PtpbResult, Reply};
 use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
+/// List one's API tokens
+#[utoipa::path(
+    get,
+    path = "/api/rbac/token/get/",
+    tag = "token",
+    operation_id = "tokenList",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn list(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     let tokens = s.services.list_api_tokens(&actor).await?;
     let total = tokens.len() as u64;
     Reply::page(tokens, total)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddBody {
     name: String,
     scopes: Option<Vec<String>>,
@@ -22,6 +31,14 @@ pub struct AddBody {
 }
 
 /// The reply carries the token itself, this once.
+#[utoipa::path(
+    post,
+    path = "/api/rbac/token/add/",
+    tag = "token",
+    request_body = AddBody,
+    operation_id = "tokenAdd",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -34,11 +51,20 @@ pub async fn add(
     Reply::detail(created)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DelBody {
     id: i64,
 }
 
+/// Revoke API tokens
+#[utoipa::path(
+    post,
+    path = "/api/rbac/token/del/",
+    tag = "token",
+    request_body = DelBody,
+    operation_id = "tokenDelete",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -48,12 +74,21 @@ pub async fn delete(
     Ok(Reply::ok())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuotaQuery {
     id: Option<i64>,
 }
 
 /// A user's limits and usage; without `id`, the caller's.
+#[utoipa::path(
+    get,
+    path = "/api/rbac/quota/get/",
+    tag = "quota",
+    params(QuotaQuery),
+    operation_id = "tokenQuota",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn quota(
     State(s): State<AppState>,
     Caller(actor): Caller,

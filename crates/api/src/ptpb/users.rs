@@ -5,6 +5,7 @@ use ironidc_core::accounts::{Quota, UserFilter};
 use ironidc_core::service::{UserInput, UserPatch, UserView};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::docs::{Envelope, Refusals};
 use super::envelope::{date, PtpbResult, Reply};
 use super::paging::{page, IdList};
 use crate::kit::{Caller, Json, Query};
@@ -54,7 +55,7 @@ impl From<UserView> for UserEntry {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddBody {
     account: String,
     password: String,
@@ -66,6 +67,7 @@ pub struct AddBody {
     remark: Option<String>,
     userid: Option<String>,
     roles: Option<Vec<i64>>,
+    #[schema(value_type = Option<Object>)]
     quota: Option<Quota>,
 }
 
@@ -73,6 +75,15 @@ fn yes() -> bool {
     true
 }
 
+/// Create a user
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/add/",
+    tag = "user",
+    request_body = AddBody,
+    operation_id = "userAdd",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -106,7 +117,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditBody {
     id: i64,
     #[serde(default, deserialize_with = "present")]
@@ -119,9 +130,19 @@ pub struct EditBody {
     #[serde(default, deserialize_with = "present")]
     userid: Option<Option<String>>,
     status: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     quota: Option<Quota>,
 }
 
+/// Change a user
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/edit/",
+    tag = "user",
+    request_body = EditBody,
+    operation_id = "userEdit",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -146,6 +167,15 @@ pub async fn edit(
     Reply::detail(UserEntry::from(user))
 }
 
+/// Delete users
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/del/",
+    tag = "user",
+    request_body = IdList,
+    operation_id = "userDelete",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -155,7 +185,8 @@ pub async fn delete(
     Reply::ok().with("total", deleted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     page_size: Option<u32>,
     page: Option<u32>,
@@ -164,6 +195,15 @@ pub struct ListQuery {
     status: Option<bool>,
 }
 
+/// List users, paged and filtered
+#[utoipa::path(
+    get,
+    path = "/api/rbac/user/get/",
+    tag = "user",
+    params(ListQuery),
+    operation_id = "userList",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -179,7 +219,7 @@ pub async fn list(
     Reply::page(users.into_iter().map(UserEntry::from).collect(), total)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ResetBody {
     #[serde(default)]
     old_password: String,
@@ -187,6 +227,15 @@ pub struct ResetBody {
     new_password: String,
 }
 
+/// Change one's own password
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/reset_password/",
+    tag = "user",
+    request_body = ResetBody,
+    operation_id = "userResetPassword",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn reset_password(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -198,13 +247,21 @@ pub async fn reset_password(
     Ok(Reply::ok())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetPasswordBody {
     id: i64,
     password: String,
 }
 
 /// Ours: an operator sets another user's password.
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/set_password/",
+    tag = "user",
+    request_body = SetPasswordBody,
+    operation_id = "userSetPassword",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn set_password(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -216,6 +273,14 @@ pub async fn set_password(
     Ok(Reply::ok())
 }
 
+/// The signed-in user
+#[utoipa::path(
+    get,
+    path = "/api/rbac/user/detail/",
+    tag = "user",
+    operation_id = "userDetail",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn detail(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     let user = s.services.own_user(&actor).await?;
     let mut entry = serde_json::to_value(UserEntry::from(user))
@@ -227,12 +292,21 @@ pub async fn detail(State(s): State<AppState>, Caller(actor): Caller) -> PtpbRes
     Reply::detail(entry)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RolesBody {
     id: i64,
     roles: Vec<i64>,
 }
 
+/// Set a user's roles
+#[utoipa::path(
+    post,
+    path = "/api/rbac/user/role/",
+    tag = "user",
+    request_body = RolesBody,
+    operation_id = "userSetRoles",
+    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+)]
 pub async fn set_roles(
     State(s): State<AppState>,
     Caller(actor): Caller,

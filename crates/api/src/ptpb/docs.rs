@@ -1,0 +1,84 @@
+//! The PTPB face's OpenAPI description: its envelope, the refusals every
+//! operation may answer, and the document's front matter. The operations
+//! are described at their handlers.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::{IntoResponses, ToSchema};
+
+/// PTPB's envelope: the HTTP status equals `code`; `detail` (and `total`
+/// and `extra` for lists) depend on the operation; logins add `token`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Envelope {
+    /// The HTTP status.
+    code: u16,
+    /// `OK`, or PTPB's words for the error status.
+    msg: String,
+    /// The result; for a refused field, `{"field": ["message"]}`.
+    detail: Option<serde_json::Value>,
+    /// The number of items of a list, across pages.
+    total: Option<u64>,
+}
+
+/// What an operation may answer instead of its result.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// Bad input (and duplicates): `detail` is `{"field": ["message"]}`.
+    #[response(status = 400)]
+    BadRequest(Envelope),
+    /// No, an unknown or an expired credential.
+    #[response(status = 401)]
+    Unauthorized(Envelope),
+    /// The credential may not do this.
+    #[response(status = 403)]
+    Forbidden(Envelope),
+    /// No such item (or one the caller may not see).
+    #[response(status = 404)]
+    NotFound(Envelope),
+    /// Over the rate limit, or locked out after failed logins; retry after
+    /// `Retry-After` seconds.
+    #[response(status = 429)]
+    TooMany(Envelope),
+}
+
+const DESCRIPTION: &str = "The PTPB bastion face of ironidc: accounts, roles, permissions, API \
+tokens, quotas and the audit logs, with PTPB's paths and envelope `{code, msg, detail, total}` \
+(the HTTP status equals `code`).
+
+**Authentication.** `Authorization: <access token>`, bare as PTPB clients send it, or \
+`Bearer <token>`. The access token comes from `login/`; `refresh/` renews it with the refresh \
+token (in the body or the `refresh` cookie). API tokens (`ixt_…`) and the root token are \
+accepted too.";
+
+/// The front matter and security scheme of the document.
+pub fn finish(mut doc: OpenApi) -> OpenApi {
+    doc.info.title = "ironidc PTPB API".into();
+    doc.info.description = Some(DESCRIPTION.into());
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.contact = None;
+    doc.info.license = Some(
+        utoipa::openapi::LicenseBuilder::new()
+            .name("AGPL-3.0-or-later")
+            .identifier(Some("AGPL-3.0-or-later"))
+            .build(),
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "Envelope".into(),
+        <Envelope as utoipa::PartialSchema>::schema(),
+    );
+    components.add_security_scheme(
+        "accessToken",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "Authorization",
+            "The access token, bare or as `Bearer <token>`.",
+        ))),
+    );
+    doc.security = Some(vec![SecurityRequirement::new(
+        "accessToken",
+        Vec::<String>::new(),
+    )]);
+    doc
+}
