@@ -73,6 +73,9 @@ pub fn app_with_faces(
         .method_not_allowed_fallback(move |req| {
             face::refuse_unrouted(wrong, req, face::Unrouted::WrongMethod)
         })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_reply,
+        ))
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))
 }
@@ -99,6 +102,25 @@ async fn limit_per_ip(State(state): State<AppState>, req: Request, next: Next) -
         };
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// A handler that panicked (a bug): logged, and answered with a 500 that
+/// every face's clients read (`code` and `msg`), instead of a connection
+/// closed without a reply.
+fn panic_reply(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "request handler panicked");
+    let body = serde_json::json!({
+        "code": 500,
+        "msg": "internal error",
+        "data": null,
+        "timestamp": ironidc_core::service::now(),
+    });
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 fn plain_refusal(e: CoreError) -> Response {

@@ -85,10 +85,11 @@ pub async fn monitor(
     let to = q.to.unwrap_or_else(now);
     let from = match (q.from, q.range.as_deref()) {
         (Some(from), _) => from,
-        (None, None | Some("hour")) => to - 3600,
-        (None, Some("day")) => to - 86_400,
+        (None, None | Some("hour")) => to.saturating_sub(3600),
+        (None, Some("day")) => to.saturating_sub(86_400),
         (None, Some(_)) => return Err(ApiError::bad_request("range: must be hour or day")),
     };
+
     Ok(Data(
         s.services.vm_monitor(&actor, &hs, &vm, from, to).await?,
     ))

@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Path)]
 pub struct HostPath {
     /// The host's name.
+    #[param(example = "h1")]
     pub hs_name: String,
 }
 
@@ -14,8 +15,10 @@ pub struct HostPath {
 #[into_params(parameter_in = Path)]
 pub struct VmPath {
     /// The host's name.
+    #[param(example = "h1")]
     pub hs_name: String,
     /// The VM's uuid (its name).
+    #[param(example = "vm1")]
     pub vm_uuid: String,
 }
 
@@ -23,8 +26,10 @@ pub struct VmPath {
 #[into_params(parameter_in = Path)]
 pub struct VmItemPath {
     /// The host's name.
+    #[param(example = "h1")]
     pub hs_name: String,
     /// The VM's uuid (its name).
+    #[param(example = "vm1")]
     pub vm_uuid: String,
     /// The snapshot, backup or NIC.
     pub name: String,
@@ -34,8 +39,10 @@ pub struct VmItemPath {
 #[into_params(parameter_in = Path)]
 pub struct VmIndexPath {
     /// The host's name.
+    #[param(example = "h1")]
     pub hs_name: String,
     /// The VM's uuid (its name).
+    #[param(example = "vm1")]
     pub vm_uuid: String,
     /// The entry's position in the VM's list (from 0).
     pub index: usize,

@@ -220,6 +220,14 @@ impl Services {
         let (_host, vm) = self
             .owned_vm(actor, "vm.instance.read", None, hs_name, vm_uuid)
             .await?;
+        for (field, value) in [("from", from), ("to", to)] {
+            if value < 0 {
+                return Err(CoreError::invalid(
+                    field,
+                    "must be a unix time (seconds, not negative)",
+                ));
+            }
+        }
         if from > to {
             return Err(CoreError::invalid("from", "must not be after to"));
         }
