@@ -56,6 +56,13 @@ pub trait OpsStore: Send + Sync {
     async fn vm_by_id(&self, id: i64) -> Result<Option<crate::model::Vm>, StoreError>;
     /// Every VM of every host (for the monitor).
     async fn all_vms(&self) -> Result<Vec<crate::model::Vm>, StoreError>;
+    /// A page of the VMs of every host, by id, and how many there are:
+    /// all of them, or those of `owner`.
+    async fn vm_page(
+        &self,
+        owner: Option<i64>,
+        page: crate::accounts::Page,
+    ) -> Result<(Vec<crate::model::Vm>, u64), StoreError>;
     async fn task_by_id(&self, id: i64) -> Result<Option<crate::model::Task>, StoreError>;
 
     /// The VM's status-report secret, sealed by `SecretBox`.

@@ -234,6 +234,20 @@ const ENDPOINTS: &[Endpoint] = &[
     ep!(
         "openidcs",
         "GET",
+        "/api/client/detail",
+        Perm("vm.instance.read"),
+        Global
+    ),
+    ep!(
+        "openidcs",
+        "GET",
+        "/api/client/vmid/{vmid}",
+        Perm("vm.instance.read"),
+        Vm
+    ),
+    ep!(
+        "openidcs",
+        "GET",
         "/api/client/detail/{hs}/{vm}",
         Perm("vm.instance.read"),
         Vm
@@ -767,6 +781,8 @@ const CUSTOMER_PERMISSIONS: &[&str] = &[
 struct Ids {
     alice: i64,
     role: i64,
+    /// Bob's VM's numeric id.
+    bobvm: i64,
 }
 
 fn fill(text: &str, ids: &Ids) -> String {
@@ -774,6 +790,7 @@ fn fill(text: &str, ids: &Ids) -> String {
         .replace("{vm}", "bobvm")
         .replace("{alice}", &ids.alice.to_string())
         .replace("{role}", &ids.role.to_string())
+        .replace("{vmid}", &ids.bobvm.to_string())
 }
 
 fn call(s: &Server, ep: &Endpoint, token: Option<&str>, ids: &Ids) -> (u16, Value) {
@@ -868,14 +885,17 @@ fn authorization_matrix() {
     let alice = s.add_user("alice", "Rabbit-hole-2026", &[customer_role]);
     s.add_user("bob", "Hammer-time-2026", &[customer_role]);
     s.add_user("nobody", "Empty-hands-2026", &[empty_role]);
-    s.ok(
+    let bobvm = s.ok(
         "POST",
         "/api/client/create/h1",
         Some(json!({"vm_uuid": "bobvm", "os_name": "demo", "cpu_num": 1, "mem_num": 64, "hdd_num": 64, "owner": "bob"})),
-    );
+    )["vm"]["id"]
+        .as_i64()
+        .unwrap();
     let ids = Ids {
         alice,
         role: spare_role,
+        bobvm,
     };
     let before = snapshot(&s);
 
@@ -941,8 +961,14 @@ fn authorization_matrix() {
         );
         assert_envelope(ep, status, &v);
         if expected == 404 {
+            // As if it did not exist, named as the caller named it.
+            let named = if ep.path.contains("{vmid}") {
+                format!("vm #{} not found", ids.bobvm)
+            } else {
+                "bobvm".to_string()
+            };
             assert!(
-                v.to_string().contains("bobvm"),
+                v.to_string().contains(&named),
                 "the 404 names the VM as not found: {v}"
             );
         }

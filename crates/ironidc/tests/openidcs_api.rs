@@ -508,3 +508,79 @@ fn connection_test_and_openidcs_power_names() {
     assert_eq!(status, 400, "{v}");
     assert!(v["msg"].as_str().unwrap().starts_with("action"), "{v}");
 }
+
+#[test]
+fn all_vms_across_hosts_paged_and_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_blank_host(dir.path());
+    let images = common::blank_image_dir(dir.path());
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(common::host_body("h2", &images, "blank.qcow2")),
+    );
+    let customer = s.role_id("Customer");
+    s.add_user("carol", "Owns-three-vms-7", &[customer]);
+    let mut ids = Vec::new();
+    for (host, vm, owner) in [
+        ("h1", "a1", None),
+        ("h2", "b1", Some("carol")),
+        ("h1", "a2", None),
+    ] {
+        let mut body = json!({"vm_uuid": vm, "cpu_num": 1, "mem_num": 64, "hdd_num": 64});
+        if let Some(o) = owner {
+            body["owner"] = json!(o);
+        }
+        let created = s.ok("POST", &format!("/api/client/create/{host}"), Some(body));
+        ids.push(created["vm"]["id"].as_i64().unwrap());
+    }
+
+    // The operator sees all three, across hosts, a page at a time, by id.
+    let page1 = s.ok("GET", "/api/client/detail?page=1&page_size=2", None);
+    assert_eq!(page1["total"], 3, "{page1}");
+    let names: Vec<&str> = page1["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a1", "b1"]);
+    let page2 = s.ok("GET", "/api/client/detail?page=2&page_size=2", None);
+    assert_eq!(page2["vms"][0]["uuid"], "a2");
+    assert_eq!(page2["vms"][0]["hs_name"], "h1");
+    let (status, v) = s.call("GET", "/api/client/detail?page_size=5000", None);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().starts_with("page_size"), "{v}");
+
+    // By id: the VM wherever it is.
+    let b1 = s.ok("GET", &format!("/api/client/vmid/{}", ids[1]), None);
+    assert_eq!(
+        (b1["uuid"].as_str(), b1["hs_name"].as_str()),
+        (Some("b1"), Some("h2"))
+    );
+
+    // A customer sees their own only; another's id is "not found".
+    let (carol, _) = s.login("carol", "Owns-three-vms-7");
+    let (status, mine) = s.call_as(Some(&carol), "GET", "/api/client/detail", None);
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["data"]["total"], 1);
+    assert_eq!(mine["data"]["vms"][0]["uuid"], "b1");
+    let (status, _) = s.call_as(
+        Some(&carol),
+        "GET",
+        &format!("/api/client/vmid/{}", ids[1]),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, v) = s.call_as(
+        Some(&carol),
+        "GET",
+        &format!("/api/client/vmid/{}", ids[0]),
+        None,
+    );
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        !v.to_string().contains("a1"),
+        "the refusal names no one else's VM: {v}"
+    );
+}

@@ -2,13 +2,15 @@
 //! retention of the status series.
 
 use async_trait::async_trait;
+use ironidc_core::accounts::Page;
 use ironidc_core::model::{Task, Vm};
 use ironidc_core::service::now;
 use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::rows::{db, flag, TASK_COLUMNS};
+use crate::filter::Where;
+use crate::rows::{db, flag, TASK_COLUMNS, VM_COLUMNS};
 use crate::sql_store::SqlStore;
 
 const CONSOLE_COLUMNS: &str =
@@ -133,6 +135,28 @@ impl OpsStore for SqlStore {
     async fn all_vms(&self) -> Result<Vec<Vm>, StoreError> {
         self.vm_where("WHERE $1 = $1 ORDER BY v.id", (0, None))
             .await
+    }
+
+    async fn vm_page(&self, owner: Option<i64>, page: Page) -> Result<(Vec<Vm>, u64), StoreError> {
+        let mut filter = Where::default();
+        if let Some(owner) = owner {
+            filter.eq_int("v.owner_id", owner);
+        }
+        let total = filter.count(self.pool(), "vms v").await?;
+        let sql = format!(
+            "SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id{} ORDER BY v.id{}",
+            filter.sql(),
+            filter.page_sql()
+        );
+        let vms = filter
+            .bind_page(sqlx::query(&sql), page)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?
+            .iter()
+            .map(crate::rows::vm)
+            .collect::<Result<_, _>>()?;
+        Ok((vms, total))
     }
 
     async fn task_by_id(&self, id: i64) -> Result<Option<Task>, StoreError> {

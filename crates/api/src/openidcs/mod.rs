@@ -83,6 +83,8 @@ fn routes() -> OpenApiRouter<FaceState<OpenIdcs>> {
         .routes(routes!(hosts::connection_test))
         .routes(routes!(hosts::status))
         .routes(routes!(network::pools))
+        .routes(routes!(vms::list_all))
+        .routes(routes!(vms::by_id))
         .routes(routes!(vms::list))
         .routes(routes!(vms::detail))
         .routes(routes!(vms::create))

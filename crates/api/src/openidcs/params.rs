@@ -54,3 +54,10 @@ pub struct TaskPath {
     /// The task's id.
     pub id: i64,
 }
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VmIdPath {
+    /// The VM's numeric id.
+    pub id: i64,
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::docs::{ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
-use super::params::{HostPath, VmPath};
+use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
@@ -19,6 +19,8 @@ use crate::AppState;
 /// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
 #[derive(Serialize)]
 pub struct VmEntry {
+    /// The numeric id (ours; stable, for billing systems).
+    id: i64,
     uuid: String,
     hs_name: String,
     config: VmConfig,
@@ -35,6 +37,7 @@ pub struct VmEntry {
 impl From<VmView> for VmEntry {
     fn from(v: VmView) -> Self {
         Self {
+            id: v.id,
             uuid: v.uuid,
             hs_name: v.hs_name,
             config: v.config,
@@ -71,6 +74,80 @@ pub async fn list(
             .map(|v| (v.uuid.clone(), VmEntry::from(v)))
             .collect(),
     ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// From 1 (default 1).
+    page: Option<u32>,
+    /// At most 1000 (default 100).
+    page_size: Option<u32>,
+}
+
+/// Every VM the caller may see, across hosts, by id
+///
+/// Ours, for billing systems: a page at a time (`page` from 1,
+/// `page_size` up to 1000), with `total` across pages. Customers see
+/// their own VMs.
+#[utoipa::path(
+    get,
+    path = "/api/client/detail",
+    tag = "vms",
+    operation_id = "listAllVms",
+    params(PageQuery),
+    responses((status = 200, description = "`{total, page, page_size, vms: [VM]}`.", body = Reply), ChangeRefusals)
+)]
+pub async fn list_all(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<serde_json::Value> {
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(100);
+    if page == 0 {
+        return Err(ApiError::bad_request("page: must be at least 1"));
+    }
+    if !(1..=1000).contains(&page_size) {
+        return Err(ApiError::bad_request("page_size: must be 1 to 1000"));
+    }
+    let found = s
+        .services
+        .all_vms(
+            &actor,
+            ironidc_core::accounts::Page {
+                offset: (page - 1).saturating_mul(page_size),
+                limit: page_size,
+            },
+        )
+        .await?;
+    let vms: Vec<VmEntry> = found.items.into_iter().map(VmEntry::from).collect();
+    Ok(Data(serde_json::json!({
+        "total": found.total,
+        "page": page,
+        "page_size": page_size,
+        "vms": vms,
+    })))
+}
+
+/// One VM by its numeric id
+///
+/// Ours: the VM wherever it is; its `hs_name` and `uuid` address it in
+/// every other endpoint.
+#[utoipa::path(
+    get,
+    path = "/api/client/vmid/{id}",
+    tag = "vms",
+    operation_id = "getVmById",
+    params(VmIdPath),
+    responses((status = 200, description = "The VM.", body = Reply), ReadRefusals)
+)]
+pub async fn by_id(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(VmIdPath { id }): Path<VmIdPath>,
+) -> ApiResult<VmEntry> {
+    Ok(Data(s.services.locate_vm(&actor, id).await?.into()))
 }
 
 /// One VM

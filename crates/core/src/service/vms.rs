@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::quotas::Demand;
 use super::{now, Actor, Services};
+use crate::accounts::Page;
 use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome, VmSpec};
 use crate::error::CoreError;
 use crate::ipam::IpVersion;
@@ -127,6 +128,8 @@ pub struct VmUpdateInput {
 /// A VM as faces show it. Carries no password.
 #[derive(Debug, Clone, Serialize)]
 pub struct VmView {
+    /// The VM's numeric id (stable; billing faces address VMs by it).
+    pub id: i64,
     pub uuid: String,
     pub hs_name: String,
     pub config: VmConfig,
@@ -143,6 +146,7 @@ pub struct VmView {
 impl From<Vm> for VmView {
     fn from(vm: Vm) -> Self {
         Self {
+            id: vm.id,
             state: vm.state.as_str(),
             vm_flag: vm.state.vm_flag(),
             uuid: vm.uuid,
@@ -155,6 +159,14 @@ impl From<Vm> for VmView {
             updated_at: vm.updated_at,
         }
     }
+}
+
+/// A page of the VMs a caller may see, across hosts.
+#[derive(Debug, Clone)]
+pub struct VmPage {
+    pub items: Vec<VmView>,
+    /// How many there are across all pages.
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -285,6 +297,46 @@ impl Services {
             .filter(|vm| actor.owns(vm.owner_id))
             .map(VmView::from)
             .collect())
+    }
+
+    /// The VMs the caller may see on every host, by id, a page at a time:
+    /// all of them for operators, their own for customers.
+    pub async fn all_vms(&self, actor: &Actor, page: Page) -> Result<VmPage, CoreError> {
+        actor.require("vm.instance.read")?;
+        let owner = match (actor.sees_all_vms(), actor.user_id) {
+            (true, _) => None,
+            (false, Some(id)) => Some(id),
+            (false, None) => {
+                return Ok(VmPage {
+                    items: Vec::new(),
+                    total: 0,
+                })
+            }
+        };
+        let (vms, total) = self.store().vm_page(owner, page).await?;
+        Ok(VmPage {
+            items: vms.into_iter().map(VmView::from).collect(),
+            total,
+        })
+    }
+
+    /// A VM named by its numeric id, resolved once with the ownership
+    /// check: a VM the caller may not see is "not found", and the refusal
+    /// is logged like one by name. Faces then act on its host and uuid.
+    pub async fn locate_vm(&self, actor: &Actor, id: i64) -> Result<VmView, CoreError> {
+        let found = async {
+            actor.require("vm.instance.read")?;
+            match self.store().vm_by_id(id).await? {
+                Some(vm) if actor.owns(vm.owner_id) => Ok(VmView::from(vm)),
+                _ => Err(CoreError::not_found("vm", format!("#{id}"))),
+            }
+        }
+        .await;
+        if let Err(e) = &found {
+            self.log_refused(actor, "vm.instance.read", None, Some(&format!("#{id}")), e)
+                .await;
+        }
+        found
     }
 
     pub async fn get_vm(
