@@ -12,8 +12,8 @@ use crate::store::StoreError;
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     // users. A unique index refuses a second account, email, phone or
-    // external id: `StoreError::Conflict` whose text names the column
-    // (`account`, `email`, `phone`, `external_id`).
+    // external id: `StoreError::Conflict` naming the column (`account`,
+    // `email`, `phone`, `external_id`).
     async fn insert_user(&self, new: &NewUser) -> Result<User, StoreError>;
     /// Replaces the profile columns (external_id, name, email, phone,
     /// enabled, remark, quota) of `user.id`; roles and password stay.

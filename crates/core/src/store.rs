@@ -14,15 +14,61 @@ pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique constraint refused the write; the string names what collided.
+    /// A unique constraint refused the write.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Collision),
     #[error("database: {0}")]
     Database(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+/// What a unique constraint refused: the table and column (of the
+/// schema's unique indexes), and the value when the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub value: Option<String>,
+}
+
+impl Collision {
+    pub fn new(table: &'static str, column: &'static str) -> Self {
+        Self {
+            table,
+            column,
+            value: None,
+        }
+    }
+
+    pub fn with_value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+}
+
+impl Collision {
+    /// The word the APIs use for the column.
+    fn field(&self) -> &'static str {
+        match (self.table, self.column) {
+            ("hosts", "name") => "host",
+            ("vms", "uuid") => "vm_uuid",
+            ("vm_nics", "mac") => "mac_addr",
+            (_, column) => column,
+        }
+    }
+}
+
+/// `host h1`, `mac_addr 52:54:…`; without the value, the field alone.
+impl std::fmt::Display for Collision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{} {v}", self.field()),
+            None => f.write_str(self.field()),
+        }
+    }
 }
 
 pub struct NewHost<'a> {

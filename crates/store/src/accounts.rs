@@ -26,33 +26,6 @@ const SESSION_COLUMNS: &str = "id, user_id, refresh_jti, ip, created_at, expires
 const TOKEN_COLUMNS: &str =
     "id, user_id, name, token_hash, hint, scopes, created_at, expires_at, last_used_at";
 
-/// The unique columns of each table. Their indexes are named
-/// `{table}_{column}_uq`; SQLite names an index on an expression
-/// (`index 'users_account_uq'`) and a plain column (`users.phone`),
-/// PostgreSQL the index (`"users_phone_uq"`).
-const USER_UNIQUE: (&str, &[&str]) = ("users", &["account", "email", "phone", "external_id"]);
-const ROLE_UNIQUE: (&str, &[&str]) = ("roles", &["name", "code"]);
-const TOKEN_UNIQUE: (&str, &[&str]) = ("api_tokens", &["token_hash"]);
-
-/// The column a unique-violation message names, if one of `columns`.
-fn conflict_column(message: &str, table: &str, columns: &[&'static str]) -> Option<&'static str> {
-    columns.iter().copied().find(|column| {
-        message.contains(&format!("{table}_{column}_uq"))
-            || message.contains(&format!("{table}.{column}"))
-    })
-}
-
-/// `db`, with a unique violation's text replaced by the column it names.
-fn unique(unique: (&'static str, &'static [&'static str])) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| match db(e) {
-        StoreError::Conflict(message) => match conflict_column(&message, unique.0, unique.1) {
-            Some(column) => StoreError::Conflict(column.to_string()),
-            None => StoreError::Conflict(message),
-        },
-        other => other,
-    }
-}
-
 fn user(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: row.try_get("id").map_err(db)?,
@@ -349,7 +322,7 @@ impl AccountStore for SqlStore {
         .bind(ts)
         .fetch_one(&mut *tx)
         .await
-        .map_err(unique(USER_UNIQUE))?;
+        .map_err(db)?;
         replace_user_roles(&mut tx, id, &new.roles).await?;
         tx.commit().await.map_err(db)?;
         self.user_by_id_or_vanished(id).await
@@ -371,7 +344,7 @@ impl AccountStore for SqlStore {
         .bind(user.id)
         .execute(self.pool())
         .await
-        .map_err(unique(USER_UNIQUE))?;
+        .map_err(db)?;
         Ok(())
     }
 
@@ -526,7 +499,7 @@ impl AccountStore for SqlStore {
         .bind(ts)
         .fetch_one(&mut *tx)
         .await
-        .map_err(unique(ROLE_UNIQUE))?;
+        .map_err(db)?;
         replace_role_permissions(&mut tx, id, &new.permissions).await?;
         tx.commit().await.map_err(db)?;
         self.role_by_id(id)
@@ -548,7 +521,7 @@ impl AccountStore for SqlStore {
         .bind(role.id)
         .execute(self.pool())
         .await
-        .map_err(unique(ROLE_UNIQUE))?;
+        .map_err(db)?;
         Ok(())
     }
 
@@ -696,7 +669,7 @@ impl AccountStore for SqlStore {
             .bind(new.expires_at)
             .fetch_one(self.pool())
             .await
-            .map_err(unique(TOKEN_UNIQUE))?;
+            .map_err(db)?;
         api_token(&row)
     }
 
@@ -825,48 +798,5 @@ impl AccountStore for SqlStore {
             *slot = count(n);
         }
         Ok(usage)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conflicts_name_the_column() {
-        let (table, columns) = USER_UNIQUE;
-        for (message, column) in [
-            (
-                "UNIQUE constraint failed: index 'users_account_uq'",
-                "account",
-            ),
-            ("UNIQUE constraint failed: index 'users_email_uq'", "email"),
-            ("UNIQUE constraint failed: users.phone", "phone"),
-            ("UNIQUE constraint failed: users.external_id", "external_id"),
-            (
-                "duplicate key value violates unique constraint \"users_external_id_uq\"",
-                "external_id",
-            ),
-            (
-                "duplicate key value violates unique constraint \"users_phone_uq\"",
-                "phone",
-            ),
-        ] {
-            assert_eq!(
-                conflict_column(message, table, columns),
-                Some(column),
-                "{message}"
-            );
-        }
-        let (table, columns) = TOKEN_UNIQUE;
-        assert_eq!(
-            conflict_column(
-                "UNIQUE constraint failed: api_tokens.token_hash",
-                table,
-                columns
-            ),
-            Some("token_hash")
-        );
-        assert_eq!(conflict_column("something else", table, columns), None);
     }
 }

@@ -7,7 +7,7 @@ use ironidc_core::store::{Scope, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::rows::{db, flag};
+use crate::rows::{db, flag, with_value};
 use crate::sql_store::SqlStore;
 
 const ADDRESS_COLUMNS: &str =
@@ -101,12 +101,7 @@ pub(crate) async fn replace_vm_nics(
             .bind(name)
             .execute(&mut **tx)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("mac_addr {}", nic.mac_addr))
-                }
-                other => other,
-            })?;
+            .map_err(|e| with_value(db(e), &nic.mac_addr))?;
     }
     Ok(())
 }
@@ -158,10 +153,7 @@ impl SqlStore {
             .bind(now())
             .fetch_one(self.pool())
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("address {}", a.address)),
-                other => other,
-            })?;
+            .map_err(|e| with_value(db(e), &a.address))?;
         address(&row)
     }
 
@@ -219,10 +211,7 @@ impl SqlStore {
             .bind(now())
             .fetch_one(self.pool())
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("domain {}", p.domain)),
-                other => other,
-            })?;
+            .map_err(|e| with_value(db(e), &p.domain))?;
         proxy(&row)
     }
 

@@ -150,10 +150,7 @@ impl Store for SqlStore {
             .bind(now())
             .fetch_one(&self.pool)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("host {}", new.name)),
-                other => other,
-            })?;
+            .map_err(|e| rows::with_value(db(e), new.name))?;
         rows::host(&row)
     }
 
@@ -224,10 +221,7 @@ impl Store for SqlStore {
         .bind(ts)
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| match db(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("vm_uuid {}", new.uuid)),
-            other => other,
-        })?;
+        .map_err(|e| rows::with_value(db(e), new.uuid))?;
         replace_vm_nics(&mut tx, id, new.config).await?;
         tx.commit().await.map_err(db)?;
         self.vm_by_uuid(new.host_id, new.uuid)

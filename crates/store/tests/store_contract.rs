@@ -405,7 +405,7 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
         })
         .await;
     assert!(
-        matches!(&clash, Err(StoreError::Conflict(w)) if w.starts_with("mac_addr")),
+        matches!(&clash, Err(StoreError::Conflict(c)) if c.table == "vm_nics" && c.value.as_deref() == Some(mac.as_str())),
         "{clash:?}"
     );
     assert!(
@@ -533,7 +533,7 @@ async fn network_contract(store: &SqlStore, host_id: i64, vm_name: &str, tag: &s
 
 fn conflict_column(result: Result<impl std::fmt::Debug, StoreError>) -> String {
     match result {
-        Err(StoreError::Conflict(column)) => column,
+        Err(StoreError::Conflict(c)) => c.column.to_string(),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }

@@ -555,8 +555,8 @@ fn key_field(key: UserKey) -> &'static str {
 /// its field like the pre-check would.
 fn user_conflict(e: StoreError) -> CoreError {
     match e {
-        StoreError::Conflict(column) => {
-            let key = match column.as_str() {
+        StoreError::Conflict(c) => {
+            let key = match c.column {
                 "email" => UserKey::Email,
                 "phone" => UserKey::Phone,
                 "external_id" => UserKey::ExternalId,

@@ -417,7 +417,7 @@ fn check_grant(actor: &Actor, codes: Vec<String>) -> Result<Vec<String>, CoreErr
 
 fn role_conflict(e: StoreError) -> CoreError {
     match e {
-        StoreError::Conflict(column) if column == "code" => {
+        StoreError::Conflict(c) if c.column == "code" => {
             CoreError::invalid("code", "a role with this code exists")
         }
         StoreError::Conflict(_) => CoreError::invalid("name", "a role with this name exists"),

@@ -403,9 +403,10 @@ impl Services {
                 })
                 .await
                 .map_err(|e| match e {
-                    StoreError::Conflict(what) if what.starts_with("mac_addr") => {
-                        CoreError::invalid("nic_all", format!("{what} is used by another VM"))
-                    }
+                    StoreError::Conflict(c) if c.table == "vm_nics" => CoreError::invalid(
+                        "nic_all",
+                        format!("mac_addr {} is used by another VM", c.value.unwrap_or_default()),
+                    ),
                     StoreError::Conflict(_) => CoreError::Conflict(format!("vm_uuid {} already exists", config.vm_uuid)),
                     other => other.into(),
                 })?;
