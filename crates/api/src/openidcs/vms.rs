@@ -80,8 +80,10 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// From 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
-    /// At most 1000 (default 100).
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     page_size: Option<u32>,
 }
 
