@@ -62,7 +62,10 @@ fn every_face_holds_to_its_generated_document() {
             .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             .args(["--exclude-path-regex", EXCLUDED])
-            .args(["--max-examples", "10", "--seed", "1", "--workers", "2"])
+            // One worker: CPython 3.11's parser is not thread-safe, and hypothesis
+            // parses lambdas (it failed with "AST constructor recursion depth
+            // mismatch" under two).
+            .args(["--max-examples", "10", "--seed", "1", "--workers", "1"])
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--request-timeout", "30", "--no-color"])
             .current_dir(dir.path())
