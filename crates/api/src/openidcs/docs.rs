@@ -21,6 +21,19 @@ pub struct Reply {
     timestamp: i64,
 }
 
+/// A successful reply with a typed `data`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ReplyOf<T: ToSchema> {
+    /// The HTTP status.
+    code: u16,
+    /// `success`.
+    msg: String,
+    data: T,
+    /// Unix seconds.
+    timestamp: i64,
+}
+
 /// A refused request: `msg` says why, as `field: message` when the input
 /// is at fault; `data` is null.
 #[derive(ToSchema)]

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use ironidc_core::model::HostConfig;
-use ironidc_core::service::{HostInput, HostView};
+use ironidc_core::service::HostInput;
 use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::wire::HostEntry;
+use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::HostPath;
 use crate::decode::from_json;
@@ -20,15 +21,18 @@ use crate::AppState;
     path = "/api/server/detail",
     tag = "hosts",
     operation_id = "listHosts",
-    responses((status = 200, description = "Hosts by `hs_name`.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Hosts by `hs_name`.", body = ReplyOf<BTreeMap<String, HostEntry>>), ReadRefusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<BTreeMap<String, HostView>> {
+) -> ApiResult<BTreeMap<String, HostEntry>> {
     let hosts = s.services.list_hosts(&actor).await?;
     Ok(Data(
-        hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+        hosts
+            .into_iter()
+            .map(|h| (h.name.clone(), HostEntry::from(h)))
+            .collect(),
     ))
 }
 
@@ -46,26 +50,36 @@ pub struct DetailQuery {
     tag = "hosts",
     operation_id = "getHost",
     params(HostPath, DetailQuery),
-    responses((status = 200, description = "The host.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The host.", body = ReplyOf<HostDetail>), ChangeRefusals)
 )]
 pub async fn detail(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<DetailQuery>,
-) -> ApiResult<serde_json::Value> {
-    let host = s.services.get_host(&actor, &hs_name).await?;
-    let mut value = serde_json::to_value(&host).map_err(|e| ApiError::internal(e.to_string()))?;
-    if q.status {
-        let status = s.services.host_status(&actor, &hs_name, false).await?;
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert(
-                "status_detail".into(),
-                serde_json::to_value(status).unwrap_or_default(),
-            );
-        }
-    }
-    Ok(Data(value))
+) -> ApiResult<HostDetail> {
+    let host = s.services.get_host(&actor, &hs_name).await?.into();
+    let status_detail = match q.status {
+        true => Some(
+            serde_json::to_value(s.services.host_status(&actor, &hs_name, false).await?)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        ),
+        false => None,
+    };
+    Ok(Data(HostDetail {
+        host,
+        status_detail,
+    }))
+}
+
+/// A host, with its status when asked (`?status=true`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HostDetail {
+    #[serde(flatten)]
+    host: HostEntry,
+    /// The host's status (with `?status=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_detail: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -87,13 +101,13 @@ struct CreateHost {
     tag = "hosts",
     operation_id = "createHost",
     request_body = CreateHost,
-    responses((status = 200, description = "The new host.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new host.", body = ReplyOf<HostEntry>), ChangeRefusals)
 )]
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
     JsonObject(body): JsonObject,
-) -> ApiResult<HostView> {
+) -> ApiResult<HostEntry> {
     let req: CreateHost = from_json(body.into())?;
     let input = HostInput {
         name: req.name,
@@ -101,7 +115,7 @@ pub async fn create(
         config: req.config,
         enabled: req.enable_host,
     };
-    Ok(Data(s.services.create_host(&actor, input).await?))
+    Ok(Data(s.services.create_host(&actor, input).await?.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -122,19 +136,20 @@ struct UpdateHost {
     operation_id = "updateHost",
     params(HostPath),
     request_body = UpdateHost,
-    responses((status = 200, description = "The updated host.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The updated host.", body = ReplyOf<HostEntry>), ChangeRefusals)
 )]
 pub async fn update(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<HostView> {
+) -> ApiResult<HostEntry> {
     let req: UpdateHost = from_json(body.into())?;
     Ok(Data(
         s.services
             .update_host(&actor, &hs_name, req.config, req.enable_host)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -188,19 +203,20 @@ struct EnableHost {
     operation_id = "enableHost",
     params(HostPath),
     request_body = EnableHost,
-    responses((status = 200, description = "The host.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The host.", body = ReplyOf<HostEntry>), ChangeRefusals)
 )]
 pub async fn enable(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<HostView> {
+) -> ApiResult<HostEntry> {
     let req: EnableHost = from_json(body.into())?;
     Ok(Data(
         s.services
             .set_host_enabled(&actor, &hs_name, req.enable)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 

@@ -14,6 +14,7 @@ mod params;
 mod system;
 mod vm_body;
 mod vms;
+mod wire;
 
 use axum::routing::{get, post};
 use utoipa_axum::router::OpenApiRouter;

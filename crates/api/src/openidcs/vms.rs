@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use ironidc_core::engine::PowerAction;
-use ironidc_core::model::VmConfig;
-use ironidc_core::service::{VmCreateInput, VmUpdateInput, VmView};
+use ironidc_core::service::{VmCreateInput, VmUpdateInput};
 use serde::{Deserialize, Serialize};
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::wire::VmEntry;
+use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
@@ -16,40 +16,32 @@ use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
-/// A VM in OpenIDCS list shape: `status` is a list of the latest samples.
-#[derive(Serialize)]
-pub struct VmEntry {
-    /// The numeric id (ours; stable, for billing systems).
-    id: i64,
-    uuid: String,
-    hs_name: String,
-    config: VmConfig,
-    status: Vec<ironidc_core::model::HwStatus>,
-    state: &'static str,
-    vm_flag: &'static str,
-    pending_restart: bool,
-    /// The owning user's id; `null` for the operator's VMs.
-    owner_id: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
+/// A new VM and the task that made it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedVmReply {
+    vm_uuid: String,
+    task_id: i64,
+    vm: VmEntry,
 }
 
-impl From<VmView> for VmEntry {
-    fn from(v: VmView) -> Self {
-        Self {
-            id: v.id,
-            uuid: v.uuid,
-            hs_name: v.hs_name,
-            config: v.config,
-            status: v.status.into_iter().collect(),
-            state: v.state,
-            vm_flag: v.vm_flag,
-            pending_restart: v.pending_restart,
-            owner_id: v.owner_id,
-            created_at: v.created_at,
-            updated_at: v.updated_at,
-        }
-    }
+/// A changed VM: whether the change applies now or at the next start.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UpdatedVmReply {
+    /// `now` or `next_start`.
+    applied: &'static str,
+    message: String,
+    task_id: i64,
+    vm: VmEntry,
+}
+
+/// A page of every VM the caller may see.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VmPageReply {
+    /// How many there are across all pages.
+    total: u64,
+    page: u32,
+    page_size: u32,
+    vms: Vec<VmEntry>,
 }
 
 /// List a host's VMs
@@ -61,7 +53,7 @@ impl From<VmView> for VmEntry {
     tag = "vms",
     operation_id = "listVms",
     params(HostPath),
-    responses((status = 200, description = "VMs by `vm_uuid`.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "VMs by `vm_uuid`.", body = ReplyOf<BTreeMap<String, VmEntry>>), ReadRefusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
@@ -98,13 +90,13 @@ pub struct PageQuery {
     tag = "vms",
     operation_id = "listAllVms",
     params(PageQuery),
-    responses((status = 200, description = "`{total, page, page_size, vms: [VM]}`.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "`{total, page, page_size, vms: [VM]}`.", body = ReplyOf<VmPageReply>), ChangeRefusals)
 )]
 pub async fn list_all(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Query(q): Query<PageQuery>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<VmPageReply> {
     let page = q.page.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(100);
     if page == 0 {
@@ -123,13 +115,12 @@ pub async fn list_all(
             },
         )
         .await?;
-    let vms: Vec<VmEntry> = found.items.into_iter().map(VmEntry::from).collect();
-    Ok(Data(serde_json::json!({
-        "total": found.total,
-        "page": page,
-        "page_size": page_size,
-        "vms": vms,
-    })))
+    Ok(Data(VmPageReply {
+        total: found.total,
+        page,
+        page_size,
+        vms: found.items.into_iter().map(VmEntry::from).collect(),
+    }))
 }
 
 /// One VM by its numeric id
@@ -142,7 +133,7 @@ pub async fn list_all(
     tag = "vms",
     operation_id = "getVmById",
     params(VmIdPath),
-    responses((status = 200, description = "The VM.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The VM.", body = ReplyOf<VmEntry>), ReadRefusals)
 )]
 pub async fn by_id(
     State(s): State<AppState>,
@@ -159,7 +150,7 @@ pub async fn by_id(
     tag = "vms",
     operation_id = "getVm",
     params(VmPath),
-    responses((status = 200, description = "The VM.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The VM.", body = ReplyOf<VmEntry>), ReadRefusals)
 )]
 pub async fn detail(
     State(s): State<AppState>,
@@ -207,14 +198,14 @@ fn take_owner(
     operation_id = "createVm",
     params(HostPath),
     request_body = VmBody,
-    responses((status = 200, description = "The new VM.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new VM.", body = ReplyOf<CreatedVmReply>), ChangeRefusals)
 )]
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(mut body): JsonObject,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<CreatedVmReply> {
     let os_pass = take_secret(&mut body, "os_pass")?;
     let owner = take_owner(&mut body)?;
     let (config, default_dns) = from_json::<VmBody>(body.into())?.into_create()?;
@@ -231,11 +222,11 @@ pub async fn create(
             },
         )
         .await?;
-    Ok(Data(serde_json::json!({
-        "vm_uuid": created.vm.uuid,
-        "task_id": created.task_id,
-        "vm": VmEntry::from(created.vm),
-    })))
+    Ok(Data(CreatedVmReply {
+        vm_uuid: created.vm.uuid.clone(),
+        task_id: created.task_id,
+        vm: created.vm.into(),
+    }))
 }
 
 /// Change a VM's definition
@@ -252,7 +243,7 @@ pub async fn create(
     operation_id = "updateVm",
     params(VmPath),
     request_body = VmBody,
-    responses((status = 200, description = "The VM after the change.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The VM after the change.", body = ReplyOf<UpdatedVmReply>), ChangeRefusals)
 )]
 pub async fn update(
     State(s): State<AppState>,
@@ -262,19 +253,19 @@ pub async fn update(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<UpdatedVmReply> {
     let os_pass = take_secret(&mut body, "os_pass")?;
     let patch = from_json::<VmBody>(body.into())?.into_patch()?;
     let updated = s
         .services
         .update_vm(&actor, &hs, &vm, VmUpdateInput { patch, os_pass })
         .await?;
-    Ok(Data(serde_json::json!({
-        "applied": updated.applied,
-        "message": updated.message,
-        "task_id": updated.task_id,
-        "vm": VmEntry::from(updated.vm),
-    })))
+    Ok(Data(UpdatedVmReply {
+        applied: updated.applied,
+        message: updated.message,
+        task_id: updated.task_id,
+        vm: updated.vm.into(),
+    }))
 }
 
 /// Delete a VM and its disks
@@ -418,7 +409,7 @@ pub async fn scan(
     operation_id = "setVmOwner",
     params(VmPath),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The VM with its new owner.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The VM with its new owner.", body = ReplyOf<VmEntry>), ChangeRefusals)
 )]
 pub async fn set_owner(
     State(s): State<AppState>,
