@@ -7,10 +7,10 @@ use ironidc_core::model::HostConfig;
 use ironidc_core::service::HostInput;
 use serde::Deserialize;
 
-use super::wire::HostEntry;
-use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::HostPath;
+use super::wire::HostEntry;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;

@@ -7,11 +7,11 @@ use ironidc_core::engine::PowerAction;
 use ironidc_core::service::{VmCreateInput, VmUpdateInput};
 use serde::{Deserialize, Serialize};
 
-use super::wire::VmEntry;
-use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
+use super::wire::VmEntry;
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;

@@ -343,13 +343,12 @@ pub struct HostConfigReply {
     limits_nums: u32,
     public_addr: Vec<String>,
     /// OS images: display name -> [file in `images_path`, minimum disk GB].
-    #[schema(value_type = BTreeMap<String, Vec<Object>>)]
+    #[schema(value_type = BTreeMap<String, Vec<serde_json::Value>>)]
     system_maps: BTreeMap<String, (String, u64)>,
     /// ISO images: display name -> file in `dvdrom_path`.
     images_maps: BTreeMap<String, String>,
     server_plan: ServerPlanReply,
     /// Ports no forward may use: `22` or `"8000-8100"`.
-    #[schema(value_type = Vec<Object>)]
     reserved_ports: Vec<serde_json::Value>,
     extend_data: serde_json::Value,
 }
