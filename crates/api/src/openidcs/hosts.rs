@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::HostPath;
-use super::wire::HostEntry;
+use super::wire::{ConnectionTestReply, DeletedHostReply, HostEntry};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -172,20 +172,21 @@ pub struct DeleteQuery {
     tag = "hosts",
     operation_id = "deleteHost",
     params(HostPath, DeleteQuery),
-    responses((status = 200, description = "The host is gone.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The host is gone.", body = ReplyOf<DeletedHostReply>), ChangeRefusals)
 )]
 pub async fn remove(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<DeleteQuery>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<DeletedHostReply> {
     s.services
         .delete_host(&actor, &hs_name, q.force, q.purge_backups)
         .await?;
-    Ok(Data(
-        serde_json::json!({ "hs_name": hs_name, "deleted": true }),
-    ))
+    Ok(Data(DeletedHostReply {
+        hs_name,
+        deleted: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -254,17 +255,14 @@ pub async fn status(
     path = "/api/server/status",
     tag = "hosts",
     operation_id = "connectionTest",
-    responses((status = 200, description = "The controller answers and the credential is good.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The controller answers and the credential is good.", body = ReplyOf<ConnectionTestReply>), ReadRefusals)
 )]
 pub async fn connection_test(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<serde_json::Value> {
-    let stats = s.services.stats(&actor).await?;
-    Ok(Data(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "host_count": stats.host_count,
-        "vm_count": stats.vm_count,
-        "running_vm_count": stats.running_vm_count,
-    })))
+) -> ApiResult<ConnectionTestReply> {
+    Ok(Data(ConnectionTestReply {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        stats: s.services.stats(&actor).await?.into(),
+    }))
 }

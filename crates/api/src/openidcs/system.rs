@@ -3,7 +3,8 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::wire::{LogReply, StatsReply, TaskReply};
+use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
 use super::envelope::{ApiResult, Data};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Query};
@@ -107,13 +108,13 @@ pub async fn import_config(
     path = "/api/system/statis",
     tag = "system",
     operation_id = "stats",
-    responses((status = 200, description = "The counts.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The counts.", body = ReplyOf<StatsReply>), ReadRefusals)
 )]
 pub async fn stats(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.stats(&actor).await?))
+) -> ApiResult<StatsReply> {
+    Ok(Data(s.services.stats(&actor).await?.into()))
 }
 
 /// List the engine types and whether each is usable here
@@ -159,18 +160,18 @@ pub struct ListQuery {
     tag = "system",
     operation_id = "logs",
     params(ListQuery),
-    responses((status = 200, description = "Log entries, newest first.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "Log entries, newest first.", body = ReplyOf<Vec<LogReply>>), ChangeRefusals)
 )]
 pub async fn logs(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(
-        s.services
-            .logs(&actor, q.hs_name.as_deref(), q.limit)
-            .await?,
-    ))
+) -> ApiResult<Vec<LogReply>> {
+    let logs = s
+        .services
+        .logs(&actor, q.hs_name.as_deref(), q.limit)
+        .await?;
+    Ok(Data(logs.into_iter().map(LogReply::from).collect()))
 }
 
 /// The newest tasks
@@ -182,18 +183,18 @@ pub async fn logs(
     tag = "system",
     operation_id = "tasks",
     params(ListQuery),
-    responses((status = 200, description = "Tasks, newest first.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "Tasks, newest first.", body = ReplyOf<Vec<TaskReply>>), ChangeRefusals)
 )]
 pub async fn tasks(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(
-        s.services
-            .tasks(&actor, q.hs_name.as_deref(), q.limit)
-            .await?,
-    ))
+) -> ApiResult<Vec<TaskReply>> {
+    let tasks = s
+        .services
+        .tasks(&actor, q.hs_name.as_deref(), q.limit)
+        .await?;
+    Ok(Data(tasks.into_iter().map(TaskReply::from).collect()))
 }
 
 /// `GET /api/system/tasker/{id}` (ours): one task, e.g. a backup's progress.
@@ -203,14 +204,14 @@ pub async fn tasks(
     tag = "system",
     operation_id = "task",
     params(super::params::TaskPath),
-    responses((status = 200, description = "The task.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The task.", body = ReplyOf<TaskReply>), ChangeRefusals)
 )]
 pub async fn task(
     State(s): State<AppState>,
     Caller(actor): Caller,
     crate::kit::Path(super::params::TaskPath { id }): crate::kit::Path<super::params::TaskPath>,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.task(&actor, id).await?))
+) -> ApiResult<TaskReply> {
+    Ok(Data(s.services.task(&actor, id).await?.into()))
 }
 
 /// `GET /api/system/health` (ours): unauthenticated liveness, for load

@@ -11,7 +11,7 @@ use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
-use super::wire::VmEntry;
+use super::wire::{DeletedVmReply, PowerReply, VmEntry, VmStatusReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -275,7 +275,7 @@ pub async fn update(
     tag = "vms",
     operation_id = "deleteVm",
     params(VmPath),
-    responses((status = 200, description = "The VM is gone.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The VM is gone.", body = ReplyOf<DeletedVmReply>), ChangeRefusals)
 )]
 pub async fn remove(
     State(s): State<AppState>,
@@ -284,9 +284,12 @@ pub async fn remove(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<DeletedVmReply> {
     s.services.delete_vm(&actor, &hs, &vm).await?;
-    Ok(Data(serde_json::json!({ "vm_uuid": vm, "deleted": true })))
+    Ok(Data(DeletedVmReply {
+        vm_uuid: vm,
+        deleted: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -304,7 +307,7 @@ struct PowerBody {
     operation_id = "powerVm",
     params(VmPath),
     request_body = PowerBody,
-    responses((status = 200, description = "The action is done.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The action is done.", body = ReplyOf<PowerReply>), ChangeRefusals)
 )]
 pub async fn power(
     State(s): State<AppState>,
@@ -314,14 +317,14 @@ pub async fn power(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<PowerReply> {
     let req: PowerBody = from_json(body.into())?;
     let action = power_action(&req.action).ok_or_else(|| {
         ApiError::bad_request(
             "action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume (or S_START, S_CLOSE, H_CLOSE, S_RESET, H_RESET, S_PAUSE, S_RESUME)",
         )
     })?;
-    Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?))
+    Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?.into()))
 }
 
 /// A power action by our name or by the OpenIDCS state name its billing
@@ -354,7 +357,7 @@ pub struct StatusQuery {
     tag = "vms",
     operation_id = "vmStatus",
     params(VmPath, StatusQuery),
-    responses((status = 200, description = "The VM's status.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The VM's status.", body = ReplyOf<VmStatusReply>), ChangeRefusals)
 )]
 pub async fn status(
     State(s): State<AppState>,
@@ -364,11 +367,12 @@ pub async fn status(
         vm_uuid: vm,
     }): Path<VmPath>,
     Query(q): Query<StatusQuery>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<VmStatusReply> {
     Ok(Data(
         s.services
             .vm_status(&actor, &hs, &vm, q.limit.unwrap_or(60))
-            .await?,
+            .await?
+            .into(),
     ))
 }
 

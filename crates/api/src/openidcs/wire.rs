@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 
 use ironidc_core::ipam::IpPool;
-use ironidc_core::model::{HostConfig, HwStatus, NicConfig, ServerPlan, VmConfig};
-use ironidc_core::service::{HostView, VmView};
+use ironidc_core::model::{
+    HostConfig, HwStatus, LogEntry, NicConfig, ServerPlan, Task, VmConfig,
+};
+use ironidc_core::service::{HostView, PowerOutcome, Stats, VmStatusReport, VmView};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -482,4 +484,212 @@ impl From<ServerPlan> for ServerPlanReply {
             hdd_num,
         }
     }
+}
+
+/// What a power action did.
+#[derive(Serialize, ToSchema)]
+pub struct PowerReply {
+    /// The action done (`start`, `stop`, …).
+    action: String,
+    state: String,
+    vm_flag: String,
+    task_id: i64,
+}
+
+impl From<PowerOutcome> for PowerReply {
+    fn from(p: PowerOutcome) -> Self {
+        let PowerOutcome {
+            action,
+            state,
+            vm_flag,
+            task_id,
+        } = p;
+        Self {
+            action: action.to_string(),
+            state: state.to_string(),
+            vm_flag: vm_flag.to_string(),
+            task_id,
+        }
+    }
+}
+
+/// A VM's power state and its recent samples.
+#[derive(Serialize, ToSchema)]
+pub struct VmStatusReply {
+    /// OpenIDCS's power state name.
+    power_status: String,
+    state: String,
+    pending_restart: bool,
+    current: HwStatusReply,
+    /// Oldest first.
+    history: Vec<HwStatusReply>,
+}
+
+impl From<VmStatusReport> for VmStatusReply {
+    fn from(r: VmStatusReport) -> Self {
+        let VmStatusReport {
+            power_status,
+            state,
+            pending_restart,
+            current,
+            history,
+        } = r;
+        Self {
+            power_status: power_status.to_string(),
+            state: state.to_string(),
+            pending_restart,
+            current: current.into(),
+            history: history.into_iter().map(HwStatusReply::from).collect(),
+        }
+    }
+}
+
+/// A task: every long or changing operation is one.
+#[derive(Serialize, ToSchema)]
+pub struct TaskReply {
+    id: i64,
+    /// What it does (`vm.create`, `vm.backup`, …).
+    kind: String,
+    hs_name: Option<String>,
+    vm_uuid: Option<String>,
+    /// Who asked.
+    actor: String,
+    /// What it is doing now.
+    step: String,
+    /// `running`, `succeeded` or `failed`.
+    status: String,
+    /// Percent.
+    progress: u8,
+    result: Option<serde_json::Value>,
+    error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Task> for TaskReply {
+    fn from(t: Task) -> Self {
+        let Task {
+            id,
+            kind,
+            hs_name,
+            vm_uuid,
+            actor,
+            step,
+            status,
+            progress,
+            result,
+            error,
+            created_at,
+            updated_at,
+        } = t;
+        Self {
+            id,
+            kind,
+            hs_name,
+            vm_uuid,
+            actor,
+            step,
+            status: status.as_str().to_string(),
+            progress,
+            result,
+            error,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
+/// One line of the operation log.
+#[derive(Serialize, ToSchema)]
+pub struct LogReply {
+    id: i64,
+    /// Unix seconds.
+    ts: i64,
+    actor: String,
+    user_id: Option<i64>,
+    source_ip: String,
+    /// The API face the call came through.
+    face: String,
+    action: String,
+    hs_name: Option<String>,
+    target: Option<String>,
+    ok: bool,
+    message: String,
+}
+
+impl From<LogEntry> for LogReply {
+    fn from(l: LogEntry) -> Self {
+        let LogEntry {
+            id,
+            ts,
+            actor,
+            user_id,
+            source_ip,
+            face,
+            action,
+            hs_name,
+            target,
+            ok,
+            message,
+        } = l;
+        Self {
+            id,
+            ts,
+            actor,
+            user_id,
+            source_ip,
+            face,
+            action,
+            hs_name,
+            target,
+            ok,
+            message,
+        }
+    }
+}
+
+/// Counts of hosts and VMs.
+#[derive(Serialize, ToSchema)]
+pub struct StatsReply {
+    host_count: i64,
+    vm_count: i64,
+    running_vm_count: i64,
+}
+
+impl From<Stats> for StatsReply {
+    fn from(s: Stats) -> Self {
+        let Stats {
+            host_count,
+            vm_count,
+            running_vm_count,
+        } = s;
+        Self {
+            host_count,
+            vm_count,
+            running_vm_count,
+        }
+    }
+}
+
+/// The connection test of OpenIDCS billing modules.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionTestReply {
+    /// ironidc's version.
+    pub version: String,
+    #[serde(flatten)]
+    pub stats: StatsReply,
+}
+
+/// A deleted VM.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedVmReply {
+    pub vm_uuid: String,
+    pub deleted: bool,
+}
+
+/// A deleted host.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedHostReply {
+    pub hs_name: String,
+    pub deleted: bool,
 }
