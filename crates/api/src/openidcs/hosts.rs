@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::HostPath;
+use super::host_body::HostConfigBody;
 use super::wire::{ConnectionTestReply, DeletedHostReply, HostEntry};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
@@ -89,8 +90,7 @@ struct CreateHost {
     engine: String,
     /// The host's configuration (OpenIDCS keys).
     #[serde(default)]
-    #[schema(value_type = Object)]
-    config: HostConfig,
+    config: HostConfigBody,
     enable_host: Option<bool>,
 }
 
@@ -112,7 +112,7 @@ pub async fn create(
     let input = HostInput {
         name: req.name,
         engine: req.engine,
-        config: req.config,
+        config: req.config.into_patch().apply_to(&HostConfig::default()),
         enabled: req.enable_host,
     };
     Ok(Data(s.services.create_host(&actor, input).await?.into()))
@@ -122,13 +122,13 @@ pub async fn create(
 struct UpdateHost {
     /// Only the keys given change (see `Services::update_host`).
     #[serde(default)]
-    config: serde_json::Map<String, serde_json::Value>,
+    config: HostConfigBody,
     enable_host: Option<bool>,
 }
 
 /// Change a host's configuration
 ///
-/// Only the `config` keys given change; absent keys (and an absent `server_pass`) keep their values. A change that would strand existing VMs (`images_path`, a bridge or a pool they use) is 409 naming the VMs.
+/// Only the `config` keys given change; absent keys (and an absent `server_pass`) keep their values. A change that would strand existing VMs (`system_path`, a bridge or a pool they use) is 409 naming the VMs.
 #[utoipa::path(
     put,
     path = "/api/server/update/{hs_name}",
@@ -147,7 +147,7 @@ pub async fn update(
     let req: UpdateHost = from_json(body.into())?;
     Ok(Data(
         s.services
-            .update_host(&actor, &hs_name, req.config, req.enable_host)
+            .update_host(&actor, &hs_name, req.config.into_patch(), req.enable_host)
             .await?
             .into(),
     ))

@@ -7,6 +7,7 @@ mod disks;
 mod docs;
 mod envelope;
 mod guest;
+mod host_body;
 mod hosts;
 mod network;
 mod nics;

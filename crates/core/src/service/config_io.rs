@@ -108,10 +108,7 @@ impl Services {
             match self.host(&h.name).await {
                 Ok(_) => {
                     // An export names every key: the import replaces them all.
-                    let patch = match serde_json::to_value(&h.config) {
-                        Ok(serde_json::Value::Object(map)) => map,
-                        _ => serde_json::Map::new(),
-                    };
+                    let patch = super::HostPatch::whole(&h.config);
                     self.update_host(actor, &h.name, patch, Some(h.enabled))
                         .await?;
                     report.hosts_updated.push(h.name);

@@ -4,18 +4,80 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::CoreError;
-use crate::model::{HostConfig, Vm, VmAddress};
+use std::collections::BTreeMap;
 
-/// The stored config with the named top-level keys of `patch` replaced.
-/// `server_pass` is never merged from storage: absent, it keeps the stored
-/// (sealed) password in `check_host_input`.
-pub(super) fn merge_host_patch(
-    stored: &HostConfig,
-    patch: &serde_json::Map<String, serde_json::Value>,
-) -> Result<HostConfig, CoreError> {
-    super::config_patch::merge(stored, patch, &["server_pass"], "config.")
+use crate::error::CoreError;
+use crate::ipam::IpPool;
+use crate::model::{HostConfig, PortSpan, ServerPlan, Vm, VmAddress};
+
+/// Declares `HostPatch` with one optional field per host setting, and how
+/// it applies, so a setting added to `HostConfig` is added here once.
+macro_rules! host_patch {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// A partial change of a host's configuration: each field given
+        /// replaces the stored one, every other keeps its value. A host
+        /// create is a patch of the defaults.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct HostPatch {
+            /// Write-only; absent keeps the stored (sealed) password.
+            pub server_pass: Option<String>,
+            $(pub $field: Option<$ty>,)*
+        }
+
+        impl HostPatch {
+            /// `stored` with the given fields replaced. The stored password
+            /// is never carried over here: `check_host_input` keeps it when
+            /// none is given.
+            pub fn apply_to(&self, stored: &HostConfig) -> HostConfig {
+                let mut config = stored.clone();
+                config.server_pass = self.server_pass.clone();
+                $(
+                    if let Some(value) = &self.$field {
+                        config.$field = value.clone();
+                    }
+                )*
+                config
+            }
+
+            /// A patch that names every setting: `config` replaces the
+            /// stored one whole (a config import).
+            pub fn whole(config: &HostConfig) -> Self {
+                Self {
+                    server_pass: config.server_pass.clone(),
+                    $($field: Some(config.$field.clone()),)*
+                }
+            }
+        }
+    };
 }
+
+host_patch!(
+    server_addr: String,
+    server_user: String,
+    server_port: u16,
+    server_area: String,
+    filter_name: String,
+    images_path: String,
+    dvdrom_path: String,
+    system_path: String,
+    backup_path: String,
+    extern_path: String,
+    launch_path: String,
+    network_nat: String,
+    network_pub: String,
+    network_pub_uplink: String,
+    ipaddr_maps: BTreeMap<String, IpPool>,
+    ports_start: u16,
+    ports_close: u16,
+    remote_port: u16,
+    limits_nums: u32,
+    public_addr: Vec<String>,
+    system_maps: BTreeMap<String, (String, u64)>,
+    images_maps: BTreeMap<String, String>,
+    server_plan: ServerPlan,
+    reserved_ports: Vec<PortSpan>,
+    extend_data: serde_json::Value,
+);
 
 /// Refuse a new config that existing VMs could not live with: their
 /// storage path moved, or a bridge or pool they use gone. The error names
@@ -98,15 +160,15 @@ mod tests {
             server_pass: Some("sealed".into()),
             ..Default::default()
         };
-        let patch = serde_json::json!({"ports_close": 29999});
-        let merged = merge_host_patch(&stored, patch.as_object().unwrap()).unwrap();
+        let patch = HostPatch {
+            ports_close: Some(29999),
+            ..HostPatch::default()
+        };
+        let merged = patch.apply_to(&stored);
         assert_eq!(merged.system_path, "/srv/vms");
         assert_eq!(merged.network_nat, "brnat0");
         assert_eq!(merged.ports_start, 20000);
         assert_eq!(merged.ports_close, 29999);
         assert_eq!(merged.server_pass, None, "never copied from storage");
-        let bad = serde_json::json!({"ports_start": "many"});
-        let err = merge_host_patch(&stored, bad.as_object().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("config.ports_start"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::host_update::HostPatch;
 use super::{now, Actor, Services};
 use crate::engine::{Engine, HostContext};
 use crate::error::CoreError;
@@ -210,7 +211,7 @@ impl Services {
         &self,
         actor: &Actor,
         hs_name: &str,
-        patch: serde_json::Map<String, serde_json::Value>,
+        patch: HostPatch,
         enabled: Option<bool>,
     ) -> Result<HostView, CoreError> {
         self.authorize(
@@ -226,7 +227,7 @@ impl Services {
             let input = HostInput {
                 name: host.name.clone(),
                 engine: host.engine.clone(),
-                config: super::host_update::merge_host_patch(&host.config, &patch)?,
+                config: patch.apply_to(&host.config),
                 enabled,
             };
             let (_, config) = self.check_host_input(&input, Some(&host))?;
