@@ -203,17 +203,25 @@ mod tests {
         .unwrap();
         assert_eq!(u.config.ignored.len(), 1);
         let patch = u.config.into_patch();
-        assert_eq!((patch.ports_start, patch.limits_nums), (Some(20000), Some(10)));
-        assert_eq!(patch.server_plan.map(|p| (p.cpu_num, p.mem_num)), Some((4, 4096)));
+        assert_eq!(
+            (patch.ports_start, patch.limits_nums),
+            (Some(20000), Some(10))
+        );
+        assert_eq!(
+            patch.server_plan.map(|p| (p.cpu_num, p.mem_num)),
+            Some((4, 4096))
+        );
         assert_eq!(patch.ipaddr_maps.unwrap()["p"].nums, 50);
         assert_eq!(patch.images_path, None, "absent keys are not in the patch");
     }
 
     #[test]
     fn a_bad_value_names_its_field() {
-        let e = crate::decode::from_json::<Update>(serde_json::json!({"config": {"ports_start": "many"}}))
-            .err()
-            .unwrap();
+        let e = crate::decode::from_json::<Update>(
+            serde_json::json!({"config": {"ports_start": "many"}}),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().starts_with("config.ports_start"), "{e}");
     }
 }

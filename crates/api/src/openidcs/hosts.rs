@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
-use super::params::HostPath;
 use super::host_body::HostConfigBody;
+use super::params::HostPath;
 use super::wire::{ConnectionTestReply, DeletedHostReply, HostEntry};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};

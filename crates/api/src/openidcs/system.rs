@@ -3,9 +3,9 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::wire::{LogReply, StatsReply, TaskReply};
-use super::docs::{ReplyOf, ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
 use super::envelope::{ApiResult, Data};
+use super::wire::{LogReply, StatsReply, TaskReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Query};
 use crate::AppState;
@@ -110,10 +110,7 @@ pub async fn import_config(
     operation_id = "stats",
     responses((status = 200, description = "The counts.", body = ReplyOf<StatsReply>), ReadRefusals)
 )]
-pub async fn stats(
-    State(s): State<AppState>,
-    Caller(actor): Caller,
-) -> ApiResult<StatsReply> {
+pub async fn stats(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<StatsReply> {
     Ok(Data(s.services.stats(&actor).await?.into()))
 }
 

@@ -324,7 +324,9 @@ pub async fn power(
             "action: must be one of start, stop, hard_stop, reset, hard_reset, pause, resume (or S_START, S_CLOSE, H_CLOSE, S_RESET, H_RESET, S_PAUSE, S_RESUME)",
         )
     })?;
-    Ok(Data(s.services.power_vm(&actor, &hs, &vm, action).await?.into()))
+    Ok(Data(
+        s.services.power_vm(&actor, &hs, &vm, action).await?.into(),
+    ))
 }
 
 /// A power action by our name or by the OpenIDCS state name its billing

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 
 use ironidc_core::ipam::IpPool;
-use ironidc_core::model::{
-    HostConfig, HwStatus, LogEntry, NicConfig, ServerPlan, Task, VmConfig,
-};
+use ironidc_core::model::{HostConfig, HwStatus, LogEntry, NicConfig, ServerPlan, Task, VmConfig};
 use ironidc_core::service::{HostView, PowerOutcome, Stats, VmStatusReport, VmView};
 use serde::Serialize;
 use utoipa::ToSchema;
