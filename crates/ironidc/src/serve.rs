@@ -238,8 +238,17 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ironidc serving");
-    let app = ironidc_api::app(services, &config.access.api)?;
+    let app = ironidc_api::app(services.clone(), &config.access.api)?;
     crate::api_listener::serve(listener, app, config.connections, shutdown_signal()).await;
+    // Backups, restores and reinstalls run on after their requests: let
+    // them end; what outlasts the wait is settled by the next start.
+    let left = services.finish_background(BACKGROUND_WAIT).await;
+    if left > 0 {
+        tracing::warn!(
+            tasks = left,
+            "background operations still running at exit; the next start settles them"
+        );
+    }
     // VMs are separate processes and keep running; the next start re-attaches.
     tracing::info!("ironidc stopped; VMs keep running");
     Ok(())
@@ -298,6 +307,9 @@ fn spawn_certificate_renewal(services: Services) {
         }
     });
 }
+
+/// How long a stopping controller waits for background operations.
+const BACKGROUND_WAIT: Duration = Duration::from_secs(60);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -456,14 +456,20 @@ impl Store for SqlStore {
     }
 
     async fn update_task(&self, id: i64, step: &str, progress: u8) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tasks SET step = $1, progress = $2, updated_at = $3 WHERE id = $4 AND status = 'running'")
-            .bind(step)
-            .bind(i64::from(progress))
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        // Progress only grows: a later phase reporting from 0 (a restore
+        // after "stopping" at 5 %) must not move a watcher's bar back.
+        sqlx::query(
+            "UPDATE tasks SET step = $1, \
+             progress = CASE WHEN $2 > progress THEN $2 ELSE progress END, updated_at = $3 \
+             WHERE id = $4 AND status = 'running'",
+        )
+        .bind(step)
+        .bind(i64::from(progress))
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 

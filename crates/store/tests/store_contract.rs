@@ -140,6 +140,14 @@ async fn contract(store: &SqlStore, tag: &str) {
         .update_task(t1.id, "cloning", 40)
         .await
         .expect("update");
+    // A later step reporting less keeps the progress reached.
+    store
+        .update_task(t1.id, "resizing", 10)
+        .await
+        .expect("update");
+    let running = store.running_tasks().await.expect("running");
+    let t1_now = running.iter().find(|t| t.id == t1.id).expect("t1 runs");
+    assert_eq!((t1_now.step.as_str(), t1_now.progress), ("resizing", 40));
     let t2 = store
         .create_task("vm.power.start", Some(&host_name), Some(&vm_name), "admin")
         .await

@@ -74,34 +74,32 @@ impl Services {
             Ok(busy)
         }
         .await;
-        let busy = self
-            .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
-            .await?;
-        let op = self
-            .begin(actor, action, Some(hs_name), Some(vm_uuid))
-            .await?;
-        let started = TaskStarted {
-            task_id: op.task_id,
-            name: name.clone(),
-        };
         let services = self.clone();
-        tokio::spawn(async move {
-            let _busy = busy;
-            let res = async {
-                let progress = op.progress();
-                Ok(services
-                    .engine_of(&host)?
-                    .backup_create(&services.host_context(&host), &vm.uuid, &name, &progress)
-                    .await?)
-            }
-            .await;
-            op.finish(res, |b: &BackupInfo| {
-                serde_json::json!({"backup": b.name, "file_bytes": b.file_bytes, "disk_bytes": b.disk_bytes})
-            })
-            .await
-            .ok();
-        });
-        Ok(started)
+        let backup = name.clone();
+        let task_id = self
+            .spawn_audited(
+                actor,
+                action,
+                (Some(hs_name), Some(vm_uuid)),
+                checked,
+                move |busy, op| async move {
+                    let _busy = busy;
+                    let res = async {
+                        let progress = op.progress();
+                        Ok(services
+                            .engine_of(&host)?
+                            .backup_create(&services.host_context(&host), &vm.uuid, &backup, &progress)
+                            .await?)
+                    }
+                    .await;
+                    (op, res)
+                },
+                |b: &BackupInfo| {
+                    serde_json::json!({"backup": b.name, "file_bytes": b.file_bytes, "disk_bytes": b.disk_bytes})
+                },
+            )
+            .await?;
+        Ok(TaskStarted { task_id, name })
     }
 
     /// Start restoring a backup of this VM: a running VM is stopped,
@@ -122,25 +120,26 @@ impl Services {
             self.mark_busy(&vm, "restoring a backup", "a restore")
         }
         .await;
-        let busy = self
-            .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
-            .await?;
-        let op = self
-            .begin(actor, action, Some(hs_name), Some(vm_uuid))
-            .await?;
-        let started = TaskStarted {
-            task_id: op.task_id,
-            name: name.to_string(),
-        };
         let services = self.clone();
-        let name = name.to_string();
-        tokio::spawn(async move {
-            let res = services.run_restore(&host, &vm, &name, &op, busy).await;
-            op.finish(res, |()| serde_json::json!({"restored": name}))
-                .await
-                .ok();
-        });
-        Ok(started)
+        let backup = name.to_string();
+        let restored = backup.clone();
+        let task_id = self
+            .spawn_audited(
+                actor,
+                action,
+                (Some(hs_name), Some(vm_uuid)),
+                checked,
+                move |busy, op| async move {
+                    let res = services.run_restore(&host, &vm, &backup, &op, busy).await;
+                    (op, res)
+                },
+                move |()| serde_json::json!({"restored": restored}),
+            )
+            .await?;
+        Ok(TaskStarted {
+            task_id,
+            name: name.to_string(),
+        })
     }
 
     async fn run_restore(
@@ -272,24 +271,5 @@ impl Services {
             .set_vm_state(vm.id, PowerState::Stopped, vm.pending_restart)
             .await?;
         Ok(true)
-    }
-
-    /// The checked input, or the refusal written to the log and returned.
-    pub(crate) async fn checked_or_logged<T>(
-        &self,
-        actor: &Actor,
-        action: &'static str,
-        hs_name: &str,
-        vm_uuid: &str,
-        checked: Result<T, CoreError>,
-    ) -> Result<T, CoreError> {
-        match checked {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                self.log_refused(actor, action, Some(hs_name), Some(vm_uuid), &e)
-                    .await;
-                Err(e)
-            }
-        }
     }
 }

@@ -59,8 +59,11 @@ impl Services {
         hs_name: &str,
     ) -> Result<(), CoreError> {
         let checked = self.ensure_not_busy(vm, action);
-        self.checked_or_logged(actor, action, hs_name, &vm.uuid, checked)
-            .await
+        if let Err(e) = &checked {
+            self.log_refused(actor, action, Some(hs_name), Some(&vm.uuid), e)
+                .await;
+        }
+        checked
     }
 
     /// Refuse `action` while a long operation runs on `vm`.

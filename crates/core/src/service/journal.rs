@@ -193,6 +193,57 @@ impl Services {
         op.finish(res, summary).await
     }
 
+    /// The background variant of an audited operation, for work that
+    /// outlives its request (backups, restores, reinstalls): a refused
+    /// check is logged with no task; an accepted one gets its task row at
+    /// once (the caller answers with its id) and `work` runs on, tracked,
+    /// with the task for its progress; its end closes the task and writes
+    /// the log row. Shutdown waits for tracked work (`finish_background`);
+    /// what it cuts short is settled by the next start's recovery.
+    pub(crate) async fn spawn_audited<P, T, F, Fut>(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        scope: (Option<&str>, Option<&str>),
+        checked: Result<P, CoreError>,
+        work: F,
+        summary: impl FnOnce(&T) -> serde_json::Value + Send + 'static,
+    ) -> Result<i64, CoreError>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(P, Operation) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (Operation, Result<T, CoreError>)> + Send + 'static,
+    {
+        let (hs_name, target) = scope;
+        let input = match checked {
+            Ok(input) => input,
+            Err(e) => {
+                self.log_refused(actor, action, hs_name, target, &e).await;
+                return Err(e);
+            }
+        };
+        let op = self.begin(actor, action, hs_name, target).await?;
+        let task_id = op.task_id;
+        self.inner.background.spawn(async move {
+            let (op, result) = work(input, op).await;
+            let _ = op.finish(result, summary).await;
+        });
+        Ok(task_id)
+    }
+
+    /// Stop taking background work and wait up to `limit` for what runs;
+    /// returns how many were still running (their tasks stay `running`
+    /// and the next start settles them).
+    pub async fn finish_background(&self, limit: std::time::Duration) -> usize {
+        let tracker = &self.inner.background;
+        tracker.close();
+        if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+            return tracker.len();
+        }
+        0
+    }
+
     /// Record an operation refused before it started (bad input, not found):
     /// a log row only, no task.
     pub(crate) async fn log_refused(

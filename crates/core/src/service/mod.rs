@@ -181,6 +181,9 @@ struct Inner {
     vm_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// host name -> (unix time, status)
     host_status_cache: Mutex<HashMap<String, (i64, HwStatus)>>,
+    /// Operations that run on after their request returned (backups,
+    /// restores, reinstalls): shutdown waits for them.
+    background: tokio_util::task::TaskTracker,
     /// Token signing key, loaded from the store on first use.
     jwt: tokio::sync::OnceCell<jwt::JwtKeys>,
     /// A hash checked when a login names no account (equal timing).
@@ -212,6 +215,7 @@ impl Services {
                 opts,
                 vm_locks: Mutex::new(HashMap::new()),
                 host_status_cache: Mutex::new(HashMap::new()),
+                background: tokio_util::task::TaskTracker::new(),
                 jwt: tokio::sync::OnceCell::new(),
                 decoy_hash: tokio::sync::OnceCell::new(),
                 busy: Mutex::new(HashMap::new()),

@@ -38,27 +38,29 @@ impl Services {
             Ok((image, busy))
         }
         .await;
-        let (image, busy) = self
-            .checked_or_logged(actor, action, hs_name, vm_uuid, checked)
-            .await?;
-        let op = self
-            .begin(actor, action, Some(hs_name), Some(vm_uuid))
-            .await?;
-        let started = TaskStarted {
-            task_id: op.task_id,
-            name: input.os_name.clone(),
-        };
         let services = self.clone();
-        tokio::spawn(async move {
-            let _busy = busy;
-            let res = services
-                .run_reinstall(&host, &vm, &input, &image, &op)
-                .await;
-            op.finish(res, |()| serde_json::json!({"os_name": input.os_name}))
-                .await
-                .ok();
-        });
-        Ok(started)
+        let os_name = input.os_name.clone();
+        let summary_os = os_name.clone();
+        let task_id = self
+            .spawn_audited(
+                actor,
+                action,
+                (Some(hs_name), Some(vm_uuid)),
+                checked,
+                move |(image, busy), op| async move {
+                    let _busy = busy;
+                    let res = services
+                        .run_reinstall(&host, &vm, &input, &image, &op)
+                        .await;
+                    (op, res)
+                },
+                move |()| serde_json::json!({"os_name": summary_os}),
+            )
+            .await?;
+        Ok(TaskStarted {
+            task_id,
+            name: os_name,
+        })
     }
 
     /// The image file of `os_name` on the host, checked against the VM's disk.
