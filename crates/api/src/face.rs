@@ -96,6 +96,21 @@ impl<F> FromRef<FaceState<F>> for AppState {
     }
 }
 
+/// The front matter every face's document carries: its title and
+/// description, ironidc's version and licence.
+pub fn front_matter(doc: &mut OpenApi, title: &str, description: &str) {
+    doc.info.title = title.into();
+    doc.info.description = Some(description.into());
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.contact = None;
+    doc.info.license = Some(
+        utoipa::openapi::LicenseBuilder::new()
+            .name("AGPL-3.0-or-later")
+            .identifier(Some("AGPL-3.0-or-later"))
+            .build(),
+    );
+}
+
 /// A request no route serves, as the face's fallback reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unrouted {

@@ -41,18 +41,9 @@ fn power(s: &Server, action: &str) -> Value {
 }
 
 fn root_shadow(s: &Server) -> String {
-    let v = s.ok(
-        "POST",
-        &format!("/api/client/exec/h1/{VM}"),
-        Some(json!({"command": "/bin/sh", "args": ["-c", "grep '^root:' /etc/shadow"], "timeout": 20})),
-    );
-    assert_eq!(v["exit_code"], 0, "{v}");
-    v["stdout"].as_str().unwrap().to_string()
-}
-
-fn agent_answers(s: &Server) -> bool {
-    let (status, v) = s.call("GET", &format!("/api/client/agent/h1/{VM}"), None);
-    status == 200 && v["data"]["available"] == true
+    let (code, out) = common::guest_exec(s, VM, "/bin/sh", &["-c", "grep '^root:' /etc/shadow"]);
+    assert_eq!(code, 0, "{out}");
+    out
 }
 
 #[test]
@@ -101,7 +92,7 @@ fn a_billing_module_provisions_and_manages_a_vps() {
 
     // Start, by OpenIDCS's state name
     assert_eq!(power(&s, "S_START")["vm_flag"], "STARTED");
-    wait_until(120, "the guest's agent", || agent_answers(&s));
+    wait_until(120, "the guest's agent", || common::agent_answers(&s, VM));
 
     // ChangePassword: the module sends os_pass by update; the running guest
     // gets it now through its agent.

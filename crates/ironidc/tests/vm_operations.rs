@@ -28,15 +28,7 @@ const VM: &str = "ops1";
 
 /// Run a command in the guest through the API; (exit code, stdout).
 fn guest(s: &Server, program: &str, args: &[&str]) -> (i64, String) {
-    let v = s.ok(
-        "POST",
-        &format!("/api/client/exec/h1/{VM}"),
-        Some(json!({"command": program, "args": args, "timeout": 20})),
-    );
-    (
-        v["exit_code"].as_i64().unwrap_or(-1),
-        v["stdout"].as_str().unwrap_or_default().to_string(),
-    )
+    common::guest_exec(s, VM, program, args)
 }
 
 fn sh(s: &Server, script: &str) -> String {
@@ -46,8 +38,7 @@ fn sh(s: &Server, script: &str) -> String {
 }
 
 fn agent_answers(s: &Server) -> bool {
-    let (status, v) = s.call("GET", &format!("/api/client/agent/h1/{VM}"), None);
-    status == 200 && v["data"]["available"] == true
+    common::agent_answers(s, VM)
 }
 
 /// Poll a task until it ends; returns it.

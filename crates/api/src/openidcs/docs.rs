@@ -117,16 +117,7 @@ the reply is a 429 with `Retry-After`.";
 
 /// The front matter and security schemes of the document.
 pub fn finish(mut doc: OpenApi) -> OpenApi {
-    doc.info.title = "ironidc OpenIDCS API".into();
-    doc.info.description = Some(DESCRIPTION.into());
-    doc.info.version = env!("CARGO_PKG_VERSION").into();
-    doc.info.contact = None;
-    doc.info.license = Some(
-        utoipa::openapi::LicenseBuilder::new()
-            .name("AGPL-3.0-or-later")
-            .identifier(Some("AGPL-3.0-or-later"))
-            .build(),
-    );
+    crate::face::front_matter(&mut doc, "ironidc OpenIDCS API", DESCRIPTION);
     let components = doc.components.get_or_insert_with(Default::default);
     components.schemas.insert(
         "ErrorReply".into(),

@@ -380,6 +380,26 @@ pub fn serial(vm_dir: &Path) -> String {
     std::fs::read_to_string(vm_dir.join("serial.log")).unwrap_or_default()
 }
 
+/// Run a program in VM `vm` of host `h1` through the guest agent;
+/// (exit code, stdout).
+pub fn guest_exec(s: &Server, vm: &str, program: &str, args: &[&str]) -> (i64, String) {
+    let v = s.ok(
+        "POST",
+        &format!("/api/client/exec/h1/{vm}"),
+        Some(serde_json::json!({"command": program, "args": args, "timeout": 20})),
+    );
+    (
+        v["exit_code"].as_i64().unwrap_or(-1),
+        v["stdout"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Whether the guest agent of VM `vm` of host `h1` answers.
+pub fn agent_answers(s: &Server, vm: &str) -> bool {
+    let (status, v) = s.call("GET", &format!("/api/client/agent/h1/{vm}"), None);
+    status == 200 && v["data"]["available"] == true
+}
+
 pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
