@@ -144,7 +144,7 @@ pub struct FaceEntry {
     pub credentials: &'static [CredentialReader],
     render: fn(CoreError) -> Response,
     render_unrouted: fn(Unrouted) -> Response,
-    router: fn(AppState) -> Router,
+    serve: fn(AppState) -> (Router, OpenApi),
     document: fn() -> OpenApi,
 }
 
@@ -156,17 +156,18 @@ impl FaceEntry {
             credentials: F::CREDENTIALS,
             render: render::<F>,
             render_unrouted: render_unrouted::<F>,
-            router: router::<F>,
+            serve: serve::<F>,
             document: document::<F>,
         }
     }
 
-    /// The face's routes over `app`.
-    pub fn router(&self, app: AppState) -> Router {
-        (self.router)(app)
+    /// The face's routes over `app` and its OpenAPI document, from one
+    /// build of its routes.
+    pub fn serve(&self, app: AppState) -> (Router, OpenApi) {
+        (self.serve)(app)
     }
 
-    /// The face's OpenAPI document, generated from its routes.
+    /// The face's OpenAPI document alone, generated from its routes.
     pub fn document(&self) -> OpenApi {
         (self.document)()
     }
@@ -189,13 +190,18 @@ fn render_unrouted<F: Face>(u: Unrouted) -> Response {
     F::Error::from(u).into_response()
 }
 
-fn router<F: Face>(app: AppState) -> Router {
-    let router: Router<FaceState<F>> = F::routes().into();
-    router.with_state(FaceState::new(app))
+fn serve<F: Face>(app: AppState) -> (Router, OpenApi) {
+    let (router, doc) = F::routes().split_for_parts();
+    (router.with_state(FaceState::new(app)), described::<F>(doc))
 }
 
 fn document<F: Face>() -> OpenApi {
-    let (_, mut doc) = F::routes().split_for_parts();
+    described::<F>(F::routes().split_for_parts().1)
+}
+
+/// The document generated from `F`'s routes, with its aliases and front
+/// matter.
+fn described<F: Face>(mut doc: OpenApi) -> OpenApi {
     for (alias, canonical) in F::ALIASES {
         if let Some(item) = doc.paths.paths.get(*canonical).cloned() {
             doc.paths.paths.insert((*alias).to_string(), alias_of(item));

@@ -62,10 +62,16 @@ pub fn app_with_faces(
         },
         faces,
     };
-    let mut router = ironidc_console::router().merge(api_docs(faces));
+    // Each face's document at `/openapi/<face>.json` and Swagger UI
+    // (vendored in the binary) at `/docs`.
+    let mut router = ironidc_console::router();
+    let mut docs = utoipa_swagger_ui::SwaggerUi::new("/docs");
     for face in faces.0 {
-        router = router.merge(face.router(state.clone()));
+        let (routes, document) = face.serve(state.clone());
+        router = router.merge(routes);
+        docs = docs.url(format!("/openapi/{}.json", face.name), document);
     }
+    let router = router.merge(docs);
     let unknown = state.clone();
     let wrong = state.clone();
     Ok(router
@@ -78,16 +84,6 @@ pub fn app_with_faces(
         ))
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))
-}
-
-/// Each face's OpenAPI document at `/openapi/<face>.json`, generated from
-/// its routes, and Swagger UI (vendored in the binary) at `/docs`.
-fn api_docs(faces: FaceTable) -> Router {
-    let mut ui = utoipa_swagger_ui::SwaggerUi::new("/docs");
-    for face in faces.0 {
-        ui = ui.url(format!("/openapi/{}.json", face.name), face.document());
-    }
-    ui.into()
 }
 
 /// Refuse a client address over its per-minute budget, in the format of
