@@ -17,6 +17,8 @@ static SQLITE: Migrator = sqlx::migrate!("src/migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("src/migrations/postgres");
 
 const LEGACY_TABLE: &str = "ironidc_migrations";
+/// The PostgreSQL advisory lock held while a legacy history is adopted.
+const ADOPTION_LOCK: i64 = 0x6972_6f6e_6964_6301;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Migration(e.to_string())
@@ -32,6 +34,19 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether the pre-sqlx history table is there.
+async fn legacy_exists<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    exists_sql: &'e str,
+) -> Result<bool, StoreError> {
+    sqlx::query_scalar::<_, i64>(exists_sql)
+        .bind(LEGACY_TABLE)
+        .fetch_one(exec)
+        .await
+        .map(|n| n > 0)
+        .map_err(err)
+}
+
 async fn adopt_legacy(
     pool: &AnyPool,
     backend: Backend,
@@ -44,17 +59,24 @@ async fn adopt_legacy(
              WHERE table_schema = current_schema() AND table_name = $1"
         }
     };
-    let exists: i64 = sqlx::query_scalar(exists_sql)
-        .bind(LEGACY_TABLE)
-        .fetch_one(pool)
-        .await
-        .map_err(err)?;
-    if exists == 0 {
+    if !legacy_exists(pool, exists_sql).await? {
         return Ok(());
     }
+    // Several controllers may start on one PostgreSQL database at once:
+    // the first adopts under a lock, the others then find nothing to do.
     let mut conn = pool.acquire().await.map_err(err)?;
-    conn.ensure_migrations_table().await.map_err(err)?;
     let mut tx = sqlx::Acquire::begin(&mut *conn).await.map_err(err)?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+            .bind(ADOPTION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+    }
+    if !legacy_exists(&mut *tx, exists_sql).await? {
+        return Ok(());
+    }
+    tx.ensure_migrations_table().await.map_err(err)?;
     let applied: Vec<i64> = sqlx::query_scalar(&format!("SELECT version FROM {LEGACY_TABLE}"))
         .fetch_all(&mut *tx)
         .await
