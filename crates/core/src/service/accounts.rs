@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{now, passwords, Actor, Services};
 use crate::accounts::{NewUser, Quota, User, UserFilter, UserKey};
 use crate::error::CoreError;
@@ -139,12 +140,12 @@ impl Services {
     ) -> Result<UserView, CoreError> {
         let target = input.account.trim().to_string();
         let checked = self.check_new_user(actor, input).await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.create",
-            Some(&target),
+            Subject::target(&target),
             checked,
-            |new| async move {
+            async |new, _op| {
                 let user = self
                     .store()
                     .insert_user(&new)
@@ -207,12 +208,12 @@ impl Services {
         patch: UserPatch,
     ) -> Result<UserView, CoreError> {
         let checked = self.check_user_patch(actor, id, patch).await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.update",
-            Some(&id.to_string()),
+            Subject::target(&id.to_string()),
             checked,
-            |user| async move {
+            async |user, _op| {
                 self.store()
                     .update_user(&user)
                     .await
@@ -311,12 +312,12 @@ impl Services {
             Ok(())
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.delete",
-            Some(&target),
+            Subject::target(&target),
             checked,
-            |()| async move {
+            async |(), _op| {
                 let mut deleted = 0;
                 for &id in ids {
                     if self.store().delete_user(id).await? {
@@ -375,12 +376,12 @@ impl Services {
             self.check_grantable(actor, roles).await
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.roles",
-            Some(&id.to_string()),
+            Subject::target(&id.to_string()),
             checked,
-            |()| async move {
+            async |(), _op| {
                 self.store().set_user_roles(id, roles).await?;
                 self.user_view(id).await
             },
@@ -403,12 +404,12 @@ impl Services {
             passwords::hash(password).await
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.password",
-            Some(&id.to_string()),
+            Subject::target(&id.to_string()),
             checked,
-            |hash| async move { self.replace_password(id, &hash).await },
+            async |hash, _op| self.replace_password(id, &hash).await,
             |_| serde_json::json!({"user_id": id}),
         )
         .await
@@ -452,12 +453,15 @@ impl Services {
             Ok((id, passwords::hash(new).await?))
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "user.password",
-            actor.user_id.map(|id| id.to_string()).as_deref(),
+            Subject {
+                host: None,
+                target: actor.user_id.map(|id| id.to_string()).as_deref(),
+            },
             checked,
-            |(id, hash)| async move { self.replace_password(id, &hash).await },
+            async |(id, hash), _op| self.replace_password(id, &hash).await,
             |_| serde_json::json!({}),
         )
         .await

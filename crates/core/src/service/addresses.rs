@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::Subject;
 use super::{Actor, Services};
 use crate::error::CoreError;
 use crate::ipam::{self, IpVersion, NetKind, Pool};
@@ -225,22 +226,28 @@ impl Services {
             .await?;
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
-        let op = self
-            .begin(actor, "vm.ip.add", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            let row = self.insert_requested_address(&host, &vm, &input).await?;
-            let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
-            let index = rows
-                .iter()
-                .position(|a| a.id == row.id)
-                .unwrap_or(rows.len());
-            self.after_address_change(&host, &vm, &rows).await?;
-            Ok(view(index, row))
-        }
-        .await;
-        op.finish(res, |a| serde_json::json!({"address": a.address}))
-            .await
+        self.run_audited(
+            actor,
+            "vm.ip.add",
+            Subject::vm(hs_name, vm_uuid),
+            Ok(()),
+            async |(), op| {
+                let row = self.insert_requested_address(&host, &vm, &input).await?;
+                let services = self.clone();
+                op.undo_on_failure("remove the address row", async move {
+                    Ok(services.store().delete_address(row.id).await?)
+                });
+                let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
+                let index = rows
+                    .iter()
+                    .position(|a| a.id == row.id)
+                    .unwrap_or(rows.len());
+                self.after_address_change(&host, &vm, &rows).await?;
+                Ok(view(index, row))
+            },
+            |a| serde_json::json!({"address": a.address}),
+        )
+        .await
     }
 
     async fn insert_requested_address(
@@ -374,22 +381,28 @@ impl Services {
         let lock = self.host_net_lock(host.id);
         let _guard = lock.lock().await;
         let rows = self.store().addresses(Scope::Vm(vm.id)).await?;
-        let Some(row) = rows.get(index).cloned() else {
-            return Err(CoreError::not_found("address index", index.to_string()));
+        let checked = match rows.get(index).cloned() {
+            Some(row) => self
+                .ensure_address_unused(vm.id, &row.address)
+                .await
+                .map(|()| row),
+            None => Err(CoreError::not_found("address index", index.to_string())),
         };
-        let op = self
-            .begin(actor, "vm.ip.delete", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            self.ensure_address_unused(vm.id, &row.address).await?;
-            self.store().delete_address(row.id).await?;
-            let rest: Vec<VmAddress> = rows.iter().filter(|a| a.id != row.id).cloned().collect();
-            self.after_address_change(&host, &vm, &rest).await?;
-            Ok(view(index, row.clone()))
-        }
-        .await;
-        op.finish(res, |a| serde_json::json!({"address": a.address}))
-            .await
+        self.run_audited(
+            actor,
+            "vm.ip.delete",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |row, _op| {
+                self.store().delete_address(row.id).await?;
+                let rest: Vec<VmAddress> =
+                    rows.iter().filter(|a| a.id != row.id).cloned().collect();
+                self.after_address_change(&host, &vm, &rest).await?;
+                Ok(view(index, row.clone()))
+            },
+            |a| serde_json::json!({"address": a.address}),
+        )
+        .await
     }
 
     /// 409 while a NAT rule forwards to `address` or a domain is proxied to it.

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::accounts::{ApiToken, NewApiToken};
 use crate::error::CoreError;
@@ -95,36 +96,32 @@ impl Services {
             Ok((name.to_string(), scopes))
         }
         .await;
-        let (name, scopes) = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                self.log_refused(actor, "api_token.create", None, None, &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "api_token.create", None, Some(&name))
-            .await?;
-        let token = format!("{API_TOKEN_PREFIX}{}", new_token());
-        let res = self
-            .store()
-            .insert_api_token(&NewApiToken {
-                user_id,
-                name,
-                token_hash: token_hash(&token),
-                hint: token.chars().take(API_TOKEN_PREFIX.len() + 4).collect(),
-                scopes,
-                expires_at: expires_in_days.map(|d| now() + i64::from(d) * 86_400),
-            })
-            .await
-            .map(|t| CreatedApiToken {
-                view: t.into(),
-                token,
-            })
-            .map_err(CoreError::from);
-        op.finish(res, |t| serde_json::json!({"token_id": t.view.id}))
-            .await
+        self.run_audited(
+            actor,
+            "api_token.create",
+            Subject::target(name.trim()),
+            checked,
+            async |(name, scopes), _op| {
+                let token = format!("{API_TOKEN_PREFIX}{}", new_token());
+                let row = self
+                    .store()
+                    .insert_api_token(&NewApiToken {
+                        user_id,
+                        name,
+                        token_hash: token_hash(&token),
+                        hint: token.chars().take(API_TOKEN_PREFIX.len() + 4).collect(),
+                        scopes,
+                        expires_at: expires_in_days.map(|d| now() + i64::from(d) * 86_400),
+                    })
+                    .await?;
+                Ok(CreatedApiToken {
+                    view: row.into(),
+                    token,
+                })
+            },
+            |t| serde_json::json!({"token_id": t.view.id}),
+        )
+        .await
     }
 
     /// The calling user's tokens (never their secrets).
@@ -144,16 +141,18 @@ impl Services {
     /// Revoke one of the calling user's tokens.
     pub async fn delete_api_token(&self, actor: &Actor, id: i64) -> Result<(), CoreError> {
         let user_id = self.calling_user(actor, "api_token.delete").await?;
-        let op = self
-            .begin(actor, "api_token.delete", None, Some(&id.to_string()))
-            .await?;
-        let res = match self.store().delete_api_token(id, user_id).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(CoreError::not_found("api token", id.to_string())),
-            Err(e) => Err(e.into()),
-        };
-        op.finish(res, |_| serde_json::json!({"token_id": id}))
-            .await
+        self.run_audited(
+            actor,
+            "api_token.delete",
+            Subject::target(&id.to_string()),
+            Ok(()),
+            async |(), _op| match self.store().delete_api_token(id, user_id).await? {
+                true => Ok(()),
+                false => Err(CoreError::not_found("api token", id.to_string())),
+            },
+            |_| serde_json::json!({"token_id": id}),
+        )
+        .await
     }
 
     /// The user id behind an actor; the root token has no user to own

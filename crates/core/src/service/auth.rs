@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::error::CoreError;
 use crate::secrets::{hashes_equal, new_token, token_hash};
@@ -103,37 +104,39 @@ impl Services {
 
     /// Replace the token with a new random one and return it (once).
     pub async fn reset_token(&self, actor: &Actor) -> Result<TokenInfo, CoreError> {
-        self.authorize(actor, "system.token.manage", "token.reset", None, None)
-            .await?;
-        let op = self.begin(actor, "token.reset", None, None).await?;
-        let token = new_token();
-        let res = self.store_token(&token).await;
-        let res = match res {
-            Ok(()) => self.stored_token_info().await.map(|mut info| {
+        self.run_audited(
+            actor,
+            "token.reset",
+            Subject::none(),
+            actor.require("system.token.manage"),
+            async |(), _op| {
+                let token = new_token();
+                self.store_token(&token).await?;
+                let mut info = self.stored_token_info().await?;
                 info.token = Some(token);
-                info
-            }),
-            Err(e) => Err(e),
-        };
-        op.finish(res, |_| serde_json::json!({"token_reset": true}))
-            .await
+                Ok(info)
+            },
+            |_| serde_json::json!({"token_reset": true}),
+        )
+        .await
     }
 
     /// Set the token to a value chosen by the operator.
     pub async fn set_token(&self, actor: &Actor, token: &str) -> Result<TokenInfo, CoreError> {
-        self.authorize(actor, "system.token.manage", "token.set", None, None)
-            .await?;
-        if let Err(e) = validate_token(token) {
-            self.log_refused(actor, "token.set", None, None, &e).await;
-            return Err(e);
-        }
-        let op = self.begin(actor, "token.set", None, None).await?;
-        let res = match self.store_token(token).await {
-            Ok(()) => self.stored_token_info().await,
-            Err(e) => Err(e),
-        };
-        op.finish(res, |_| serde_json::json!({"token_set": true}))
-            .await
+        self.run_audited(
+            actor,
+            "token.set",
+            Subject::none(),
+            actor
+                .require("system.token.manage")
+                .and_then(|()| validate_token(token)),
+            async |(), _op| {
+                self.store_token(token).await?;
+                self.stored_token_info().await
+            },
+            |_| serde_json::json!({"token_set": true}),
+        )
+        .await
     }
 
     async fn store_token(&self, token: &str) -> Result<(), CoreError> {

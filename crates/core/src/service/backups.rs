@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::busy::BusyGuard;
-use super::journal::Operation;
+use super::journal::{Operation, Subject};
 use super::{Actor, Services};
 use crate::engine::{BackupInfo, EngineError, PowerAction, PowerState};
 use crate::error::CoreError;
@@ -80,7 +80,7 @@ impl Services {
             .spawn_audited(
                 actor,
                 action,
-                (Some(hs_name), Some(vm_uuid)),
+                Subject::vm(hs_name, vm_uuid),
                 checked,
                 move |busy, op| async move {
                     let _busy = busy;
@@ -127,7 +127,7 @@ impl Services {
             .spawn_audited(
                 actor,
                 action,
-                (Some(hs_name), Some(vm_uuid)),
+                Subject::vm(hs_name, vm_uuid),
                 checked,
                 move |busy, op| async move {
                     let res = services.run_restore(&host, &vm, &backup, &op, busy).await;
@@ -197,12 +197,12 @@ impl Services {
             self.ensure_not_busy(&vm, "a backup delete")
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 self.engine_of(&host)?
                     .backup_delete(&self.host_context(&host), vm_uuid, name)
                     .await?;

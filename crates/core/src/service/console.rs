@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::engine::ConsoleEndpoint;
 use crate::error::CoreError;
@@ -146,12 +147,12 @@ impl Services {
         .await;
         let token = new_token();
         let hash = token_hash(&token);
-        self.audited(
+        self.run_audited(
             actor,
             "vm.console.open",
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 self.store()
                     .insert_console_token(&NewConsoleToken {
                         token_hash: hash,
@@ -225,12 +226,12 @@ impl Services {
         } else {
             actor.user_id
         };
-        self.audited(
+        self.run_audited(
             actor,
             "vm.console.revoke",
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             Ok(()),
-            |()| async { Ok(self.store().revoke_console_tokens(vm.id, whose).await?) },
+            async |(), _op| Ok(self.store().revoke_console_tokens(vm.id, whose).await?),
             |n| serde_json::json!({"revoked": n}),
         )
         .await

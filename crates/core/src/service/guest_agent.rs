@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{Actor, Services};
 use crate::engine::GuestInterface;
 use crate::error::CoreError;
@@ -97,12 +98,12 @@ impl Services {
         let user = user.filter(|u| !u.is_empty()).unwrap_or("root").to_string();
         let checked = check_guest_user(&user)
             .and_then(|()| crate::validate::vm_password("password", password));
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 self.engine_of(&host)?
                     .agent_set_password(&self.host_context(&host), vm_uuid, &user, password)
                     .await?;
@@ -130,12 +131,12 @@ impl Services {
         let action = "vm.agent.hostname";
         let (host, _vm) = self.agent_target(actor, action, hs_name, vm_uuid).await?;
         let checked = check_hostname(hostname);
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 // The name travels as a positional parameter, never inside
                 // the script text, so no value can change the command.
                 let args = vec![
@@ -190,12 +191,12 @@ impl Services {
                 Ok(())
             }
         });
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 self.engine_of(&host)?
                     .agent_write_file(&self.host_context(&host), vm_uuid, path, content)
                     .await?;
@@ -217,12 +218,12 @@ impl Services {
         let action = "vm.agent.exec";
         let (host, _vm) = self.agent_target(actor, action, hs_name, vm_uuid).await?;
         let checked = check_exec(&input);
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |()| async {
+            async |(), _op| {
                 let out = self
                     .engine_of(&host)?
                     .agent_exec(

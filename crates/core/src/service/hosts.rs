@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::host_update::HostPatch;
+use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::engine::{Engine, HostContext};
 use crate::error::CoreError;
@@ -169,40 +170,38 @@ impl Services {
             None,
         )
         .await?;
-        let checked = self.check_host_input(&input, None);
-        let (engine, config) = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                self.log_refused(actor, "host.create", Some(&input.name), None, &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "host.create", Some(&input.name), None)
-            .await?;
-        let res = async {
-            let host = self
-                .store()
-                .insert_host(NewHost {
-                    name: &input.name,
-                    engine,
-                    enabled: input.enabled.unwrap_or(true),
-                    config: &config,
-                })
-                .await?;
-            if let Err(e) = self.apply_host_network(&host).await {
+        // Owned, so the work's input holds no borrow (a borrowed input
+        // makes the future not provably Send to the router).
+        let checked = self
+            .check_host_input(&input, None)
+            .map(|(engine, config)| (engine.to_string(), config));
+        self.run_audited(
+            actor,
+            "host.create",
+            Subject::host(&input.name),
+            checked,
+            async |(engine, config), op| {
+                let host = self
+                    .store()
+                    .insert_host(NewHost {
+                        name: &input.name,
+                        engine: &engine,
+                        enabled: input.enabled.unwrap_or(true),
+                        config: &config,
+                    })
+                    .await?;
                 // A host whose bridges cannot be made is not created.
-                if let Err(undo) = self.store().delete_host(host.id).await {
-                    tracing::error!(host = %host.name, error = %undo, "could not remove the row of a failed host create");
-                }
-                return Err(e);
-            }
-            Ok(self.view(host, 0))
-        }
-        .await;
-        op.finish(res, |h| serde_json::json!({"hs_name": h.name}))
-            .await
+                let services = self.clone();
+                let id = host.id;
+                op.undo_on_failure("remove the host row", async move {
+                    Ok(services.store().delete_host(id).await?)
+                });
+                self.apply_host_network(&host).await?;
+                Ok(self.view(host, 0))
+            },
+            |h| serde_json::json!({"hs_name": h.name}),
+        )
+        .await
     }
 
     /// Change the config keys `patch` names; the others keep their values
@@ -237,34 +236,31 @@ impl Services {
             Ok(config)
         }
         .await;
-        let config = match checked {
-            Ok(c) => c,
-            Err(e) => {
-                self.log_refused(actor, "host.update", Some(hs_name), None, &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "host.update", Some(hs_name), None)
-            .await?;
         let enabled = enabled.unwrap_or(host.enabled);
-        let res = async {
-            self.store().update_host(host.id, enabled, &config).await?;
-            let updated = self.host(hs_name).await?;
-            if let Err(e) = self.apply_host_network(&updated).await {
-                // Keep the old definition: the kernel could not follow the new one.
-                self.store()
-                    .update_host(host.id, host.enabled, &host.config)
-                    .await?;
-                return Err(e);
-            }
-            self.forget_host_status(hs_name);
-            self.host_view(hs_name).await
-        }
-        .await;
-        op.finish(res, |_| serde_json::json!({"hs_name": hs_name}))
-            .await
+        self.run_audited(
+            actor,
+            "host.update",
+            Subject::host(hs_name),
+            checked,
+            async |config, op| {
+                self.store().update_host(host.id, enabled, &config).await?;
+                // Keep the old definition if the kernel cannot follow the new one.
+                let services = self.clone();
+                let old = host.clone();
+                op.undo_on_failure("restore the host definition", async move {
+                    Ok(services
+                        .store()
+                        .update_host(old.id, old.enabled, &old.config)
+                        .await?)
+                });
+                let updated = self.host(hs_name).await?;
+                self.apply_host_network(&updated).await?;
+                self.forget_host_status(hs_name);
+                self.host_view(hs_name).await
+            },
+            |_| serde_json::json!({"hs_name": hs_name}),
+        )
+        .await
     }
 
     pub async fn set_host_enabled(
@@ -281,16 +277,20 @@ impl Services {
         self.authorize(actor, "host.server.power", action, Some(hs_name), None)
             .await?;
         let host = self.host(hs_name).await?;
-        let op = self.begin(actor, action, Some(hs_name), None).await?;
-        let res = async {
-            self.store()
-                .update_host(host.id, enabled, &host.config)
-                .await?;
-            self.host_view(hs_name).await
-        }
-        .await;
-        op.finish(res, |h| serde_json::json!({"enable_host": h.enable_host}))
-            .await
+        self.run_audited(
+            actor,
+            action,
+            Subject::host(hs_name),
+            Ok(()),
+            async |(), _op| {
+                self.store()
+                    .update_host(host.id, enabled, &host.config)
+                    .await?;
+                self.host_view(hs_name).await
+            },
+            |h| serde_json::json!({"enable_host": h.enable_host}),
+        )
+        .await
     }
 
     /// Remove a host. Refused while it has VMs, unless `force`, which
@@ -315,36 +315,37 @@ impl Services {
         .await?;
         let host = self.host(hs_name).await?;
         let vms = self.store().list_vms(host.id).await?;
-        if !vms.is_empty() && !force {
-            let e = CoreError::Conflict(format!(
+        let checked = if !vms.is_empty() && !force {
+            Err(CoreError::Conflict(format!(
                 "host {hs_name} still has {} VM(s); delete them first or pass force=true",
                 vms.len()
-            ));
-            self.log_refused(actor, "host.delete", Some(hs_name), None, &e)
-                .await;
-            return Err(e);
-        }
-        let op = self
-            .begin(actor, "host.delete", Some(hs_name), None)
-            .await?;
-        let res = async {
-            let total = vms.len().max(1);
-            for (i, vm) in vms.iter().enumerate() {
-                op.step(&format!("deleting vm {}", vm.uuid), (i * 90 / total) as u8)
-                    .await;
-                if purge_backups {
-                    self.purge_vm_backups(&host, &vm.uuid).await?;
+            )))
+        } else {
+            Ok(())
+        };
+        self.run_audited(
+            actor,
+            "host.delete",
+            Subject::host(hs_name),
+            checked,
+            async |(), op| {
+                let total = vms.len().max(1);
+                for (i, vm) in vms.iter().enumerate() {
+                    op.step(&format!("deleting vm {}", vm.uuid), (i * 90 / total) as u8)
+                        .await;
+                    if purge_backups {
+                        self.purge_vm_backups(&host, &vm.uuid).await?;
+                    }
+                    self.remove_vm_everywhere(&host, vm).await?;
                 }
-                self.remove_vm_everywhere(&host, vm).await?;
-            }
-            self.store().delete_host(host.id).await?;
-            self.forget_host_status(hs_name);
-            op.step("network", 95).await;
-            self.remove_host_network(&host).await
-        }
-        .await;
-        op.finish(res, |_| serde_json::json!({"deleted_vms": vms.len()}))
-            .await
+                self.store().delete_host(host.id).await?;
+                self.forget_host_status(hs_name);
+                op.step("network", 95).await;
+                self.remove_host_network(&host).await
+            },
+            |_| serde_json::json!({"deleted_vms": vms.len()}),
+        )
+        .await
     }
 
     /// The bridges of a deleted host that no other host names, then a

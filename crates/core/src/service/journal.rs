@@ -117,6 +117,47 @@ impl Actor {
     }
 }
 
+/// What an operation acts on, as its task and log rows name it: the host
+/// and the object (a VM uuid, an account, a token id).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Subject<'a> {
+    pub host: Option<&'a str>,
+    pub target: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    /// An operation on the whole controller (the root token, a config import).
+    pub fn none() -> Self {
+        Self::default()
+    }
+    pub fn host(hs_name: &'a str) -> Self {
+        Self {
+            host: Some(hs_name),
+            target: None,
+        }
+    }
+    pub fn vm(hs_name: &'a str, vm_uuid: &'a str) -> Self {
+        Self {
+            host: Some(hs_name),
+            target: Some(vm_uuid),
+        }
+    }
+    /// An object not on a host (a user, a role, a token).
+    pub fn target(target: &'a str) -> Self {
+        Self {
+            host: None,
+            target: Some(target),
+        }
+    }
+}
+
+/// One undo step of an operation: run if the operation fails.
+type Undo = (
+    &'static str,
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CoreError>> + Send>>,
+);
+
+/// A running operation: its task row, and what to undo if it fails.
 pub(crate) struct Operation {
     pub task_id: i64,
     action: &'static str,
@@ -124,28 +165,29 @@ pub(crate) struct Operation {
     target: Option<String>,
     actor: Actor,
     store: Arc<dyn Store>,
+    undo: std::sync::Mutex<Vec<Undo>>,
 }
 
 impl Services {
-    /// Start a task row for a mutating operation.
-    pub(crate) async fn begin(
+    /// Open the task row of an accepted operation.
+    async fn start(
         &self,
         actor: &Actor,
         action: &'static str,
-        hs_name: Option<&str>,
-        target: Option<&str>,
+        on: Subject<'_>,
     ) -> Result<Operation, CoreError> {
         let task = self
             .store()
-            .create_task(action, hs_name, target, &actor.name)
+            .create_task(action, on.host, on.target, &actor.name)
             .await?;
         Ok(Operation {
             task_id: task.id,
             action,
-            hs_name: hs_name.map(str::to_string),
-            target: target.map(str::to_string),
+            hs_name: on.host.map(str::to_string),
+            target: on.target.map(str::to_string),
             actor: actor.clone(),
             store: self.inner.store.clone(),
+            undo: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -166,45 +208,37 @@ impl Services {
         Ok(())
     }
 
-    /// Run a mutating use case whose input was checked beforehand: a
-    /// refused check is logged, an accepted one runs as a task that is
-    /// logged when it ends.
-    pub(crate) async fn audited<P, T, Fut>(
+    /// The one way a mutating use case runs. `checked` is the outcome of
+    /// its permission and input checks: a refusal is logged and returned
+    /// with no task. An accepted input runs `work` as a task (which
+    /// reports its steps through the `Operation`); its end closes the
+    /// task, runs the undo steps `work` registered if it failed, and
+    /// writes the log row with `summary` of the result.
+    pub(crate) async fn run_audited<P, T>(
         &self,
         actor: &Actor,
         action: &'static str,
-        target: Option<&str>,
+        on: Subject<'_>,
         checked: Result<P, CoreError>,
-        work: impl FnOnce(P) -> Fut,
+        work: impl AsyncFnOnce(P, &Operation) -> Result<T, CoreError>,
         summary: impl FnOnce(&T) -> serde_json::Value,
-    ) -> Result<T, CoreError>
-    where
-        Fut: std::future::Future<Output = Result<T, CoreError>>,
-    {
-        let input = match checked {
-            Ok(input) => input,
-            Err(e) => {
-                self.log_refused(actor, action, None, target, &e).await;
-                return Err(e);
-            }
-        };
-        let op = self.begin(actor, action, None, target).await?;
-        let res = work(input).await;
-        op.finish(res, summary).await
+    ) -> Result<T, CoreError> {
+        let input = self.accepted(actor, action, on, checked).await?;
+        let op = self.start(actor, action, on).await?;
+        let result = work(input, &op).await;
+        op.finish(result, summary).await
     }
 
-    /// The background variant of an audited operation, for work that
-    /// outlives its request (backups, restores, reinstalls): a refused
-    /// check is logged with no task; an accepted one gets its task row at
-    /// once (the caller answers with its id) and `work` runs on, tracked,
-    /// with the task for its progress; its end closes the task and writes
-    /// the log row. Shutdown waits for tracked work (`finish_background`);
+    /// The background variant of `run_audited`, for work that outlives
+    /// its request (backups, restores, reinstalls): the task row is made
+    /// at once (the caller answers with its id) and `work` runs on,
+    /// tracked. Shutdown waits for tracked work (`finish_background`);
     /// what it cuts short is settled by the next start's recovery.
     pub(crate) async fn spawn_audited<P, T, F, Fut>(
         &self,
         actor: &Actor,
         action: &'static str,
-        scope: (Option<&str>, Option<&str>),
+        on: Subject<'_>,
         checked: Result<P, CoreError>,
         work: F,
         summary: impl FnOnce(&T) -> serde_json::Value + Send + 'static,
@@ -215,21 +249,28 @@ impl Services {
         F: FnOnce(P, Operation) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = (Operation, Result<T, CoreError>)> + Send + 'static,
     {
-        let (hs_name, target) = scope;
-        let input = match checked {
-            Ok(input) => input,
-            Err(e) => {
-                self.log_refused(actor, action, hs_name, target, &e).await;
-                return Err(e);
-            }
-        };
-        let op = self.begin(actor, action, hs_name, target).await?;
+        let input = self.accepted(actor, action, on, checked).await?;
+        let op = self.start(actor, action, on).await?;
         let task_id = op.task_id;
         self.inner.background.spawn(async move {
             let (op, result) = work(input, op).await;
             let _ = op.finish(result, summary).await;
         });
         Ok(task_id)
+    }
+
+    /// The checked input, or the refusal, logged.
+    async fn accepted<P>(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        on: Subject<'_>,
+        checked: Result<P, CoreError>,
+    ) -> Result<P, CoreError> {
+        if let Err(e) = &checked {
+            self.log_refused(actor, action, on.host, on.target, e).await;
+        }
+        checked
     }
 
     /// Stop taking background work and wait up to `limit` for what runs;
@@ -313,12 +354,38 @@ impl Operation {
         TaskProgress { tx }
     }
 
-    /// Close the task and write the log row; returns the result unchanged.
-    pub async fn finish<T>(
+    /// Register a step that undoes what the operation made so far; the
+    /// steps run, newest first, if the operation fails, so a failed
+    /// create leaves no row, rule or disk behind.
+    pub fn undo_on_failure(
+        &self,
+        what: &'static str,
+        undo: impl std::future::Future<Output = Result<(), CoreError>> + Send + 'static,
+    ) {
+        if let Ok(mut steps) = self.undo.lock() {
+            steps.push((what, Box::pin(undo)));
+        }
+    }
+
+    /// Close the task (undoing a failed operation first) and write the log
+    /// row; returns the result unchanged.
+    async fn finish<T>(
         self,
         result: Result<T, CoreError>,
         summary: impl FnOnce(&T) -> serde_json::Value,
     ) -> Result<T, CoreError> {
+        let undo = self
+            .undo
+            .lock()
+            .map(|mut steps| std::mem::take(&mut *steps))
+            .unwrap_or_default();
+        if result.is_err() {
+            for (what, step) in undo.into_iter().rev() {
+                if let Err(e) = step.await {
+                    tracing::error!(task = self.task_id, step = what, error = %e, "could not undo a failed operation");
+                }
+            }
+        }
         let (status, value, error) = match &result {
             Ok(v) => (TaskStatus::Succeeded, Some(summary(v)), None),
             Err(e) => (TaskStatus::Failed, None, Some(e.to_string())),

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{Actor, Services};
 use crate::error::CoreError;
 use crate::model::Host;
@@ -62,12 +63,12 @@ impl Services {
         let checked = self
             .ensure_not_busy(&vm, action)
             .and_then(|()| iso.map(|name| iso_file(&host, name)).transpose());
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |file: Option<String>| async move {
+            async |file: Option<String>, _op| {
                 self.engine_of(&host)?
                     .iso_set(&self.host_context(&host), vm_uuid, file.as_deref())
                     .await?;

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::Subject;
 use super::network::forwards_of;
 use super::quotas::Demand;
 use super::{Actor, Services};
@@ -85,35 +86,35 @@ impl Services {
             Err(e) => Err(e),
         };
         // The quota guard is held until the rule is written.
-        let (rule, _quota_guard) = match checked {
-            Ok(checked) => checked,
-            Err(e) => {
-                self.log_refused(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid), &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "vm.nat.add", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            let row = self.store().insert_nat_rule(&rule).await?;
-            if let Err(e) = self.network().add_forwards(&forwards_of(&row)).await {
-                // The kernel said no: the row must not outlive the refusal.
-                if let Err(undo) = self.store().delete_nat_rule(row.id).await {
-                    tracing::error!(error = %undo, "could not undo a NAT row after the kernel refused it");
-                }
-                return Err(match e {
-                    NetworkError::PortTaken(p) => CoreError::Conflict(format!("external_port {p} is already forwarded on this host")),
-                    other => CoreError::from(other),
+        self.run_audited(
+            actor,
+            "vm.nat.add",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |(rule, _quota_guard), op| {
+                let row = self.store().insert_nat_rule(&rule).await?;
+                let services = self.clone();
+                op.undo_on_failure("remove the NAT row", async move {
+                    Ok(services.store().delete_nat_rule(row.id).await?)
                 });
-            }
-            let index = self.store().nat_rules(Scope::Vm(vm.id)).await?.iter().position(|r| r.id == row.id).unwrap_or(0);
-            Ok(nat_view(&host, index, row))
-        }
-        .await;
-        op.finish(
-            res,
+                let forwards = forwards_of(&row);
+                self.network()
+                    .add_forwards(&forwards)
+                    .await
+                    .map_err(|e| match e {
+                        NetworkError::PortTaken(p) => CoreError::Conflict(format!(
+                            "external_port {p} is already forwarded on this host"
+                        )),
+                        other => CoreError::from(other),
+                    })?;
+                let services = self.clone();
+                op.undo_on_failure("remove the kernel forwards", async move {
+                    Ok(services.network().remove_forwards(&forwards).await?)
+                });
+                let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
+                let index = rules.iter().position(|r| r.id == row.id).unwrap_or(0);
+                Ok(nat_view(&host, index, row))
+            },
             |r| serde_json::json!({"external_port": r.external_port, "protocol": r.protocol}),
         )
         .await
@@ -259,29 +260,26 @@ impl Services {
         let lock = self.host_net_lock(0);
         let _guard = lock.lock().await;
         let rules = self.store().nat_rules(Scope::Vm(vm.id)).await?;
-        let Some(rule) = rules.get(index).cloned() else {
-            let e = CoreError::not_found("NAT rule index", index.to_string());
-            self.log_refused(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid), &e)
-                .await;
-            return Err(e);
-        };
-        let op = self
-            .begin(actor, "vm.nat.delete", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            self.network().remove_forwards(&forwards_of(&rule)).await?;
-            if let Err(e) = self.store().delete_nat_rule(rule.id).await {
-                // Put the kernel rule back so both sides still agree.
-                if let Err(redo) = self.network().add_forwards(&forwards_of(&rule)).await {
-                    tracing::error!(error = %redo, "could not restore a NAT rule after the database refused its removal");
-                }
-                return Err(e.into());
-            }
-            Ok(nat_view(&host, index, rule.clone()))
-        }
-        .await;
-        op.finish(
-            res,
+        let checked = rules
+            .get(index)
+            .cloned()
+            .ok_or_else(|| CoreError::not_found("NAT rule index", index.to_string()));
+        self.run_audited(
+            actor,
+            "vm.nat.delete",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |rule, op| {
+                let forwards = forwards_of(&rule);
+                self.network().remove_forwards(&forwards).await?;
+                // Put the kernel rule back if the row stays, so both sides agree.
+                let services = self.clone();
+                op.undo_on_failure("restore the kernel forwards", async move {
+                    Ok(services.network().add_forwards(&forwards).await?)
+                });
+                self.store().delete_nat_rule(rule.id).await?;
+                Ok(nat_view(&host, index, rule))
+            },
             |r| serde_json::json!({"external_port": r.external_port}),
         )
         .await

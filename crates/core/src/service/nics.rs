@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::journal::Subject;
 use super::vms::{nic_specs, normalize_nics};
 use super::{Actor, Services};
 use crate::error::CoreError;
@@ -65,12 +66,12 @@ impl Services {
             Ok((name, merged))
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |(name, mut merged)| async move {
+            async |(name, mut merged), _op| {
                 self.store_nics(&host, &vm, &mut merged).await?;
                 let spec = nic_specs(&host, &merged)
                     .into_iter()
@@ -127,12 +128,12 @@ impl Services {
             Ok(nic)
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |nic| async move {
+            async |nic, _op| {
                 self.engine_of(&host)?
                     .nic_unplug(&self.host_context(&host), vm_uuid, &nic.mac_addr)
                     .await?;

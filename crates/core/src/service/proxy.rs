@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::Subject;
 use super::quotas::Demand;
 use super::{now, Actor, Services};
 use crate::error::CoreError;
@@ -103,47 +104,47 @@ impl Services {
             Err(e) => Err(e),
         };
         // The quota guard is held until the binding is written.
-        let (row, _quota_guard) = match checked {
-            Ok(checked) => checked,
-            Err(e) => {
-                self.log_refused(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid), &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "vm.proxy.add", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            let row =
-                self.store()
-                    .insert_proxy(&row)
-                    .await
-                    .map_err(|e| match CoreError::from(e) {
-                        CoreError::Conflict(_) => {
-                            CoreError::Conflict(format!("domain {} is already bound", row.domain))
+        self.run_audited(
+            actor,
+            "vm.proxy.add",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |(row, _quota_guard), op| {
+                let row =
+                    self.store().insert_proxy(&row).await.map_err(|e| {
+                        match CoreError::from(e) {
+                            CoreError::Conflict(_) => CoreError::Conflict(format!(
+                                "domain {} is already bound",
+                                row.domain
+                            )),
+                            other => other,
                         }
-                        other => other,
                     })?;
-            self.refresh_proxy_routes().await?;
-            let task_id = if row.ssl_enabled && row.ssl_type == "letsencrypt" {
-                Some(
-                    self.spawn_issuance(actor.clone(), &host, vm_uuid, row.id, row.domain.clone())
-                        .await?,
-                )
-            } else {
-                None
-            };
-            let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
-            let index = rows.iter().position(|p| p.id == row.id).unwrap_or(0);
-            Ok(CreatedProxy {
-                proxy: proxy_view(index, row),
-                task_id,
-            })
-        }
-        .await;
-        op.finish(res, |p| serde_json::json!({"domain": p.proxy.domain}))
-            .await
+                let services = self.clone();
+                let id = row.id;
+                op.undo_on_failure("remove the binding row", async move {
+                    services.store().delete_proxy(id).await?;
+                    services.refresh_proxy_routes().await
+                });
+                self.refresh_proxy_routes().await?;
+                let task_id = if row.ssl_enabled && row.ssl_type == "letsencrypt" {
+                    Some(
+                        self.spawn_issuance(actor, &host, vm_uuid, row.id, row.domain.clone())
+                            .await?,
+                    )
+                } else {
+                    None
+                };
+                let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
+                let index = rows.iter().position(|p| p.id == row.id).unwrap_or(0);
+                Ok(CreatedProxy {
+                    proxy: proxy_view(index, row),
+                    task_id,
+                })
+            },
+            |p| serde_json::json!({"domain": p.proxy.domain}),
+        )
+        .await
     }
 
     async fn check_proxy_input(
@@ -285,23 +286,23 @@ impl Services {
             )
             .await?;
         let rows = self.store().proxies(Scope::Vm(vm.id)).await?;
-        let Some(row) = rows.get(index).cloned() else {
-            let e = CoreError::not_found("proxy index", index.to_string());
-            self.log_refused(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid), &e)
-                .await;
-            return Err(e);
-        };
-        let op = self
-            .begin(actor, "vm.proxy.delete", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = async {
-            self.store().delete_proxy(row.id).await?;
-            self.refresh_proxy_routes().await?;
-            Ok(proxy_view(index, row.clone()))
-        }
-        .await;
-        op.finish(res, |p| serde_json::json!({"domain": p.domain}))
-            .await
+        let checked = rows
+            .get(index)
+            .cloned()
+            .ok_or_else(|| CoreError::not_found("proxy index", index.to_string()));
+        self.run_audited(
+            actor,
+            "vm.proxy.delete",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |row, _op| {
+                self.store().delete_proxy(row.id).await?;
+                self.refresh_proxy_routes().await?;
+                Ok(proxy_view(index, row))
+            },
+            |p| serde_json::json!({"domain": p.domain}),
+        )
+        .await
     }
 
     /// Hand the proxy every binding of every host, certificates unsealed.
@@ -331,36 +332,32 @@ impl Services {
         Ok(())
     }
 
-    /// Issue an ACME certificate in the background, as a task.
+    /// Issue an ACME certificate in the background, as a tracked task.
     async fn spawn_issuance(
         &self,
-        actor: Actor,
+        actor: &Actor,
         host: &Host,
         vm_uuid: &str,
         proxy_id: i64,
         domain: String,
     ) -> Result<i64, CoreError> {
-        let op = self
-            .begin(
-                &actor,
-                "vm.proxy.certificate",
-                Some(&host.name),
-                Some(vm_uuid),
-            )
-            .await?;
-        let task_id = op.task_id;
-        let this = self.clone();
-        tokio::spawn(async move {
-            op.step("acme order", 10).await;
-            let res = this.issue_and_store(proxy_id, &domain).await;
-            op.finish(
-                res,
-                |na| serde_json::json!({"domain": domain, "not_after": na}),
-            )
-            .await
-            .ok();
-        });
-        Ok(task_id)
+        let services = self.clone();
+        self.spawn_audited(
+            actor,
+            "vm.proxy.certificate",
+            Subject::vm(&host.name, vm_uuid),
+            Ok(domain),
+            move |domain, op| async move {
+                op.step("acme order", 10).await;
+                let res = services
+                    .issue_and_store(proxy_id, &domain)
+                    .await
+                    .map(|not_after| (domain, not_after));
+                (op, res)
+            },
+            |(domain, not_after)| serde_json::json!({"domain": domain, "not_after": not_after}),
+        )
+        .await
     }
 
     async fn issue_and_store(&self, proxy_id: i64, domain: &str) -> Result<i64, CoreError> {

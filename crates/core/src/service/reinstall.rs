@@ -3,7 +3,7 @@
 //! old disk. Runs as a background task.
 
 use super::backups::TaskStarted;
-use super::journal::Operation;
+use super::journal::{Operation, Subject};
 use super::{Actor, Services};
 use crate::engine::{PowerAction, PowerState};
 use crate::error::CoreError;
@@ -45,7 +45,7 @@ impl Services {
             .spawn_audited(
                 actor,
                 action,
-                (Some(hs_name), Some(vm_uuid)),
+                Subject::vm(hs_name, vm_uuid),
                 checked,
                 move |(image, busy), op| async move {
                     let _busy = busy;

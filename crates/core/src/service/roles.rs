@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::{Actor, Services};
 use crate::accounts::{NewRole, Page, Quota, Role};
 use crate::error::CoreError;
@@ -174,12 +175,12 @@ impl Services {
             })
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "role.create",
-            Some(&target),
+            Subject::target(&target),
             checked,
-            |new| async move {
+            async |new, _op| {
                 let role = self
                     .store()
                     .insert_role(&new)
@@ -247,12 +248,12 @@ impl Services {
             Ok(role)
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "role.update",
-            Some(&id.to_string()),
+            Subject::target(&id.to_string()),
             checked,
-            |role| async move {
+            async |role, _op| {
                 self.store()
                     .update_role(&role)
                     .await
@@ -283,12 +284,12 @@ impl Services {
             check_grant(actor, codes)
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "role.permissions",
-            Some(&id.to_string()),
+            Subject::target(&id.to_string()),
             checked,
-            |codes| async move {
+            async |codes, _op| {
                 self.store().set_role_permissions(id, &codes).await?;
                 self.role_view(id).await
             },
@@ -322,12 +323,12 @@ impl Services {
             Ok(())
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             "role.delete",
-            Some(&target),
+            Subject::target(&target),
             checked,
-            |()| async move {
+            async |(), _op| {
                 let mut deleted = 0;
                 for &id in ids {
                     if self.store().delete_role(id).await? {

@@ -1,6 +1,7 @@
 //! Snapshots: named, per VM, running (with memory) or stopped, limited per
 //! VM (`snapshots_per_vm`) and per owner (quota `snapshots`).
 
+use super::journal::Subject;
 use super::{Actor, Services};
 use crate::engine::SnapshotInfo;
 use crate::error::CoreError;
@@ -55,12 +56,12 @@ impl Services {
             Ok(busy)
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |_busy| async {
+            async |_busy, _op| {
                 let engine = self.engine_of(&host)?;
                 let ctx = self.host_context(&host);
                 match engine.snapshot_create(&ctx, vm_uuid, &name).await {
@@ -147,12 +148,12 @@ impl Services {
             Ok(busy)
         }
         .await;
-        self.audited(
+        self.run_audited(
             actor,
             action,
-            Some(vm_uuid),
+            Subject::vm(hs_name, vm_uuid),
             checked,
-            |_busy| async {
+            async |_busy, _op| {
                 let engine = self.engine_of(&host)?;
                 let ctx = self.host_context(&host);
                 if reverting {

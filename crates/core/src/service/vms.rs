@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use serde::Serialize;
 
+use super::journal::Subject;
 use super::quotas::Demand;
 use super::{now, Actor, Services};
 use crate::accounts::Page;
@@ -375,58 +376,68 @@ impl Services {
             Ok((owner, config, spec, sealed, guard))
         }
         .await;
-        let (owner, config, spec, sealed, quota_guard) = match prepared {
-            Ok(v) => v,
-            Err(e) => {
-                self.log_refused(actor, "vm.create", Some(hs_name), None, &e)
-                    .await;
-                return Err(e);
-            }
+        let vm_uuid = prepared
+            .as_ref()
+            .map(|(_, config, ..)| config.vm_uuid.clone())
+            .unwrap_or_default();
+        let subject = match vm_uuid.as_str() {
+            "" => Subject::host(hs_name),
+            uuid => Subject::vm(hs_name, uuid),
         };
-        let op = self
-            .begin(actor, "vm.create", Some(hs_name), Some(&config.vm_uuid))
-            .await?;
-        let task_id = op.task_id;
-        let res = async {
-            op.step("registering", 5).await;
-            // The unique row comes first: of two concurrent creates of one
-            // name, exactly one gets past this line.
-            let vm = self
-                .store()
-                .insert_vm(NewVm {
-                    host_id: host.id,
-                    uuid: &config.vm_uuid,
-                    config: &config,
-                    state: PowerState::Stopped,
-                    os_pass_sealed: sealed.as_deref(),
-                    owner_id: owner,
+        self.run_audited(
+            actor,
+            "vm.create",
+            subject,
+            prepared,
+            async |(owner, config, spec, sealed, quota_guard), op| {
+                op.step("registering", 5).await;
+                // The unique row comes first: of two concurrent creates of one
+                // name, exactly one gets past this line.
+                let vm = self
+                    .store()
+                    .insert_vm(NewVm {
+                        host_id: host.id,
+                        uuid: &config.vm_uuid,
+                        config: &config,
+                        state: PowerState::Stopped,
+                        os_pass_sealed: sealed.as_deref(),
+                        owner_id: owner,
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict(c) if c.table == "vm_nics" => CoreError::invalid(
+                            "nic_all",
+                            format!(
+                                "mac_addr {} is used by another VM",
+                                c.value.unwrap_or_default()
+                            ),
+                        ),
+                        StoreError::Conflict(_) => CoreError::Conflict(format!(
+                            "vm_uuid {} already exists",
+                            config.vm_uuid
+                        )),
+                        other => other.into(),
+                    })?;
+                drop(quota_guard);
+                // The engine removes what it made if it fails; the row (and
+                // with it the addresses) goes here.
+                let services = self.clone();
+                let (row_id, row_host) = (vm.id, host.clone());
+                op.undo_on_failure("remove the VM row", async move {
+                    services.store().delete_vm(row_id).await?;
+                    services.refresh_dhcp(&row_host).await;
+                    Ok(())
+                });
+                self.create_on_engine(&host, &vm, config, spec, op).await?;
+                op.step("created", 100).await;
+                Ok(CreatedVm {
+                    vm: self.vm(&host, &vm.uuid).await?.into(),
+                    task_id: op.task_id,
                 })
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(c) if c.table == "vm_nics" => CoreError::invalid(
-                        "nic_all",
-                        format!("mac_addr {} is used by another VM", c.value.unwrap_or_default()),
-                    ),
-                    StoreError::Conflict(_) => CoreError::Conflict(format!("vm_uuid {} already exists", config.vm_uuid)),
-                    other => other.into(),
-                })?;
-            drop(quota_guard);
-            let made = self.create_on_engine(&host, &vm, config, spec, &op).await;
-            if let Err(e) = made {
-                // The engine removed what it made; remove the row (and with
-                // it the addresses) too.
-                if let Err(del) = self.store().delete_vm(vm.id).await {
-                    tracing::error!(vm = %vm.uuid, error = %del, "could not remove the row of a failed create");
-                }
-                self.refresh_dhcp(&host).await;
-                return Err(e);
-            }
-            op.step("created", 100).await;
-            Ok(CreatedVm { vm: self.vm(&host, &vm.uuid).await?.into(), task_id })
-        }
-        .await;
-        op.finish(res, |c| serde_json::json!({"vm_uuid": c.vm.uuid}))
-            .await
+            },
+            |c| serde_json::json!({"vm_uuid": c.vm.uuid}),
+        )
+        .await
     }
 
     /// Who a new VM belongs to: the named user (which takes
@@ -485,12 +496,12 @@ impl Services {
         }
         .await;
         let op_target = format!("{hs_name}/{vm_uuid}");
-        self.audited(
+        self.run_audited(
             actor,
             "vm.owner",
-            Some(&op_target),
+            Subject::target(&op_target),
             checked,
-            |(owner, _guard)| async move {
+            async |(owner, _guard), _op| {
                 self.store().set_vm_owner(vm.id, owner).await?;
                 Ok(VmView::from(self.vm(&host, vm_uuid).await?))
             },
@@ -708,65 +719,59 @@ impl Services {
             Ok((merged, guard))
         }
         .await;
-        let (merged, _quota_guard) = match checked {
-            Ok(c) => c,
-            Err(e) => {
-                self.log_refused(actor, "vm.update", Some(hs_name), Some(vm_uuid), &e)
-                    .await;
-                return Err(e);
-            }
-        };
-        let op = self
-            .begin(actor, "vm.update", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let task_id = op.task_id;
-        let res = async {
-            let engine = self.engine_of(&host)?;
-            let mut merged = merged;
-            if merged.nic_all != vm.config.nic_all {
-                let lock = self.host_net_lock(host.id);
-                let _net = lock.lock().await;
-                self.sync_addresses(&host, &vm, &mut merged).await?;
-            }
-            let outcome = engine
-                .update_vm(&self.host_context(&host), &stored_spec_of(&host, &merged))
-                .await?;
-            let pending = vm.pending_restart || outcome == UpdateOutcome::PendingRestart;
-            self.store()
-                .update_vm_config(vm.id, &merged, pending)
-                .await?;
-            if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
-                self.store()
-                    .set_vm_password(vm.id, &self.inner.secrets.seal(p)?)
+        self.run_audited(
+            actor,
+            "vm.update",
+            Subject::vm(hs_name, vm_uuid),
+            checked,
+            async |(merged, _quota_guard), op| {
+                let task_id = op.task_id;
+                let engine = self.engine_of(&host)?;
+                let mut merged = merged;
+                if merged.nic_all != vm.config.nic_all {
+                    let lock = self.host_net_lock(host.id);
+                    let _net = lock.lock().await;
+                    self.sync_addresses(&host, &vm, &mut merged).await?;
+                }
+                let outcome = engine
+                    .update_vm(&self.host_context(&host), &stored_spec_of(&host, &merged))
                     .await?;
-            }
-            let fresh = self.vm(&host, vm_uuid).await?;
-            if fresh.config.nic_all != vm.config.nic_all || input.os_pass.is_some() {
-                self.refresh_dhcp(&host).await;
-                self.write_seed(&host, &fresh).await;
-            }
-            let (applied, mut message) = match outcome {
-                UpdateOutcome::Applied => ("now", "changes applied".to_string()),
-                UpdateOutcome::PendingRestart => (
-                    "next_start",
-                    "the VM is running: CPU, memory and disk changes apply at its next start"
-                        .to_string(),
-                ),
-            };
-            if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
-                message.push_str("; ");
-                message.push_str(&self.password_into_running_guest(&host, &fresh, p).await);
-            }
-            Ok(UpdatedVm {
-                vm: fresh.into(),
-                applied,
-                message,
-                task_id,
-            })
-        }
-        .await;
-        op.finish(res, |u| serde_json::json!({"applied": u.applied}))
-            .await
+                let pending = vm.pending_restart || outcome == UpdateOutcome::PendingRestart;
+                self.store()
+                    .update_vm_config(vm.id, &merged, pending)
+                    .await?;
+                if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
+                    self.store()
+                        .set_vm_password(vm.id, &self.inner.secrets.seal(p)?)
+                        .await?;
+                }
+                let fresh = self.vm(&host, vm_uuid).await?;
+                if fresh.config.nic_all != vm.config.nic_all || input.os_pass.is_some() {
+                    self.refresh_dhcp(&host).await;
+                    self.write_seed(&host, &fresh).await;
+                }
+                let (applied, mut message) = match outcome {
+                    UpdateOutcome::Applied => ("now", "changes applied".to_string()),
+                    UpdateOutcome::PendingRestart => (
+                        "next_start",
+                        "the VM is running: CPU, memory and disk changes apply at its next start"
+                            .to_string(),
+                    ),
+                };
+                if let Some(p) = input.os_pass.as_ref().filter(|p| !p.is_empty()) {
+                    message.push_str("; ");
+                    message.push_str(&self.password_into_running_guest(&host, &fresh, p).await);
+                }
+                Ok(UpdatedVm {
+                    vm: fresh.into(),
+                    applied,
+                    message,
+                    task_id,
+                })
+            },
+            |u| serde_json::json!({"applied": u.applied}),
+        )
+        .await
     }
 
     /// A new root password of a running VM also goes into the guest now,
@@ -829,12 +834,15 @@ impl Services {
             .await?;
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
-        let op = self
-            .begin(actor, "vm.delete", Some(hs_name), Some(vm_uuid))
-            .await?;
-        let res = self.remove_vm_everywhere(&host, &vm).await;
-        op.finish(res, |_| serde_json::json!({"deleted": vm_uuid}))
-            .await
+        self.run_audited(
+            actor,
+            "vm.delete",
+            Subject::vm(hs_name, vm_uuid),
+            Ok(()),
+            async |(), _op| self.remove_vm_everywhere(&host, &vm).await,
+            |_| serde_json::json!({"deleted": vm_uuid}),
+        )
+        .await
     }
 
     /// Stop the VM, remove its files, then its row. A VM whose files are
@@ -873,35 +881,38 @@ impl Services {
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let action_name = power_action_name(action);
-        let op = self
-            .begin(actor, action_name, Some(hs_name), Some(vm_uuid))
-            .await?;
-        let task_id = op.task_id;
-        let res = async {
-            let engine = self.engine_of(&host)?;
-            let ctx = self.host_context(&host);
-            op.step(action.as_str(), 10).await;
-            let outcome = engine
-                .power(&ctx, vm_uuid, action, self.inner.opts.stop_timeout)
-                .await;
-            // Whatever happened, the row follows what the engine now sees.
-            let state = engine
-                .state(&ctx, vm_uuid)
-                .await
-                .unwrap_or(PowerState::Unknown);
-            let pending = vm.pending_restart && !(action == PowerAction::Start && outcome.is_ok());
-            self.store().set_vm_state(vm.id, state, pending).await?;
-            outcome?;
-            Ok(PowerOutcome {
-                action: action.as_str(),
-                state: state.as_str(),
-                vm_flag: state.vm_flag(),
-                task_id,
-            })
-        }
-        .await;
-        op.finish(res, |p| serde_json::json!({"state": p.state}))
-            .await
+        self.run_audited(
+            actor,
+            action_name,
+            Subject::vm(hs_name, vm_uuid),
+            Ok(()),
+            async |(), op| {
+                let task_id = op.task_id;
+                let engine = self.engine_of(&host)?;
+                let ctx = self.host_context(&host);
+                op.step(action.as_str(), 10).await;
+                let outcome = engine
+                    .power(&ctx, vm_uuid, action, self.inner.opts.stop_timeout)
+                    .await;
+                // Whatever happened, the row follows what the engine now sees.
+                let state = engine
+                    .state(&ctx, vm_uuid)
+                    .await
+                    .unwrap_or(PowerState::Unknown);
+                let pending =
+                    vm.pending_restart && !(action == PowerAction::Start && outcome.is_ok());
+                self.store().set_vm_state(vm.id, state, pending).await?;
+                outcome?;
+                Ok(PowerOutcome {
+                    action: action.as_str(),
+                    state: state.as_str(),
+                    vm_flag: state.vm_flag(),
+                    task_id,
+                })
+            },
+            |p| serde_json::json!({"state": p.state}),
+        )
+        .await
     }
 
     /// Power state now, plus the samples of the last `minutes` minutes.
@@ -954,63 +965,64 @@ impl Services {
         self.authorize(actor, "host.vm.scan", "vm.scan", Some(hs_name), None)
             .await?;
         let host = self.host(hs_name).await?;
-        let op = self.begin(actor, "vm.scan", Some(hs_name), None).await?;
-        let res = async {
-            let engine = self.engine_of(&host)?;
-            let found = engine.scan(&self.host_context(&host)).await?;
-            let mut report = ScanReport {
-                scanned: found.len(),
-                added: 0,
-                added_vms: Vec::new(),
-                skipped: Vec::new(),
-                prefix_filter: prefix.to_string(),
-            };
-            for item in found {
-                let spec = item.spec;
-                if !spec.uuid.starts_with(prefix)
-                    || validate::path_name("vm_uuid", &spec.uuid).is_err()
-                {
-                    continue;
-                }
-                if self
-                    .store()
-                    .vm_by_uuid(host.id, &spec.uuid)
-                    .await?
-                    .is_some()
-                {
-                    continue;
-                }
-                let config = config_of_scanned(&host, &spec);
-                let inserted = self
-                    .store()
-                    .insert_vm(NewVm {
-                        host_id: host.id,
-                        uuid: &spec.uuid,
-                        config: &config,
-                        state: item.state,
-                        os_pass_sealed: None,
-                        owner_id: None,
-                    })
-                    .await;
-                match inserted {
-                    Ok(_) => {
-                        report.added += 1;
-                        report.added_vms.push(spec.uuid.clone());
+        self.run_audited(
+            actor,
+            "vm.scan",
+            Subject::host(hs_name),
+            Ok(()),
+            async |(), _op| {
+                let engine = self.engine_of(&host)?;
+                let found = engine.scan(&self.host_context(&host)).await?;
+                let mut report = ScanReport {
+                    scanned: found.len(),
+                    added: 0,
+                    added_vms: Vec::new(),
+                    skipped: Vec::new(),
+                    prefix_filter: prefix.to_string(),
+                };
+                for item in found {
+                    let spec = item.spec;
+                    if !spec.uuid.starts_with(prefix)
+                        || validate::path_name("vm_uuid", &spec.uuid).is_err()
+                    {
+                        continue;
                     }
-                    // The name belongs to a VM of another host, or a MAC to
-                    // another VM: importing it would clash, so say why not.
-                    Err(StoreError::Conflict(what)) => report.skipped.push(ScanSkip {
-                        vm_uuid: spec.uuid.clone(),
-                        reason: format!("{what} is already used by another VM"),
-                    }),
-                    Err(e) => return Err(e.into()),
+                    if self
+                        .store()
+                        .vm_by_uuid(host.id, &spec.uuid)
+                        .await?
+                        .is_some()
+                    {
+                        continue;
+                    }
+                    let config = config_of_scanned(&host, &spec);
+                    let inserted = self
+                        .store()
+                        .insert_vm(NewVm {
+                            host_id: host.id,
+                            uuid: &spec.uuid,
+                            config: &config,
+                            state: item.state,
+                            os_pass_sealed: None,
+                            owner_id: None,
+                        })
+                        .await;
+                    match inserted {
+                        Ok(_) => {
+                            report.added += 1;
+                            report.added_vms.push(spec.uuid.clone());
+                        }
+                        // The name belongs to a VM of another host, or a MAC to
+                        // another VM: importing it would clash, so say why not.
+                        Err(StoreError::Conflict(what)) => report.skipped.push(ScanSkip {
+                            vm_uuid: spec.uuid.clone(),
+                            reason: format!("{what} is already used by another VM"),
+                        }),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-            }
-            Ok(report)
-        }
-        .await;
-        op.finish(
-            res,
+                Ok(report)
+            },
             |r| serde_json::json!({"scanned": r.scanned, "added": r.added}),
         )
         .await

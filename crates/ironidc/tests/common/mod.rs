@@ -360,6 +360,22 @@ impl Server {
         v["detail"]["id"].as_i64().unwrap()
     }
 
+    /// Stop the controller as `systemctl stop` does (SIGTERM) and wait
+    /// for it to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ironidc still runs 120 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kill the controller without a clean shutdown (VMs must survive).
     pub fn kill(mut self) {
         let _ = self.child.kill();
