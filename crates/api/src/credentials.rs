@@ -3,13 +3,17 @@
 //! and the service layer decides what the value is (the root token, a
 //! login's JWT, an API token).
 //!
-//! Credentials in a form body (RStack's `api_key`/`api_sign`, XenSystem's
-//! `api_username`/`api_key`) are read by those faces' body extractors,
-//! since a reader here sees only the request head.
+//! Credentials in request fields (RStack's md5 signature, XenSystem's
+//! `api_username`/`api_key`) travel with the rest of the fields, in the
+//! query string or the body: those faces read them from `kit::Fields`
+//! with `field_credential` and `Md5Signature`.
 
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+use subtle::ConstantTimeEq;
 
 /// One place a credential may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,98 @@ pub fn read_any(readers: &[CredentialReader], parts: &Parts) -> Option<String> {
 pub fn missing_message(readers: &[CredentialReader]) -> String {
     let hints: Vec<String> = readers.iter().map(|r| r.hint()).collect();
     format!("missing token (send {})", hints.join(" or "))
+}
+
+/// An API key sent as a request field (XenSystem's `api_key`), if present
+/// and not empty.
+pub fn field_credential(fields: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    let value = fields.get(name)?.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// A request signed as RStack's API v3 signs it:
+/// `api_sign = md5(key + api_random + api_timestamp)`, lower-case hex.
+/// The key itself never travels; the server finds which of its keys
+/// made the signature.
+#[derive(Debug, Clone)]
+pub struct Md5Signature {
+    sign: String,
+    random: String,
+    timestamp: String,
+}
+
+/// Why a signed request is refused. The messages say no more than the
+/// category, so a caller learns nothing about which key came close.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("timestamp out of window")]
+    OutOfWindow,
+    #[error("signature invalid")]
+    Invalid,
+}
+
+impl Md5Signature {
+    pub const SIGN: &'static str = "api_sign";
+    pub const RANDOM: &'static str = "api_random";
+    pub const TIMESTAMP: &'static str = "api_timestamp";
+
+    /// The signature fields of a request.
+    pub fn from_fields(fields: &BTreeMap<String, String>) -> Result<Self, SignatureError> {
+        let field = |name: &'static str| {
+            field_credential(fields, name).ok_or(SignatureError::Missing(name))
+        };
+        Ok(Self {
+            sign: field(Self::SIGN)?.to_ascii_lowercase(),
+            random: field(Self::RANDOM)?,
+            timestamp: field(Self::TIMESTAMP)?,
+        })
+    }
+
+    /// The `api_random` value, for the caller's replay check.
+    pub fn nonce(&self) -> &str {
+        &self.random
+    }
+
+    /// Which of `keys` made the signature, if `api_timestamp` is within
+    /// `window_secs` of `now`. Every key is compared, each in constant
+    /// time, so the time taken says nothing about which one matched.
+    pub fn signer<'k, K>(
+        &self,
+        keys: impl IntoIterator<Item = (&'k K, &'k str)>,
+        now: i64,
+        window_secs: i64,
+    ) -> Result<&'k K, SignatureError>
+    where
+        K: ?Sized + 'k,
+    {
+        let at: i64 = self
+            .timestamp
+            .parse()
+            .map_err(|_| SignatureError::OutOfWindow)?;
+        if now.abs_diff(at) > window_secs.unsigned_abs() {
+            return Err(SignatureError::OutOfWindow);
+        }
+        let mut found = None;
+        for (id, key) in keys {
+            let expected = md5_hex(&[key, &self.random, &self.timestamp]);
+            let same: bool = expected.as_bytes().ct_eq(self.sign.as_bytes()).into();
+            if same && found.is_none() {
+                found = Some(id);
+            }
+        }
+        found.ok_or(SignatureError::Invalid)
+    }
+}
+
+/// The lower-case hex md5 of the concatenated parts.
+pub fn md5_hex(parts: &[&str]) -> String {
+    let mut hasher = Md5::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
 }
 
 fn authorization(headers: &HeaderMap) -> Option<String> {
@@ -142,6 +238,52 @@ mod tests {
         assert_eq!(
             missing_message(&readers),
             "missing token (send Authorization: Bearer <token> or the session cookie)"
+        );
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn md5_signature_finds_its_key_within_the_window() {
+        let now = 1_700_000_000;
+        let sign = md5_hex(&["key-b", "r4nd", "1700000100"]);
+        let request = fields(&[
+            ("api_sign", &sign.to_uppercase()),
+            ("api_random", "r4nd"),
+            ("api_timestamp", "1700000100"),
+        ]);
+        let signed = Md5Signature::from_fields(&request).unwrap();
+        let keys = [("a", "key-a"), ("b", "key-b")];
+        let keys = || keys.iter().map(|(id, k)| (id, *k));
+        assert_eq!(signed.signer(keys(), now, 300), Ok(&"b"));
+        assert_eq!(signed.nonce(), "r4nd");
+        assert_eq!(
+            signed.signer(keys(), now + 401, 300),
+            Err(SignatureError::OutOfWindow)
+        );
+        assert_eq!(
+            signed.signer(keys().take(1), now, 300),
+            Err(SignatureError::Invalid)
+        );
+        // md5("") as published, so the digest is the standard one.
+        assert_eq!(md5_hex(&[]), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn md5_signature_names_a_missing_field() {
+        let request = fields(&[("api_sign", "x"), ("api_timestamp", "1")]);
+        assert_eq!(
+            Md5Signature::from_fields(&request).unwrap_err(),
+            SignatureError::Missing("api_random")
+        );
+        assert_eq!(
+            field_credential(&fields(&[("api_key", "  ")]), "api_key"),
+            None
         );
     }
 }

@@ -40,3 +40,35 @@ pub fn from_form<T: DeserializeOwned>(encoded: &[u8]) -> Result<T, CoreError> {
         CoreError::invalid(&path, e.into_inner().to_string())
     })
 }
+
+/// The fields of a request as the billing dialects send them: the query
+/// string, then a JSON-object or form-encoded body, a body field winning
+/// over a query field of the same name. JSON scalars become their text
+/// (PHP clients send `"2"` and `2` alike); `null` is an absent field.
+pub fn request_fields(
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, CoreError> {
+    let mut fields: std::collections::BTreeMap<String, String> = query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let text = body.trim_ascii_start();
+    if text.first() == Some(&b'{') {
+        let map = match serde_json::from_slice::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err(CoreError::invalid("body", "must be a JSON object")),
+            Err(e) => return Err(CoreError::invalid("body", format!("malformed JSON: {e}"))),
+        };
+        for (key, value) in map {
+            let text = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            fields.insert(key, text);
+        }
+    } else {
+        fields.extend(form_urlencoded::parse(body).into_owned());
+    }
+    Ok(fields)
+}

@@ -94,3 +94,23 @@ impl<T: DeserializeOwned + Send, F: Face> FromRequestParts<FaceState<F>> for Pat
             .map_err(|e| CoreError::invalid("path", e.to_string()).into())
     }
 }
+
+/// Every field of a request, from the query string and a form-encoded or
+/// JSON body alike, as text: what the billing dialects (RStack,
+/// XenSystem) send, GET or POST. A malformed JSON body is refused.
+pub struct Fields(pub std::collections::BTreeMap<String, String>);
+
+impl<F: Face> FromRequest<FaceState<F>> for Fields {
+    type Rejection = F::Error;
+
+    async fn from_request(req: Request, state: &FaceState<F>) -> Result<Self, F::Error> {
+        let query = req.uri().query().map(str::to_string);
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| CoreError::invalid("body", e.to_string()))?;
+        Ok(Fields(crate::decode::request_fields(
+            query.as_deref(),
+            &bytes,
+        )?))
+    }
+}
