@@ -12,110 +12,18 @@ use ironidc_core::model::VmConfig;
 use ironidc_core::service::now;
 use ironidc_core::store::{AccountStore, StoreError};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
 use crate::filter::{Arg, Where};
-use crate::rows::{db, flag, json, to_json};
+use crate::rows::{
+    db, decode_all, json, to_json, ApiTokenRow, LoginLogRow, RoleRow, SessionRow, UserRow,
+};
 use crate::sql_store::SqlStore;
-
-const USER_COLUMNS: &str = "id, external_id, account, name, email, phone, enabled, protected, \
-     remark, password_hash, failed_logins, locked_until, quota, created_at, updated_at, login_at";
-const ROLE_COLUMNS: &str =
-    "id, name, code, description, enabled, protected, quota, created_at, updated_at";
-const SESSION_COLUMNS: &str = "id, user_id, refresh_jti, ip, created_at, expires_at, revoked";
-const TOKEN_COLUMNS: &str =
-    "id, user_id, name, token_hash, hint, scopes, created_at, expires_at, last_used_at";
-
-fn user(row: &AnyRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id").map_err(db)?,
-        external_id: row.try_get("external_id").map_err(db)?,
-        account: row.try_get("account").map_err(db)?,
-        name: row.try_get("name").map_err(db)?,
-        email: row.try_get("email").map_err(db)?,
-        phone: row.try_get("phone").map_err(db)?,
-        enabled: flag(row, "enabled")?,
-        protected: flag(row, "protected")?,
-        remark: row.try_get("remark").map_err(db)?,
-        password_hash: row.try_get("password_hash").map_err(db)?,
-        failed_logins: row.try_get("failed_logins").map_err(db)?,
-        locked_until: row.try_get("locked_until").map_err(db)?,
-        quota: json(
-            "user quota",
-            &row.try_get::<String, _>("quota").map_err(db)?,
-        )?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        updated_at: row.try_get("updated_at").map_err(db)?,
-        login_at: row.try_get("login_at").map_err(db)?,
-        roles: Vec::new(),
-    })
-}
-
-fn role(row: &AnyRow) -> Result<Role, StoreError> {
-    Ok(Role {
-        id: row.try_get("id").map_err(db)?,
-        name: row.try_get("name").map_err(db)?,
-        code: row.try_get("code").map_err(db)?,
-        description: row.try_get("description").map_err(db)?,
-        enabled: flag(row, "enabled")?,
-        protected: flag(row, "protected")?,
-        permissions: Vec::new(),
-        quota: json(
-            "role quota",
-            &row.try_get::<String, _>("quota").map_err(db)?,
-        )?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        updated_at: row.try_get("updated_at").map_err(db)?,
-    })
-}
-
-fn session(row: &AnyRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: row.try_get("id").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        refresh_jti: row.try_get("refresh_jti").map_err(db)?,
-        ip: row.try_get("ip").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        expires_at: row.try_get("expires_at").map_err(db)?,
-        revoked: flag(row, "revoked")?,
-    })
-}
-
-fn api_token(row: &AnyRow) -> Result<ApiToken, StoreError> {
-    Ok(ApiToken {
-        id: row.try_get("id").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        name: row.try_get("name").map_err(db)?,
-        token_hash: row.try_get("token_hash").map_err(db)?,
-        hint: row.try_get("hint").map_err(db)?,
-        scopes: json(
-            "token scopes",
-            &row.try_get::<String, _>("scopes").map_err(db)?,
-        )?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        expires_at: row.try_get("expires_at").map_err(db)?,
-        last_used_at: row.try_get("last_used_at").map_err(db)?,
-    })
-}
-
-fn login_log(row: &AnyRow) -> Result<LoginLogEntry, StoreError> {
-    Ok(LoginLogEntry {
-        id: row.try_get("id").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        user_name: row.try_get("user_name").map_err(db)?,
-        account: row.try_get("account").map_err(db)?,
-        ip: row.try_get("ip").map_err(db)?,
-        status: row.try_get("status").map_err(db)?,
-        reason: row.try_get("reason").map_err(db)?,
-        ts: row.try_get("ts").map_err(db)?,
-    })
-}
 
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// `column IN ($1, …, $n)` over `ids`, for the one extra query of a list.
 /// Delete row `id` of `table` and first the rows of `links` whose `key`
 /// points at it; whether the row existed.
 async fn delete_with_links(
@@ -140,6 +48,7 @@ async fn delete_with_links(
     Ok(done.rows_affected() > 0)
 }
 
+/// `column IN ($1, …, $n)` over `ids`, for the one extra query of a list.
 fn in_ids(column: &str, ids: &[i64]) -> Where {
     let mut w = Where::default();
     let placeholders: Vec<String> = ids.iter().map(|id| w.placeholder(Arg::Int(*id))).collect();
@@ -190,30 +99,28 @@ async fn replace_role_permissions(
 }
 
 impl SqlStore {
-    /// Rows of `table` matching `w`, in id order, optionally one page.
-    async fn rows_where<T>(
+    /// Rows of `table` matching `w`, in id order, optionally one page, read
+    /// as `R` and decoded into `T`.
+    async fn rows_where<R, T>(
         &self,
         columns: &str,
         table: &str,
         w: &Where,
         page: Option<Page>,
-        decode: fn(&AnyRow) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<T>, StoreError>
+    where
+        R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
         let mut sql = format!("SELECT {columns} FROM {table}{} ORDER BY id", w.sql());
         let query = match page {
             Some(page) => {
                 sql.push_str(&w.page_sql());
-                w.bind_page(sqlx::query(&sql), page)
+                w.bind_page(sqlx::query_as::<_, R>(&sql), page)
             }
-            None => w.bind(sqlx::query(&sql)),
+            None => w.bind(sqlx::query_as::<_, R>(&sql)),
         };
-        query
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode)
-            .collect()
+        decode_all(query.fetch_all(self.pool()).await.map_err(db)?)
     }
 
     /// The `child` values of a link table for each `parent` id, in one
@@ -226,7 +133,7 @@ impl SqlStore {
         ids: &[i64],
     ) -> Result<BTreeMap<i64, Vec<T>>, StoreError>
     where
-        T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+        T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> + Send + Unpin,
     {
         let mut out: BTreeMap<i64, Vec<T>> = BTreeMap::new();
         if ids.is_empty() {
@@ -237,15 +144,14 @@ impl SqlStore {
             "SELECT {parent}, {child} FROM {table}{} ORDER BY {parent}, {child}",
             links.sql()
         );
-        for row in links
-            .bind(sqlx::query(&sql))
+        // Read by position: the parent id, then the child value.
+        let rows: Vec<(i64, T)> = links
+            .bind(sqlx::query_as(&sql))
             .fetch_all(self.pool())
             .await
-            .map_err(db)?
-        {
-            out.entry(row.try_get(parent).map_err(db)?)
-                .or_default()
-                .push(row.try_get(child).map_err(db)?);
+            .map_err(db)?;
+        for (id, value) in rows {
+            out.entry(id).or_default().push(value);
         }
         Ok(out)
     }
@@ -253,7 +159,7 @@ impl SqlStore {
     /// Users matching `w` (in id order, optionally one page), with roles.
     async fn users_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<User>, StoreError> {
         let mut users = self
-            .rows_where(USER_COLUMNS, "users", w, page, user)
+            .rows_where::<UserRow, User>(UserRow::COLUMNS, "users", w, page)
             .await?;
         let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
         let mut roles = self
@@ -273,7 +179,7 @@ impl SqlStore {
     /// permissions.
     async fn roles_where(&self, w: &Where, page: Option<Page>) -> Result<Vec<Role>, StoreError> {
         let mut roles = self
-            .rows_where(ROLE_COLUMNS, "roles", w, page, role)
+            .rows_where::<RoleRow, Role>(RoleRow::COLUMNS, "roles", w, page)
             .await?;
         let ids: Vec<i64> = roles.iter().map(|r| r.id).collect();
         let mut codes = self
@@ -596,13 +502,13 @@ impl AccountStore for SqlStore {
     }
 
     async fn session_by_id(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let sql = format!("SELECT {} FROM sessions WHERE id = $1", SessionRow::COLUMNS);
+        let row = sqlx::query_as::<_, SessionRow>(&sql)
             .bind(id)
             .fetch_optional(self.pool())
             .await
             .map_err(db)?;
-        row.as_ref().map(session).transpose()
+        Ok(row.map(Session::from))
     }
 
     async fn rotate_session(
@@ -657,9 +563,10 @@ impl AccountStore for SqlStore {
     async fn insert_api_token(&self, new: &NewApiToken) -> Result<ApiToken, StoreError> {
         let sql = format!(
             "INSERT INTO api_tokens (user_id, name, token_hash, hint, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TOKEN_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {}",
+            ApiTokenRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, ApiTokenRow>(&sql)
             .bind(new.user_id)
             .bind(&new.name)
             .bind(&new.token_hash)
@@ -670,29 +577,34 @@ impl AccountStore for SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(db)?;
-        api_token(&row)
+        row.try_into()
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
-        let row = sqlx::query(&sql)
+        let sql = format!(
+            "SELECT {} FROM api_tokens WHERE token_hash = $1",
+            ApiTokenRow::COLUMNS
+        );
+        let row = sqlx::query_as::<_, ApiTokenRow>(&sql)
             .bind(hash)
             .fetch_optional(self.pool())
             .await
             .map_err(db)?;
-        row.as_ref().map(api_token).transpose()
+        row.map(ApiToken::try_from).transpose()
     }
 
     async fn list_api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id");
-        sqlx::query(&sql)
-            .bind(user_id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-            .iter()
-            .map(api_token)
-            .collect()
+        let sql = format!(
+            "SELECT {} FROM api_tokens WHERE user_id = $1 ORDER BY id",
+            ApiTokenRow::COLUMNS
+        );
+        decode_all(
+            sqlx::query_as::<_, ApiTokenRow>(&sql)
+                .bind(user_id)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn delete_api_token(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
@@ -743,19 +655,19 @@ impl AccountStore for SqlStore {
         let total = w.count(self.pool(), "login_logs l").await?;
         let order = if filter.desc { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT l.id, l.user_id, u.name AS user_name, l.account, l.ip, l.status, l.reason, l.ts \
-             FROM login_logs l LEFT JOIN users u ON u.id = l.user_id{} ORDER BY l.id {order}{}",
+            "SELECT {} FROM login_logs l LEFT JOIN users u ON u.id = l.user_id{} ORDER BY l.id {order}{}",
+            LoginLogRow::COLUMNS,
             w.sql(),
             w.page_sql()
         );
         let entries = w
-            .bind_page(sqlx::query(&sql), filter.page)
+            .bind_page(sqlx::query_as::<_, LoginLogRow>(&sql), filter.page)
             .fetch_all(self.pool())
             .await
             .map_err(db)?
-            .iter()
-            .map(login_log)
-            .collect::<Result<_, _>>()?;
+            .into_iter()
+            .map(LoginLogEntry::from)
+            .collect();
         Ok((entries, total))
     }
 

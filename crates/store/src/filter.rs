@@ -4,8 +4,8 @@
 use ironidc_core::accounts::Page;
 use ironidc_core::store::StoreError;
 use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Row};
+use sqlx::query::{QueryAs, QueryScalar};
+use sqlx::{Any, AnyPool};
 
 use crate::rows::db;
 
@@ -16,7 +16,30 @@ pub(crate) enum Arg {
     Text(String),
 }
 
-pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+/// A query the arguments of a `Where` bind onto: rows (`query_as`) or a
+/// scalar (`query_scalar`). sqlx gives the two no common binding trait.
+pub(crate) trait Bind: Sized {
+    fn bind_int(self, value: i64) -> Self;
+    fn bind_text(self, value: String) -> Self;
+}
+
+impl<'q, O> Bind for QueryAs<'q, Any, O, AnyArguments<'q>> {
+    fn bind_int(self, value: i64) -> Self {
+        self.bind(value)
+    }
+    fn bind_text(self, value: String) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind for QueryScalar<'q, Any, O, AnyArguments<'q>> {
+    fn bind_int(self, value: i64) -> Self {
+        self.bind(value)
+    }
+    fn bind_text(self, value: String) -> Self {
+        self.bind(value)
+    }
+}
 
 /// Conditions joined by `AND`, with their arguments.
 #[derive(Debug, Default)]
@@ -76,32 +99,31 @@ impl Where {
     }
 
     /// Binds the conditions' arguments.
-    pub fn bind<'q>(&self, mut q: AnyQuery<'q>) -> AnyQuery<'q> {
+    pub fn bind<Q: Bind>(&self, mut q: Q) -> Q {
         for arg in &self.args {
             q = match arg {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(v) => q.bind_int(*v),
+                Arg::Text(s) => q.bind_text(s.clone()),
             };
         }
         q
     }
 
     /// Binds the conditions' arguments, then the page's limit and offset.
-    pub fn bind_page<'q>(&self, q: AnyQuery<'q>, page: Page) -> AnyQuery<'q> {
+    pub fn bind_page<Q: Bind>(&self, q: Q, page: Page) -> Q {
         self.bind(q)
-            .bind(i64::from(page.limit))
-            .bind(i64::from(page.offset))
+            .bind_int(i64::from(page.limit))
+            .bind_int(i64::from(page.offset))
     }
 
     /// `SELECT COUNT(*) FROM {from}` with these conditions.
     pub async fn count(&self, pool: &AnyPool, from: &str) -> Result<u64, StoreError> {
-        let sql = format!("SELECT COUNT(*) AS n FROM {from}{}", self.sql());
-        let row = self
-            .bind(sqlx::query(&sql))
+        let sql = format!("SELECT COUNT(*) FROM {from}{}", self.sql());
+        let n: i64 = self
+            .bind(sqlx::query_scalar(&sql))
             .fetch_one(pool)
             .await
             .map_err(db)?;
-        let n: i64 = row.try_get("n").map_err(db)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

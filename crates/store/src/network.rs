@@ -5,73 +5,10 @@ use ironidc_core::model::{NatRule, ProxyBinding, VmAddress, VmConfig};
 use ironidc_core::service::now;
 use ironidc_core::store::{Scope, StoreError};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
-use crate::rows::{db, flag, with_value};
+use crate::rows::{db, decode_all, with_value, AddressRow, NatRuleRow, ProxyRow};
 use crate::sql_store::SqlStore;
-
-const ADDRESS_COLUMNS: &str =
-    "id, host_id, vm_id, nic, vers, address, prefix, gateway, pool, description, created_at";
-const NAT_COLUMNS: &str = "id, host_id, vm_id, protocol, external_port, internal_ip, \
-     internal_port, description, created_at";
-const PROXY_COLUMNS: &str = "id, host_id, vm_id, domain, backend_ip, backend_port, ssl_enabled, \
-     ssl_type, cert_pem, key_sealed, cert_not_after, cert_error, description, created_at";
-
-fn port(row: &AnyRow, column: &str) -> Result<u16, StoreError> {
-    let value: i64 = row.try_get(column).map_err(db)?;
-    u16::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
-}
-
-fn address(row: &AnyRow) -> Result<VmAddress, StoreError> {
-    let prefix: i64 = row.try_get("prefix").map_err(db)?;
-    Ok(VmAddress {
-        id: row.try_get("id").map_err(db)?,
-        host_id: row.try_get("host_id").map_err(db)?,
-        vm_id: row.try_get("vm_id").map_err(db)?,
-        nic: row.try_get("nic").map_err(db)?,
-        vers: row.try_get("vers").map_err(db)?,
-        address: row.try_get("address").map_err(db)?,
-        prefix: u8::try_from(prefix)
-            .map_err(|_| StoreError::Corrupt(format!("prefix {prefix}")))?,
-        gateway: row.try_get("gateway").map_err(db)?,
-        pool: row.try_get("pool").map_err(db)?,
-        description: row.try_get("description").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
-}
-
-fn nat_rule(row: &AnyRow) -> Result<NatRule, StoreError> {
-    Ok(NatRule {
-        id: row.try_get("id").map_err(db)?,
-        host_id: row.try_get("host_id").map_err(db)?,
-        vm_id: row.try_get("vm_id").map_err(db)?,
-        protocol: row.try_get("protocol").map_err(db)?,
-        external_port: port(row, "external_port")?,
-        internal_ip: row.try_get("internal_ip").map_err(db)?,
-        internal_port: port(row, "internal_port")?,
-        description: row.try_get("description").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
-}
-
-fn proxy(row: &AnyRow) -> Result<ProxyBinding, StoreError> {
-    Ok(ProxyBinding {
-        id: row.try_get("id").map_err(db)?,
-        host_id: row.try_get("host_id").map_err(db)?,
-        vm_id: row.try_get("vm_id").map_err(db)?,
-        domain: row.try_get("domain").map_err(db)?,
-        backend_ip: row.try_get("backend_ip").map_err(db)?,
-        backend_port: port(row, "backend_port")?,
-        ssl_enabled: flag(row, "ssl_enabled")?,
-        ssl_type: row.try_get("ssl_type").map_err(db)?,
-        cert_pem: row.try_get("cert_pem").map_err(db)?,
-        key_sealed: row.try_get("key_sealed").map_err(db)?,
-        cert_not_after: row.try_get("cert_not_after").map_err(db)?,
-        cert_error: row.try_get("cert_error").map_err(db)?,
-        description: row.try_get("description").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
-}
 
 /// `WHERE` clause and bound id of a scope. The id placeholder is always $1.
 fn scope_filter(scope: Scope) -> (&'static str, i64) {
@@ -107,23 +44,27 @@ pub(crate) async fn replace_vm_nics(
 }
 
 impl SqlStore {
-    async fn list<T>(
+    /// The rows of `table` in `scope`, in id order, read as `R` and
+    /// decoded into `T`.
+    async fn list<R, T>(
         &self,
         table: &str,
         columns: &str,
         scope: Scope,
-        decode: fn(&AnyRow) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<T>, StoreError>
+    where
+        R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
         let (filter, id) = scope_filter(scope);
         let sql = format!("SELECT {columns} FROM {table} WHERE {filter} ORDER BY id");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode)
-            .collect()
+        decode_all(
+            sqlx::query_as::<_, R>(&sql)
+                .bind(id)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db)?,
+        )
     }
 
     pub(crate) async fn delete_row(&self, table: &str, id: i64) -> Result<(), StoreError> {
@@ -138,9 +79,10 @@ impl SqlStore {
     pub(crate) async fn insert_address_row(&self, a: &VmAddress) -> Result<VmAddress, StoreError> {
         let sql = format!(
             "INSERT INTO vm_addresses (host_id, vm_id, nic, vers, address, prefix, gateway, pool, description, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {ADDRESS_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {}",
+            AddressRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, AddressRow>(&sql)
             .bind(a.host_id)
             .bind(a.vm_id)
             .bind(&a.nic)
@@ -154,20 +96,21 @@ impl SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(|e| with_value(db(e), &a.address))?;
-        address(&row)
+        row.try_into()
     }
 
     pub(crate) async fn address_rows(&self, scope: Scope) -> Result<Vec<VmAddress>, StoreError> {
-        self.list("vm_addresses", ADDRESS_COLUMNS, scope, address)
+        self.list::<AddressRow, _>("vm_addresses", AddressRow::COLUMNS, scope)
             .await
     }
 
     pub(crate) async fn insert_nat_row(&self, r: &NatRule) -> Result<NatRule, StoreError> {
         let sql = format!(
             "INSERT INTO nat_rules (host_id, vm_id, protocol, external_port, internal_ip, internal_port, description, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {NAT_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {}",
+            NatRuleRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, NatRuleRow>(&sql)
             .bind(r.host_id)
             .bind(r.vm_id)
             .bind(&r.protocol)
@@ -179,11 +122,12 @@ impl SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(db)?;
-        nat_rule(&row)
+        row.try_into()
     }
 
     pub(crate) async fn nat_rows(&self, scope: Scope) -> Result<Vec<NatRule>, StoreError> {
-        self.list("nat_rules", NAT_COLUMNS, scope, nat_rule).await
+        self.list::<NatRuleRow, _>("nat_rules", NatRuleRow::COLUMNS, scope)
+            .await
     }
 
     pub(crate) async fn insert_proxy_row(
@@ -193,9 +137,10 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO proxies (host_id, vm_id, domain, backend_ip, backend_port, ssl_enabled, ssl_type, \
              cert_pem, key_sealed, cert_not_after, cert_error, description, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {PROXY_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {}",
+            ProxyRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, ProxyRow>(&sql)
             .bind(p.host_id)
             .bind(p.vm_id)
             .bind(&p.domain)
@@ -212,11 +157,12 @@ impl SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(|e| with_value(db(e), &p.domain))?;
-        proxy(&row)
+        row.try_into()
     }
 
     pub(crate) async fn proxy_rows(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError> {
-        self.list("proxies", PROXY_COLUMNS, scope, proxy).await
+        self.list::<ProxyRow, _>("proxies", ProxyRow::COLUMNS, scope)
+            .await
     }
 
     pub(crate) async fn update_proxy_error(&self, id: i64, error: &str) -> Result<(), StoreError> {

@@ -6,29 +6,10 @@ use ironidc_core::accounts::Page;
 use ironidc_core::model::{Task, Vm};
 use ironidc_core::service::now;
 use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::filter::Where;
-use crate::rows::{db, flag, TASK_COLUMNS, VM_COLUMNS};
+use crate::rows::{db, decode_all, ConsoleTokenRow, TaskRow, VmRow};
 use crate::sql_store::SqlStore;
-
-const CONSOLE_COLUMNS: &str =
-    "id, token_hash, vm_id, user_id, actor, created_at, last_used_at, opened_at, revoked";
-
-fn console_token(row: &AnyRow) -> Result<ConsoleToken, StoreError> {
-    Ok(ConsoleToken {
-        id: row.try_get("id").map_err(db)?,
-        token_hash: row.try_get("token_hash").map_err(db)?,
-        vm_id: row.try_get("vm_id").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        actor: row.try_get("actor").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        last_used_at: row.try_get("last_used_at").map_err(db)?,
-        opened_at: row.try_get("opened_at").map_err(db)?,
-        revoked: flag(row, "revoked")?,
-    })
-}
 
 #[async_trait]
 impl OpsStore for SqlStore {
@@ -38,9 +19,10 @@ impl OpsStore for SqlStore {
     ) -> Result<ConsoleToken, StoreError> {
         let sql = format!(
             "INSERT INTO console_tokens (token_hash, vm_id, user_id, actor, created_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {CONSOLE_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {}",
+            ConsoleTokenRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, ConsoleTokenRow>(&sql)
             .bind(&new.token_hash)
             .bind(new.vm_id)
             .bind(new.user_id)
@@ -49,17 +31,20 @@ impl OpsStore for SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(db)?;
-        console_token(&row)
+        Ok(row.into())
     }
 
     async fn console_token_by_hash(&self, hash: &str) -> Result<Option<ConsoleToken>, StoreError> {
-        let sql = format!("SELECT {CONSOLE_COLUMNS} FROM console_tokens WHERE token_hash = $1");
-        let row = sqlx::query(&sql)
+        let sql = format!(
+            "SELECT {} FROM console_tokens WHERE token_hash = $1",
+            ConsoleTokenRow::COLUMNS
+        );
+        let row = sqlx::query_as::<_, ConsoleTokenRow>(&sql)
             .bind(hash)
             .fetch_optional(self.pool())
             .await
             .map_err(db)?;
-        row.as_ref().map(console_token).transpose()
+        Ok(row.map(ConsoleToken::from))
     }
 
     async fn open_console_token(&self, id: i64, at: i64) -> Result<bool, StoreError> {
@@ -109,14 +94,15 @@ impl OpsStore for SqlStore {
 
     async fn console_tokens(&self, vm_id: i64) -> Result<Vec<ConsoleToken>, StoreError> {
         let sql = format!(
-            "SELECT {CONSOLE_COLUMNS} FROM console_tokens WHERE vm_id = $1 ORDER BY id DESC"
+            "SELECT {} FROM console_tokens WHERE vm_id = $1 ORDER BY id DESC",
+            ConsoleTokenRow::COLUMNS
         );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query_as::<_, ConsoleTokenRow>(&sql)
             .bind(vm_id)
             .fetch_all(self.pool())
             .await
             .map_err(db)?;
-        rows.iter().map(console_token).collect()
+        Ok(rows.into_iter().map(ConsoleToken::from).collect())
     }
 
     async fn purge_console_tokens(&self, before: i64) -> Result<u64, StoreError> {
@@ -144,41 +130,40 @@ impl OpsStore for SqlStore {
         }
         let total = filter.count(self.pool(), "vms v").await?;
         let sql = format!(
-            "SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id{} ORDER BY v.id{}",
+            "SELECT {} FROM vms v JOIN hosts h ON h.id = v.host_id{} ORDER BY v.id{}",
+            VmRow::COLUMNS,
             filter.sql(),
             filter.page_sql()
         );
-        let vms = filter
-            .bind_page(sqlx::query(&sql), page)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?
-            .iter()
-            .map(crate::rows::vm)
-            .collect::<Result<_, _>>()?;
+        let vms = decode_all(
+            filter
+                .bind_page(sqlx::query_as::<_, VmRow>(&sql), page)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db)?,
+        )?;
         Ok((vms, total))
     }
 
     async fn task_by_id(&self, id: i64) -> Result<Option<Task>, StoreError> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let sql = format!("SELECT {} FROM tasks WHERE id = $1", TaskRow::COLUMNS);
+        let row = sqlx::query_as::<_, TaskRow>(&sql)
             .bind(id)
             .fetch_optional(self.pool())
             .await
             .map_err(db)?;
-        row.as_ref().map(crate::rows::task).transpose()
+        row.map(Task::try_from).transpose()
     }
 
     async fn vm_report_secret(&self, vm_id: i64) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT report_secret FROM vms WHERE id = $1")
-            .bind(vm_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db)?;
-        match row {
-            Some(row) => row.try_get("report_secret").map_err(db),
-            None => Ok(None),
-        }
+        // No VM and a VM without a secret both answer `None`.
+        let secret: Option<Option<String>> =
+            sqlx::query_scalar("SELECT report_secret FROM vms WHERE id = $1")
+                .bind(vm_id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db)?;
+        Ok(secret.flatten())
     }
 
     async fn set_vm_report_secret(&self, vm_id: i64, sealed: &str) -> Result<(), StoreError> {

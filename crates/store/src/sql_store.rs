@@ -15,11 +15,13 @@ use ironidc_core::store::{
     HostSummary, NewAddress, NewHost, NewLog, NewNatRule, NewProxy, NewVm, Scope, Store, StoreError,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::filter::Where;
 use crate::network::replace_vm_nics;
-use crate::rows::{self, db, to_json, HOST_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, VM_COLUMNS};
+use crate::rows::{
+    self, db, decode_all, to_json, HostRow, HostSummaryRow, LogRow, TaskRow, VmRow, VmStatusRow,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -120,18 +122,15 @@ impl SqlStore {
         clause: &str,
         binds: (i64, Option<&str>),
     ) -> Result<Vec<Vm>, StoreError> {
-        let sql =
-            format!("SELECT {VM_COLUMNS} FROM vms v JOIN hosts h ON h.id = v.host_id {clause}");
-        let mut q = sqlx::query(&sql).bind(binds.0);
+        let sql = format!(
+            "SELECT {} FROM vms v JOIN hosts h ON h.id = v.host_id {clause}",
+            VmRow::COLUMNS
+        );
+        let mut q = sqlx::query_as::<_, VmRow>(&sql).bind(binds.0);
         if let Some(s) = binds.1 {
             q = q.bind(s.to_string());
         }
-        q.fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::vm)
-            .collect()
+        decode_all(q.fetch_all(&self.pool).await.map_err(db)?)
     }
 }
 
@@ -140,9 +139,10 @@ impl Store for SqlStore {
     async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError> {
         let sql = format!(
             "INSERT INTO hosts (name, engine, enabled, config, created_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING {HOST_COLUMNS}"
+             RETURNING {}",
+            HostRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, HostRow>(&sql)
             .bind(new.name)
             .bind(new.engine)
             .bind(i64::from(new.enabled))
@@ -151,33 +151,31 @@ impl Store for SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| rows::with_value(db(e), new.name))?;
-        rows::host(&row)
+        row.try_into()
     }
 
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError> {
-        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = $1");
-        let row = sqlx::query(&sql)
+        let sql = format!("SELECT {} FROM hosts WHERE name = $1", HostRow::COLUMNS);
+        let row = sqlx::query_as::<_, HostRow>(&sql)
             .bind(name)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.as_ref().map(rows::host).transpose()
+        row.map(Host::try_from).transpose()
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
         let sql = format!(
-            "SELECT {HOST_COLUMNS}, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) AS vm_count \
-             FROM hosts ORDER BY id"
+            "SELECT {}, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) AS vm_count \
+             FROM hosts ORDER BY id",
+            HostRow::COLUMNS
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(HostSummary {
-                    host: rows::host(r)?,
-                    vm_count: r.try_get("vm_count").map_err(db)?,
-                })
-            })
-            .collect()
+        decode_all(
+            sqlx::query_as::<_, HostSummaryRow>(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn update_host(
@@ -328,17 +326,19 @@ impl Store for SqlStore {
         to: i64,
         limit: u32,
     ) -> Result<Vec<VmStatusSample>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT ts, state, status FROM vm_status WHERE vm_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts DESC, id DESC LIMIT $4",
-        )
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::sample).collect()
+        let sql = format!(
+            "SELECT {} FROM vm_status WHERE vm_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts DESC, id DESC LIMIT $4",
+            VmStatusRow::COLUMNS
+        );
+        let rows = sqlx::query_as::<_, VmStatusRow>(&sql)
+            .bind(id)
+            .bind(from)
+            .bind(to)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        decode_all(rows)
     }
 
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError> {
@@ -420,16 +420,12 @@ impl Store for SqlStore {
     }
 
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query(
+        sqlx::query_as(
             "SELECT COUNT(*) AS total, COUNT(CASE WHEN state IN ('running', 'paused') THEN 1 END) AS running FROM vms",
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(db)?;
-        Ok((
-            row.try_get("total").map_err(db)?,
-            row.try_get("running").map_err(db)?,
-        ))
+        .map_err(db)
     }
 
     async fn create_task(
@@ -441,9 +437,10 @@ impl Store for SqlStore {
     ) -> Result<Task, StoreError> {
         let sql = format!(
             "INSERT INTO tasks (kind, hs_name, vm_uuid, actor, step, status, progress, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5) RETURNING {TASK_COLUMNS}"
+             VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5) RETURNING {}",
+            TaskRow::COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, TaskRow>(&sql)
             .bind(kind)
             .bind(hs_name.map(str::to_string))
             .bind(vm_uuid.map(str::to_string))
@@ -452,7 +449,7 @@ impl Store for SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
-        rows::task(&row)
+        row.try_into()
     }
 
     async fn update_task(&self, id: i64, step: &str, progress: u8) -> Result<(), StoreError> {
@@ -515,14 +512,16 @@ impl Store for SqlStore {
     }
 
     async fn running_tasks(&self) -> Result<Vec<Task>, StoreError> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'running' ORDER BY id");
-        sqlx::query(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::task)
-            .collect()
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE status = 'running' ORDER BY id",
+            TaskRow::COLUMNS
+        );
+        decode_all(
+            sqlx::query_as::<_, TaskRow>(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn list_tasks(
@@ -539,19 +538,19 @@ impl Store for SqlStore {
             filter.eq_text("actor", actor);
         }
         let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks{} ORDER BY id DESC{}",
+            "SELECT {} FROM tasks{} ORDER BY id DESC{}",
+            TaskRow::COLUMNS,
             filter.sql(),
             filter.limit_sql()
         );
-        filter
-            .bind(sqlx::query(&sql))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::task)
-            .collect()
+        decode_all(
+            filter
+                .bind(sqlx::query_as::<_, TaskRow>(&sql))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn insert_log(&self, new: NewLog<'_>) -> Result<(), StoreError> {
@@ -589,18 +588,19 @@ impl Store for SqlStore {
         let total = w.count(&self.pool, "logs").await?;
         let order = if filter.desc { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM logs{} ORDER BY id {order}{}",
+            "SELECT {} FROM logs{} ORDER BY id {order}{}",
+            LogRow::COLUMNS,
             w.sql(),
             w.page_sql()
         );
         let entries = w
-            .bind_page(sqlx::query(&sql), filter.page)
+            .bind_page(sqlx::query_as::<_, LogRow>(&sql), filter.page)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?
-            .iter()
-            .map(rows::log)
-            .collect::<Result<_, _>>()?;
+            .into_iter()
+            .map(LogEntry::from)
+            .collect();
         Ok((entries, total))
     }
 
