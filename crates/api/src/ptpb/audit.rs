@@ -3,11 +3,11 @@
 use axum::extract::State;
 use ironidc_core::accounts::LogFilter;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::docs::{Envelope, Refusals};
-use super::envelope::{date, PtpbResult, Reply};
+use super::docs::{PageOf, Refusals};
+use super::envelope::{PtpbResult, Reply};
 use super::paging::page;
+use super::wire::{LoginLogReply, OperationLogReply};
 use crate::kit::{Caller, Query};
 use crate::AppState;
 
@@ -34,13 +34,6 @@ impl LogQuery {
     }
 }
 
-fn user_json(id: Option<i64>, name: Option<String>) -> serde_json::Value {
-    match id {
-        Some(id) => json!({ "id": id, "name": name }),
-        None => serde_json::Value::Null,
-    }
-}
-
 /// The login log
 #[utoipa::path(
     get,
@@ -48,7 +41,7 @@ fn user_json(id: Option<i64>, name: Option<String>) -> serde_json::Value {
     tag = "audit",
     params(LogQuery),
     operation_id = "auditLogins",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "A page of login attempts.", body = PageOf<LoginLogReply>), Refusals)
 )]
 pub async fn logins(
     State(s): State<AppState>,
@@ -59,22 +52,8 @@ pub async fn logins(
         .services
         .login_log(&actor, q.self_only, q.filter()?)
         .await?;
-    let rows = view
-        .entries
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "user": user_json(e.user_id, e.user_name),
-                "account": e.account,
-                "ip": e.ip,
-                "status": e.status,
-                "reason": e.reason,
-                "date": date(e.ts),
-            })
-        })
-        .collect();
-    Reply::page::<serde_json::Value>(rows, view.total)
+    let rows = view.entries.into_iter().map(LoginLogReply::from).collect();
+    Reply::page(rows, view.total)
 }
 
 /// The operation log
@@ -84,7 +63,7 @@ pub async fn logins(
     tag = "audit",
     params(LogQuery),
     operation_id = "auditOperations",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "A page of operations.", body = PageOf<OperationLogReply>), Refusals)
 )]
 pub async fn operations(
     State(s): State<AppState>,
@@ -98,21 +77,7 @@ pub async fn operations(
     let rows = view
         .entries
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "user": user_json(e.user_id, Some(e.actor.clone())),
-                "actor": e.actor,
-                "ip": e.source_ip,
-                "face": e.face,
-                "operation": e.action,
-                "hs_name": e.hs_name,
-                "target": e.target,
-                "status": e.ok,
-                "message": e.message,
-                "date": date(e.ts),
-            })
-        })
+        .map(OperationLogReply::from)
         .collect();
-    Reply::page::<serde_json::Value>(rows, view.total)
+    Reply::page(rows, view.total)
 }

@@ -2,21 +2,29 @@
 //! status equal to `code`, and the one mapping of core errors to it. A bad
 //! field is `detail: {"field": ["message"]}`, as PTPB's serializers say it.
 
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ironidc_core::{CoreError, ErrorClass};
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::wire::SessionTokensReply;
 
 /// A successful reply: `detail` and `total` when given, plus any extra
-/// top-level keys (`token` for logins).
+/// top-level keys (`token` for logins). Only the face's own types (those
+/// with a schema, which no core type has) are put in it, so what the
+/// document describes is what is sent.
 pub struct Reply {
     body: serde_json::Map<String, Value>,
     headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 impl Reply {
+    /// `{code, msg}`.
     pub fn ok() -> Self {
         let mut body = serde_json::Map::new();
         body.insert("code".into(), json!(200));
@@ -27,19 +35,34 @@ impl Reply {
         }
     }
 
-    pub fn detail(detail: impl Serialize) -> Result<Self, PtpbError> {
+    /// `{code, msg, detail}`.
+    pub fn detail<T: Serialize + ToSchema>(detail: T) -> Result<Self, PtpbError> {
         Self::ok().with("detail", detail)
     }
 
     /// A page of a list, in PTPB's shape (`total`, `detail`, `extra`).
-    pub fn page<T: Serialize>(items: Vec<T>, total: u64) -> Result<Self, PtpbError> {
+    pub fn page<T: Serialize + ToSchema>(items: Vec<T>, total: u64) -> Result<Self, PtpbError> {
         Self::ok()
             .with("total", total)?
             .with("detail", items)?
             .with("extra", Value::Null)
     }
 
-    pub fn with(mut self, key: &str, value: impl Serialize) -> Result<Self, PtpbError> {
+    /// `{code, msg, total}`: how many items a delete removed.
+    pub fn counted(total: u64) -> Self {
+        let mut reply = Self::ok();
+        reply.body.insert("total".into(), total.into());
+        reply
+    }
+
+    /// `{code, msg, token}`: a login's or a refresh's tokens.
+    pub fn tokens(tokens: SessionTokensReply) -> Result<Self, PtpbError> {
+        Self::ok().with("token", tokens)
+    }
+
+    // Through a `Value` map, whose keys serde_json keeps sorted: the
+    // order PTPB clients have always received.
+    fn with(mut self, key: &str, value: impl Serialize) -> Result<Self, PtpbError> {
         let value = serde_json::to_value(value)
             .map_err(|e| PtpbError::internal(format!("response encoding: {e}")))?;
         self.body.insert(key.into(), value);
@@ -62,10 +85,20 @@ impl IntoResponse for Reply {
     }
 }
 
+/// The `detail` of a refusal: a message, or for refused input the
+/// messages per field, as PTPB's serializers give them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RefusalDetail {
+    Message(String),
+    /// `{"field": ["message"]}`.
+    Fields(BTreeMap<String, Vec<String>>),
+}
+
 #[derive(Debug)]
 pub struct PtpbError {
     status: StatusCode,
-    detail: Value,
+    detail: RefusalDetail,
     retry_after: Option<u64>,
 }
 
@@ -73,14 +106,14 @@ impl PtpbError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            detail: Value::String(message.into()),
+            detail: RefusalDetail::Message(message.into()),
             retry_after: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
-            detail: Value::String(message.into()),
+            detail: RefusalDetail::Message(message.into()),
             retry_after: None,
         }
     }
@@ -104,8 +137,10 @@ impl From<CoreError> for PtpbError {
         }
         let retry_after = e.retry_after();
         let detail = match e {
-            CoreError::Invalid { field, message } => json!({ field: [message] }),
-            other => Value::String(other.to_string()),
+            CoreError::Invalid { field, message } => {
+                RefusalDetail::Fields(BTreeMap::from([(field, vec![message])]))
+            }
+            other => RefusalDetail::Message(other.to_string()),
         };
         Self {
             status,
@@ -119,7 +154,7 @@ impl From<crate::face::Unrouted> for PtpbError {
     fn from(u: crate::face::Unrouted) -> Self {
         Self {
             status: u.status(),
-            detail: Value::String(u.message().into()),
+            detail: RefusalDetail::Message(u.message().into()),
             retry_after: None,
         }
     }
@@ -157,12 +192,24 @@ impl IntoResponse for PtpbError {
 
 pub type PtpbResult = Result<Reply, PtpbError>;
 
-/// A unix time as PTPB's ISO 8601 dates (UTC).
-pub fn date(ts: i64) -> Value {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .map(Value::String)
-        .unwrap_or(Value::Null)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PTPB's serializers' shape for a refused field, and a bare message
+    /// for everything else.
+    #[test]
+    fn refusal_details() {
+        let invalid = PtpbError::from(CoreError::invalid("page", "must be at least 1"));
+        assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            serde_json::to_value(&invalid.detail).unwrap(),
+            json!({"page": ["must be at least 1"]})
+        );
+        let missing = PtpbError::not_found("no such role");
+        assert_eq!(
+            serde_json::to_value(&missing.detail).unwrap(),
+            json!("no such role")
+        );
+    }
 }

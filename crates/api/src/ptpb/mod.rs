@@ -11,6 +11,7 @@ mod roles;
 mod session;
 mod tokens;
 mod users;
+mod wire;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -3,46 +3,16 @@
 use axum::extract::State;
 use ironidc_core::accounts::Quota;
 use ironidc_core::permissions;
-use ironidc_core::service::{RoleInput, RolePatch, RoleView};
+use ironidc_core::service::{RoleInput, RolePatch};
 use ironidc_core::CoreError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::docs::{Envelope, Refusals};
-use super::envelope::{date, PtpbError, PtpbResult, Reply};
+use super::docs::{Deleted, DetailOf, PageOf, Refusals};
+use super::envelope::{PtpbError, PtpbResult, Reply};
 use super::paging::{page, IdList};
+use super::wire::{MenuRouteReply, PermissionReply, RolePermsReply, RoleReply};
 use crate::kit::{Caller, Json, Query};
 use crate::AppState;
-
-#[derive(Serialize)]
-pub struct RoleEntry {
-    id: i64,
-    name: String,
-    code: String,
-    description: Option<String>,
-    status: bool,
-    protected: bool,
-    perms: Vec<i64>,
-    quota: Quota,
-    create_date: serde_json::Value,
-    update_date: serde_json::Value,
-}
-
-impl From<RoleView> for RoleEntry {
-    fn from(r: RoleView) -> Self {
-        Self {
-            id: r.id,
-            name: r.name,
-            code: r.code,
-            description: r.description,
-            status: r.status,
-            protected: r.protected,
-            perms: r.perms,
-            quota: r.quota,
-            create_date: date(r.created_at),
-            update_date: date(r.updated_at),
-        }
-    }
-}
 
 /// Permission ids as codes; an unknown id names `perms`.
 fn codes_of(ids: &[i64]) -> Result<Vec<String>, PtpbError> {
@@ -75,7 +45,7 @@ pub struct AddBody {
     tag = "role",
     request_body = AddBody,
     operation_id = "roleAdd",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The new role.", body = DetailOf<RoleReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
@@ -95,7 +65,7 @@ pub async fn add(
             },
         )
         .await?;
-    Reply::detail(RoleEntry::from(role))
+    Reply::detail(RoleReply::from(role))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -116,7 +86,7 @@ pub struct EditBody {
     tag = "role",
     request_body = EditBody,
     operation_id = "roleEdit",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The role.", body = DetailOf<RoleReply>), Refusals)
 )]
 pub async fn edit(
     State(s): State<AppState>,
@@ -137,7 +107,7 @@ pub async fn edit(
             },
         )
         .await?;
-    Reply::detail(RoleEntry::from(role))
+    Reply::detail(RoleReply::from(role))
 }
 
 /// Delete roles
@@ -147,7 +117,7 @@ pub async fn edit(
     tag = "role",
     request_body = IdList,
     operation_id = "roleDelete",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "How many were deleted.", body = Deleted), Refusals)
 )]
 pub async fn delete(
     State(s): State<AppState>,
@@ -155,7 +125,7 @@ pub async fn delete(
     Json(b): Json<IdList>,
 ) -> PtpbResult {
     let deleted = s.services.delete_roles(&actor, &b.id_list).await?;
-    Reply::ok().with("total", deleted)
+    Ok(Reply::counted(deleted))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -175,7 +145,7 @@ pub struct ListQuery {
     tag = "role",
     params(ListQuery),
     operation_id = "roleList",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "A page of roles (all of them with `all`).", body = PageOf<RoleReply>), Refusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
@@ -191,7 +161,7 @@ pub async fn list(
         .services
         .list_roles(&actor, q.name.as_deref().filter(|n| !n.is_empty()), page)
         .await?;
-    Reply::page(roles.into_iter().map(RoleEntry::from).collect(), total)
+    Reply::page(roles.into_iter().map(RoleReply::from).collect(), total)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -207,7 +177,7 @@ pub struct IdQuery {
     tag = "role",
     params(IdQuery),
     operation_id = "rolePermissionsOf",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The role's permission ids.", body = DetailOf<RolePermsReply>), Refusals)
 )]
 pub async fn permissions_of(
     State(s): State<AppState>,
@@ -215,7 +185,7 @@ pub async fn permissions_of(
     Query(q): Query<IdQuery>,
 ) -> PtpbResult {
     let role = s.services.get_role(&actor, q.id).await?;
-    Reply::detail(serde_json::json!({ "id": role.id, "perms": role.perms }))
+    Reply::detail(RolePermsReply::from(role))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -231,7 +201,7 @@ pub struct GrantBody {
     tag = "role",
     request_body = GrantBody,
     operation_id = "roleGrant",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The role's permission ids now.", body = DetailOf<RolePermsReply>), Refusals)
 )]
 pub async fn grant(
     State(s): State<AppState>,
@@ -242,7 +212,7 @@ pub async fn grant(
         .services
         .set_role_permissions(&actor, b.id, codes_of(&b.perms)?)
         .await?;
-    Reply::detail(serde_json::json!({ "id": role.id, "perms": role.perms }))
+    Reply::detail(RolePermsReply::from(role))
 }
 
 /// The catalogue; reading it takes `system.role.read`, like roles.
@@ -251,11 +221,15 @@ pub async fn grant(
     path = "/api/rbac/perm/",
     tag = "perm",
     operation_id = "roleCatalogue",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "Every permission, in id order.", body = DetailOf<Vec<PermissionReply>>), Refusals)
 )]
 pub async fn catalogue(Caller(actor): Caller) -> PtpbResult {
     actor.require("system.role.read")?;
-    Reply::detail(permissions::all().collect::<Vec<_>>())
+    Reply::detail(
+        permissions::all()
+            .map(PermissionReply::from)
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The menu the caller may see.
@@ -264,21 +238,12 @@ pub async fn catalogue(Caller(actor): Caller) -> PtpbResult {
     path = "/api/rbac/routes/",
     tag = "routes",
     operation_id = "roleRoutes",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The menu tree.", body = DetailOf<Vec<MenuRouteReply>>), Refusals)
 )]
 pub async fn routes(Caller(actor): Caller) -> PtpbResult {
-    let menu: Vec<serde_json::Value> = permissions::menu_for(|code| actor.may(code))
+    let menu: Vec<MenuRouteReply> = permissions::menu_for(|code| actor.may(code))
         .into_iter()
-        .map(route_json)
+        .map(MenuRouteReply::from)
         .collect();
     Reply::detail(menu)
-}
-
-fn route_json(r: permissions::MenuRoute) -> serde_json::Value {
-    serde_json::json!({
-        "path": r.path,
-        "component": r.component,
-        "meta": { "title": r.title, "icon": r.icon, "permission": r.permission },
-        "children": r.children.into_iter().map(route_json).collect::<Vec<_>>(),
-    })
 }

@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, HeaderValue};
 use ironidc_core::service::TokenPair;
 use serde::Deserialize;
 
-use super::docs::{Envelope, Refusals};
+use super::docs::{Done, Refusals, SignedIn};
 use super::envelope::{PtpbError, PtpbResult, Reply};
+use super::wire::SessionTokensReply;
 use crate::kit::{Caller, Json};
 use crate::AppState;
 
@@ -28,7 +29,7 @@ pub struct LoginBody {
     tag = "login",
     request_body = LoginBody,
     operation_id = "sessionLogin",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals),
+    responses((status = 200, description = "Signed in.", body = SignedIn), Refusals),
     security(())
 )]
 pub async fn login(
@@ -48,7 +49,7 @@ pub async fn login(
     path = "/api/rbac/logout/",
     tag = "logout",
     operation_id = "sessionLogout",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "Signed out.", body = Done), Refusals)
 )]
 pub async fn logout(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     s.services.logout(&actor).await?;
@@ -70,7 +71,7 @@ pub struct RefreshBody {
     tag = "refresh",
     request_body = RefreshBody,
     operation_id = "sessionRefresh",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals),
+    responses((status = 200, description = "A new pair.", body = SignedIn), Refusals),
     security(())
 )]
 pub async fn refresh(
@@ -98,15 +99,5 @@ fn token_reply(pair: TokenPair) -> PtpbResult {
     );
     let cookie = HeaderValue::from_str(&cookie)
         .map_err(|_| PtpbError::internal("token is not a valid cookie value"))?;
-    Ok(Reply::ok()
-        .with(
-            "token",
-            serde_json::json!({
-                "access": pair.access,
-                "refresh": pair.refresh,
-                "access_expires_in": pair.access_expires_in,
-                "refresh_expires_in": pair.refresh_expires_in,
-            }),
-        )?
-        .header(SET_COOKIE, cookie))
+    Ok(Reply::tokens(SessionTokensReply::from(pair))?.header(SET_COOKIE, cookie))
 }

@@ -4,8 +4,9 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::docs::{Envelope, Refusals};
+use super::docs::{DetailOf, Done, PageOf, Refusals};
 use super::envelope::{PtpbResult, Reply};
+use super::wire::{ApiTokenReply, CreatedApiTokenReply, QuotaReportReply};
 use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
@@ -15,12 +16,12 @@ use crate::AppState;
     path = "/api/rbac/token/get/",
     tag = "token",
     operation_id = "tokenList",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "All of one's tokens (one page).", body = PageOf<ApiTokenReply>), Refusals)
 )]
 pub async fn list(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     let tokens = s.services.list_api_tokens(&actor).await?;
     let total = tokens.len() as u64;
-    Reply::page(tokens, total)
+    Reply::page(tokens.into_iter().map(ApiTokenReply::from).collect(), total)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -37,7 +38,7 @@ pub struct AddBody {
     tag = "token",
     request_body = AddBody,
     operation_id = "tokenAdd",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The new token, with its secret.", body = DetailOf<CreatedApiTokenReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
@@ -48,7 +49,7 @@ pub async fn add(
         .services
         .create_api_token(&actor, &b.name, b.scopes, b.expires_in_days)
         .await?;
-    Reply::detail(created)
+    Reply::detail(CreatedApiTokenReply::from(created))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -63,7 +64,7 @@ pub struct DelBody {
     tag = "token",
     request_body = DelBody,
     operation_id = "tokenDelete",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "Revoked.", body = Done), Refusals)
 )]
 pub async fn delete(
     State(s): State<AppState>,
@@ -87,7 +88,7 @@ pub struct QuotaQuery {
     tag = "quota",
     params(QuotaQuery),
     operation_id = "tokenQuota",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The limits in force and the usage.", body = DetailOf<QuotaReportReply>), Refusals)
 )]
 pub async fn quota(
     State(s): State<AppState>,
@@ -104,5 +105,7 @@ pub async fn quota(
             .into())
         }
     };
-    Reply::detail(s.services.quota_report(&actor, id).await?)
+    Reply::detail(QuotaReportReply::from(
+        s.services.quota_report(&actor, id).await?,
+    ))
 }

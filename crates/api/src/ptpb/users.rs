@@ -2,58 +2,15 @@
 
 use axum::extract::State;
 use ironidc_core::accounts::{Quota, UserFilter};
-use ironidc_core::service::{UserInput, UserPatch, UserView};
-use serde::{Deserialize, Deserializer, Serialize};
+use ironidc_core::service::{UserInput, UserPatch};
+use serde::{Deserialize, Deserializer};
 
-use super::docs::{Envelope, Refusals};
-use super::envelope::{date, PtpbResult, Reply};
+use super::docs::{Deleted, DetailOf, Done, PageOf, Refusals};
+use super::envelope::{PtpbResult, Reply};
 use super::paging::{page, IdList};
+use super::wire::{UserDetailReply, UserReply};
 use crate::kit::{Caller, Json, Query};
 use crate::AppState;
-
-/// A user in PTPB's shape, with our `userid`, `locked` and `quota`.
-#[derive(Serialize)]
-pub struct UserEntry {
-    id: i64,
-    userid: Option<String>,
-    account: String,
-    name: String,
-    email: Option<String>,
-    status: bool,
-    protected: bool,
-    locked: bool,
-    phone_number: Option<String>,
-    avatar: Option<String>,
-    create_date: serde_json::Value,
-    update_date: serde_json::Value,
-    login_date: serde_json::Value,
-    remark: Option<String>,
-    roles: Vec<i64>,
-    quota: Quota,
-}
-
-impl From<UserView> for UserEntry {
-    fn from(u: UserView) -> Self {
-        Self {
-            id: u.id,
-            userid: u.userid,
-            account: u.account,
-            name: u.name,
-            email: u.email,
-            status: u.status,
-            protected: u.protected,
-            locked: u.locked,
-            phone_number: u.phone,
-            avatar: None,
-            create_date: date(u.created_at),
-            update_date: date(u.updated_at),
-            login_date: u.login_at.map(date).unwrap_or(serde_json::Value::Null),
-            remark: u.remark,
-            roles: u.roles,
-            quota: u.quota,
-        }
-    }
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddBody {
@@ -82,7 +39,7 @@ fn yes() -> bool {
     tag = "user",
     request_body = AddBody,
     operation_id = "userAdd",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The new user.", body = DetailOf<UserReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
@@ -107,7 +64,7 @@ pub async fn add(
             },
         )
         .await?;
-    Reply::detail(UserEntry::from(user))
+    Reply::detail(UserReply::from(user))
 }
 
 /// A field that may be absent (keep), `null` (clear) or a value.
@@ -141,7 +98,7 @@ pub struct EditBody {
     tag = "user",
     request_body = EditBody,
     operation_id = "userEdit",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The user.", body = DetailOf<UserReply>), Refusals)
 )]
 pub async fn edit(
     State(s): State<AppState>,
@@ -164,7 +121,7 @@ pub async fn edit(
             },
         )
         .await?;
-    Reply::detail(UserEntry::from(user))
+    Reply::detail(UserReply::from(user))
 }
 
 /// Delete users
@@ -174,7 +131,7 @@ pub async fn edit(
     tag = "user",
     request_body = IdList,
     operation_id = "userDelete",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "How many were deleted.", body = Deleted), Refusals)
 )]
 pub async fn delete(
     State(s): State<AppState>,
@@ -182,7 +139,7 @@ pub async fn delete(
     Json(b): Json<IdList>,
 ) -> PtpbResult {
     let deleted = s.services.delete_users(&actor, &b.id_list).await?;
-    Reply::ok().with("total", deleted)
+    Ok(Reply::counted(deleted))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -202,7 +159,7 @@ pub struct ListQuery {
     tag = "user",
     params(ListQuery),
     operation_id = "userList",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "A page of users.", body = PageOf<UserReply>), Refusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
@@ -216,7 +173,7 @@ pub async fn list(
         page: page(q.page_size, q.page)?,
     };
     let (users, total) = s.services.list_users(&actor, &filter).await?;
-    Reply::page(users.into_iter().map(UserEntry::from).collect(), total)
+    Reply::page(users.into_iter().map(UserReply::from).collect(), total)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -234,7 +191,7 @@ pub struct ResetBody {
     tag = "user",
     request_body = ResetBody,
     operation_id = "userResetPassword",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "Done.", body = Done), Refusals)
 )]
 pub async fn reset_password(
     State(s): State<AppState>,
@@ -260,7 +217,7 @@ pub struct SetPasswordBody {
     tag = "user",
     request_body = SetPasswordBody,
     operation_id = "userSetPassword",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "Done.", body = Done), Refusals)
 )]
 pub async fn set_password(
     State(s): State<AppState>,
@@ -279,17 +236,15 @@ pub async fn set_password(
     path = "/api/rbac/user/detail/",
     tag = "user",
     operation_id = "userDetail",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The signed-in user.", body = DetailOf<UserDetailReply>), Refusals)
 )]
 pub async fn detail(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResult {
     let user = s.services.own_user(&actor).await?;
-    let mut entry = serde_json::to_value(UserEntry::from(user))
-        .map_err(|e| super::envelope::PtpbError::internal(e.to_string()))?;
-    if let Some(obj) = entry.as_object_mut() {
-        obj.insert("ip".into(), actor.source_ip.clone().into());
-        obj.insert("permissions".into(), actor.permissions().into());
-    }
-    Reply::detail(entry)
+    Reply::detail(UserDetailReply::new(
+        user,
+        actor.source_ip.clone(),
+        actor.permissions(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -305,7 +260,7 @@ pub struct RolesBody {
     tag = "user",
     request_body = RolesBody,
     operation_id = "userSetRoles",
-    responses((status = 200, description = "Done.", body = Envelope), Refusals)
+    responses((status = 200, description = "The user.", body = DetailOf<UserReply>), Refusals)
 )]
 pub async fn set_roles(
     State(s): State<AppState>,
@@ -313,5 +268,5 @@ pub async fn set_roles(
     Json(b): Json<RolesBody>,
 ) -> PtpbResult {
     let user = s.services.set_user_roles(&actor, b.id, &b.roles).await?;
-    Reply::detail(UserEntry::from(user))
+    Reply::detail(UserReply::from(user))
 }

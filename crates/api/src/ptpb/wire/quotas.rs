@@ -1,0 +1,116 @@
+//! Limits and usage.
+
+use ironidc_core::accounts::{Quota, Usage};
+use ironidc_core::service::QuotaReport;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Resource limits; an absent key sets no limit (a key is never null).
+#[derive(Serialize, ToSchema)]
+pub struct QuotaReply {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    vms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    vcpus: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    memory_mb: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    disk_mb: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    nat_rules: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    proxies: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    snapshots: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    backups: Option<u64>,
+}
+
+impl From<Quota> for QuotaReply {
+    fn from(q: Quota) -> Self {
+        let Quota {
+            vms,
+            vcpus,
+            memory_mb,
+            disk_mb,
+            nat_rules,
+            proxies,
+            snapshots,
+            backups,
+        } = q;
+        Self {
+            vms,
+            vcpus,
+            memory_mb,
+            disk_mb,
+            nat_rules,
+            proxies,
+            snapshots,
+            backups,
+        }
+    }
+}
+
+/// A user's limits and usage.
+#[derive(Serialize, ToSchema)]
+pub struct QuotaReportReply {
+    user_id: i64,
+    /// The limits in force (absent: unlimited).
+    limits: QuotaReply,
+    usage: UsageReply,
+}
+
+impl From<QuotaReport> for QuotaReportReply {
+    fn from(r: QuotaReport) -> Self {
+        let QuotaReport {
+            user_id,
+            limits,
+            usage,
+        } = r;
+        Self {
+            user_id,
+            limits: limits.into(),
+            usage: usage.into(),
+        }
+    }
+}
+
+/// What a user holds now, counted over the VMs they own.
+#[derive(Serialize, ToSchema)]
+pub struct UsageReply {
+    vms: u64,
+    vcpus: u64,
+    memory_mb: u64,
+    disk_mb: u64,
+    nat_rules: u64,
+    proxies: u64,
+}
+
+impl From<Usage> for UsageReply {
+    fn from(u: Usage) -> Self {
+        let Usage {
+            vms,
+            vcpus,
+            memory_mb,
+            disk_mb,
+            nat_rules,
+            proxies,
+        } = u;
+        Self {
+            vms,
+            vcpus,
+            memory_mb,
+            disk_mb,
+            nat_rules,
+            proxies,
+        }
+    }
+}
