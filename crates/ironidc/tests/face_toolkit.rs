@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use ironidc_api::credentials::CredentialReader;
+use ironidc_api::credentials::{md5_hex, CredentialReader, Md5Signature};
 use ironidc_api::face::Unrouted;
-use ironidc_api::kit::{Caller, Query};
+use ironidc_api::kit::{Caller, Fields, Query};
 use ironidc_api::{ApiOptions, Face, FaceEntry, FaceName, FaceState, FACES};
 use ironidc_core::{CoreError, EngineRegistry, ServiceOptions, Services};
 use tower::ServiceExt;
@@ -61,7 +61,9 @@ impl Face for Tiny {
     type Error = TinyError;
 
     fn routes() -> OpenApiRouter<FaceState<Self>> {
-        OpenApiRouter::new().routes(routes!(whoami))
+        OpenApiRouter::new()
+            .routes(routes!(whoami))
+            .routes(routes!(signed))
     }
 }
 
@@ -75,6 +77,27 @@ struct Times {
 #[utoipa::path(get, path = "/api/tiny/whoami", params(Times), responses((status = 200, body = String)))]
 async fn whoami(Caller(actor): Caller, Query(q): Query<Times>) -> String {
     format!("0|{}", actor.name.repeat(usize::from(q.times.unwrap_or(1))))
+}
+
+const TINY_KEY: &str = "tiny-billing-key";
+
+/// A billing-style call: fields in the query, a form or a JSON body,
+/// signed with md5(key + api_random + api_timestamp).
+#[utoipa::path(post, path = "/api/tiny/signed", responses((status = 200, body = String)))]
+async fn signed(Fields(f): Fields) -> Result<String, TinyError> {
+    let refused = |e: ironidc_api::credentials::SignatureError| {
+        TinyError(StatusCode::UNAUTHORIZED, e.to_string())
+    };
+    let now = ironidc_core::service::now();
+    let signature = Md5Signature::from_fields(&f).map_err(refused)?;
+    signature
+        .signer(
+            [("tiny", TINY_KEY)].iter().map(|(id, k)| (id, *k)),
+            now,
+            300,
+        )
+        .map_err(refused)?;
+    Ok(format!("0|{}", f.get("say").map_or("", String::as_str)))
 }
 
 // ------------------------------------------------------------------ harness
@@ -114,11 +137,19 @@ async fn send(app: &Router, method: &str, uri: &str, bearer: bool) -> (u16, Stri
     if bearer {
         req = req.header("authorization", format!("Bearer {TOKEN}"));
     }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    respond(app, req.body(Body::empty()).unwrap()).await
+}
+
+async fn post(app: &Router, uri: &str, content_type: &str, body: String) -> (u16, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", content_type);
+    respond(app, req.body(Body::from(body)).unwrap()).await
+}
+
+async fn respond(app: &Router, req: Request<Body>) -> (u16, String) {
+    let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
@@ -191,6 +222,79 @@ async fn a_tiny_face_routes_authenticates_and_refuses_in_its_own_format() {
     let (st, body) = send(&app, "GET", "/docs/", false).await;
     assert_eq!(st, 200);
     assert!(body.contains("swagger-ui"), "Swagger UI: {body:.200}");
+}
+
+#[tokio::test]
+async fn a_signed_billing_call_reads_its_fields_from_query_form_or_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), 0).await;
+    let now = ironidc_core::service::now().to_string();
+    let sign = |random: &str, at: &str| md5_hex(&[TINY_KEY, random, at]);
+    let form = "application/x-www-form-urlencoded";
+
+    let body = format!(
+        "api_sign={}&api_random=r1&api_timestamp={now}&say=hi",
+        sign("r1", &now)
+    );
+    assert_eq!(
+        post(&app, "/api/tiny/signed", form, body).await,
+        (200, "0|hi".into())
+    );
+    // PHP sends numbers as numbers or text alike; JSON scalars are text here.
+    let body = serde_json::json!({"api_sign": sign("r2", &now), "api_random": "r2",
+        "api_timestamp": now.parse::<i64>().unwrap(), "say": 2});
+    let reply = post(
+        &app,
+        "/api/tiny/signed",
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(reply, (200, "0|2".into()));
+    // Fields in the query string, the body's field winning on a clash.
+    let uri = format!(
+        "/api/tiny/signed?api_sign={}&api_random=r3&api_timestamp={now}&say=q",
+        sign("r3", &now)
+    );
+    assert_eq!(
+        post(&app, &uri, form, "say=b".into()).await,
+        (200, "0|b".into())
+    );
+
+    let wrong = format!(
+        "api_sign={}&api_random=r4&api_timestamp={now}",
+        md5_hex(&["other-key", "r4", &now])
+    );
+    assert_eq!(
+        post(&app, "/api/tiny/signed", form, wrong).await,
+        (401, "-1|signature invalid".into())
+    );
+    let old = (ironidc_core::service::now() - 3600).to_string();
+    let stale = format!(
+        "api_sign={}&api_random=r5&api_timestamp={old}",
+        sign("r5", &old)
+    );
+    assert_eq!(
+        post(&app, "/api/tiny/signed", form, stale).await,
+        (401, "-1|timestamp out of window".into())
+    );
+    let unsigned = post(
+        &app,
+        "/api/tiny/signed",
+        form,
+        "api_sign=x&api_timestamp=1".into(),
+    )
+    .await;
+    assert_eq!(unsigned, (401, "-1|api_random is missing".into()));
+    let (st, body) = post(
+        &app,
+        "/api/tiny/signed",
+        "application/json",
+        "{\"api_sign\":".into(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.starts_with("-1|body: malformed JSON"), "{body}");
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ fn codes_of(ids: &[i64]) -> Result<Vec<String>, PtpbError> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct AddBody {
+pub struct RoleAddBody {
     name: String,
     code: String,
     description: Option<String>,
@@ -43,14 +43,14 @@ pub struct AddBody {
     post,
     path = "/api/rbac/role/add/",
     tag = "role",
-    request_body = AddBody,
+    request_body = RoleAddBody,
     operation_id = "roleAdd",
     responses((status = 200, description = "The new role.", body = DetailOf<RoleReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<AddBody>,
+    Json(b): Json<RoleAddBody>,
 ) -> PtpbResult {
     let role = s
         .services
@@ -69,7 +69,7 @@ pub async fn add(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct EditBody {
+pub struct RoleEditBody {
     id: i64,
     name: Option<String>,
     code: Option<String>,
@@ -84,14 +84,14 @@ pub struct EditBody {
     post,
     path = "/api/rbac/role/edit/",
     tag = "role",
-    request_body = EditBody,
+    request_body = RoleEditBody,
     operation_id = "roleEdit",
     responses((status = 200, description = "The role.", body = DetailOf<RoleReply>), Refusals)
 )]
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<EditBody>,
+    Json(b): Json<RoleEditBody>,
 ) -> PtpbResult {
     let role = s
         .services

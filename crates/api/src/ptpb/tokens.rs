@@ -25,7 +25,7 @@ pub async fn list(State(s): State<AppState>, Caller(actor): Caller) -> PtpbResul
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct AddBody {
+pub struct TokenAddBody {
     name: String,
     scopes: Option<Vec<String>>,
     expires_in_days: Option<u32>,
@@ -36,14 +36,14 @@ pub struct AddBody {
     post,
     path = "/api/rbac/token/add/",
     tag = "token",
-    request_body = AddBody,
+    request_body = TokenAddBody,
     operation_id = "tokenAdd",
     responses((status = 200, description = "The new token, with its secret.", body = DetailOf<CreatedApiTokenReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<AddBody>,
+    Json(b): Json<TokenAddBody>,
 ) -> PtpbResult {
     let created = s
         .services
@@ -53,7 +53,7 @@ pub async fn add(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct DelBody {
+pub struct TokenDelBody {
     id: i64,
 }
 
@@ -62,14 +62,14 @@ pub struct DelBody {
     post,
     path = "/api/rbac/token/del/",
     tag = "token",
-    request_body = DelBody,
+    request_body = TokenDelBody,
     operation_id = "tokenDelete",
     responses((status = 200, description = "Revoked.", body = Done), Refusals)
 )]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<DelBody>,
+    Json(b): Json<TokenDelBody>,
 ) -> PtpbResult {
     s.services.delete_api_token(&actor, b.id).await?;
     Ok(Reply::ok())

@@ -13,7 +13,7 @@ use crate::kit::{Caller, Json, Query};
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct AddBody {
+pub struct UserAddBody {
     account: String,
     password: String,
     name: String,
@@ -37,14 +37,14 @@ fn yes() -> bool {
     post,
     path = "/api/rbac/user/add/",
     tag = "user",
-    request_body = AddBody,
+    request_body = UserAddBody,
     operation_id = "userAdd",
     responses((status = 200, description = "The new user.", body = DetailOf<UserReply>), Refusals)
 )]
 pub async fn add(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<AddBody>,
+    Json(b): Json<UserAddBody>,
 ) -> PtpbResult {
     let user = s
         .services
@@ -75,7 +75,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct EditBody {
+pub struct UserEditBody {
     id: i64,
     #[serde(default, deserialize_with = "present")]
     email: Option<Option<String>>,
@@ -96,14 +96,14 @@ pub struct EditBody {
     post,
     path = "/api/rbac/user/edit/",
     tag = "user",
-    request_body = EditBody,
+    request_body = UserEditBody,
     operation_id = "userEdit",
     responses((status = 200, description = "The user.", body = DetailOf<UserReply>), Refusals)
 )]
 pub async fn edit(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    Json(b): Json<EditBody>,
+    Json(b): Json<UserEditBody>,
 ) -> PtpbResult {
     let user = s
         .services

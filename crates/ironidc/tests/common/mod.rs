@@ -371,7 +371,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "ironidc still runs 120 s after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "ironidc still runs 120 s after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
