@@ -4,10 +4,18 @@
 //! instead of changing this API unnoticed; and no core type is serialized
 //! onto the wire, so the core's types are free to change shape.
 
+mod console;
+mod guest;
 mod hosts;
+mod media;
+mod network;
 mod system;
 mod vms;
 
+pub use console::*;
+pub use guest::*;
 pub use hosts::*;
+pub use media::*;
+pub use network::*;
 pub use system::*;
 pub use vms::*;

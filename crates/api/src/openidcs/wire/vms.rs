@@ -3,10 +3,30 @@
 
 use std::collections::BTreeMap;
 
+use ironidc_core::engine::PowerState;
 use ironidc_core::model::{HwStatus, NicConfig, VmConfig};
-use ironidc_core::service::{PowerOutcome, VmStatusReport, VmView};
+use ironidc_core::service::{PowerOutcome, ScanReport, ScanSkip, VmStatusReport, VmView};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// OpenIDCS's name for a power state (`vm_flag`, `power_status`). The name
+/// is this face's vocabulary, so it lives here and not in the core; every
+/// reply computes it from the core's state.
+pub fn vm_flag(state: PowerState) -> &'static str {
+    match state {
+        PowerState::Stopped => "STOPPED",
+        PowerState::Running => "STARTED",
+        PowerState::Paused => "SUSPEND",
+        PowerState::Crashed => "CRASHED",
+        PowerState::Unknown => "UNKNOWN",
+    }
+}
+
+/// `vm_flag` of a core view's state name. The views carry the state as
+/// `PowerState::as_str`, which `PowerState::parse` reads back exactly.
+fn vm_flag_of(state: &str) -> &'static str {
+    vm_flag(PowerState::parse(state))
+}
 
 /// A VM.
 #[derive(Serialize, ToSchema)]
@@ -33,18 +53,21 @@ pub struct VmEntry {
 
 impl From<VmView> for VmEntry {
     fn from(v: VmView) -> Self {
+        // `..` skips only the core's own `vm_flag`, which this face
+        // computes itself and the core is dropping; list every field again
+        // once it is gone.
         let VmView {
             id,
             uuid,
             hs_name,
             config,
             state,
-            vm_flag,
             pending_restart,
             status,
             owner_id,
             created_at,
             updated_at,
+            ..
         } = v;
         Self {
             id,
@@ -53,7 +76,7 @@ impl From<VmView> for VmEntry {
             config: config.into(),
             status: status.into_iter().map(HwStatusReply::from).collect(),
             state: state.to_string(),
-            vm_flag: vm_flag.to_string(),
+            vm_flag: vm_flag_of(state).to_string(),
             pending_restart,
             owner_id,
             created_at,
@@ -280,16 +303,17 @@ pub struct PowerReply {
 
 impl From<PowerOutcome> for PowerReply {
     fn from(p: PowerOutcome) -> Self {
+        // `..`: the core's `vm_flag`, computed here instead (see `VmEntry`).
         let PowerOutcome {
             action,
             state,
-            vm_flag,
             task_id,
+            ..
         } = p;
         Self {
             action: action.to_string(),
             state: state.to_string(),
-            vm_flag: vm_flag.to_string(),
+            vm_flag: vm_flag_of(state).to_string(),
             task_id,
         }
     }
@@ -309,15 +333,17 @@ pub struct VmStatusReply {
 
 impl From<VmStatusReport> for VmStatusReply {
     fn from(r: VmStatusReport) -> Self {
+        // `..`: the core's `power_status`, computed here instead (see
+        // `VmEntry`).
         let VmStatusReport {
-            power_status,
             state,
             pending_restart,
             current,
             history,
+            ..
         } = r;
         Self {
-            power_status: power_status.to_string(),
+            power_status: vm_flag_of(state).to_string(),
             state: state.to_string(),
             pending_restart,
             current: current.into(),
@@ -331,4 +357,87 @@ impl From<VmStatusReport> for VmStatusReply {
 pub struct DeletedVmReply {
     pub vm_uuid: String,
     pub deleted: bool,
+}
+
+/// A NIC just plugged in, its MAC filled in.
+#[derive(Serialize, ToSchema)]
+pub struct PluggedNicReply {
+    pub name: String,
+    pub nic: NicReply,
+}
+
+/// A NIC just unplugged.
+#[derive(Serialize, ToSchema)]
+pub struct UnpluggedNicReply {
+    pub name: String,
+    pub deleted: bool,
+}
+
+/// What a scan of a host found and imported.
+#[derive(Serialize, ToSchema)]
+pub struct ScanReply {
+    /// VMs found on the host.
+    scanned: usize,
+    /// How many were imported.
+    added: usize,
+    /// The imported VMs' `vm_uuid`s.
+    added_vms: Vec<String>,
+    /// VMs found but not imported, with the reason.
+    skipped: Vec<ScanSkipReply>,
+    /// Only VMs whose name starts with this were considered.
+    prefix_filter: String,
+}
+
+impl From<ScanReport> for ScanReply {
+    fn from(r: ScanReport) -> Self {
+        let ScanReport {
+            scanned,
+            added,
+            added_vms,
+            skipped,
+            prefix_filter,
+        } = r;
+        Self {
+            scanned,
+            added,
+            added_vms,
+            skipped: skipped.into_iter().map(ScanSkipReply::from).collect(),
+            prefix_filter,
+        }
+    }
+}
+
+/// A VM a scan did not import.
+#[derive(Serialize, ToSchema)]
+pub struct ScanSkipReply {
+    vm_uuid: String,
+    reason: String,
+}
+
+impl From<ScanSkip> for ScanSkipReply {
+    fn from(s: ScanSkip) -> Self {
+        let ScanSkip { vm_uuid, reason } = s;
+        Self { vm_uuid, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_flag_names_every_state_as_openidcs_does() {
+        for (state, flag) in [
+            (PowerState::Stopped, "STOPPED"),
+            (PowerState::Running, "STARTED"),
+            (PowerState::Paused, "SUSPEND"),
+            (PowerState::Crashed, "CRASHED"),
+            (PowerState::Unknown, "UNKNOWN"),
+        ] {
+            assert_eq!(vm_flag(state), flag);
+            // The views carry the state by name: it must read back.
+            assert_eq!(vm_flag_of(state.as_str()), flag);
+        }
+        assert_eq!(vm_flag_of("no such state"), "UNKNOWN");
+    }
 }
