@@ -12,11 +12,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use ironidc_core::engine::ConsoleEndpoint;
 use ironidc_core::service::ConsoleLease;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::VmPath;
+use super::wire::{ConsoleRevokedReply, ConsoleStateReply};
 use crate::kit::{Caller, Path, Query};
 use crate::AppState;
 
@@ -27,7 +28,7 @@ use crate::AppState;
     tag = "console",
     operation_id = "openConsole",
     params(VmPath),
-    responses((status = 200, description = "The console URL.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The console URL.", body = ReplyOf<String>), ChangeRefusals)
 )]
 pub async fn remote(
     State(s): State<AppState>,
@@ -70,7 +71,7 @@ fn public_base(s: &AppState, headers: &HeaderMap) -> String {
     tag = "console",
     operation_id = "consoleState",
     params(VmPath),
-    responses((status = 200, description = "The console state.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The console state.", body = ReplyOf<ConsoleStateReply>), ReadRefusals)
 )]
 pub async fn state(
     State(s): State<AppState>,
@@ -79,8 +80,10 @@ pub async fn state(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.console_state(&actor, &hs, &vm).await?))
+) -> ApiResult<ConsoleStateReply> {
+    Ok(Data(
+        s.services.console_state(&actor, &hs, &vm).await?.into(),
+    ))
 }
 
 /// `DELETE /api/client/console/{hs}/{vm}`: revoke (logout); open sessions
@@ -91,7 +94,7 @@ pub async fn state(
     tag = "console",
     operation_id = "revokeConsole",
     params(VmPath),
-    responses((status = 200, description = "How many tokens were revoked.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "How many tokens were revoked.", body = ReplyOf<ConsoleRevokedReply>), ReadRefusals)
 )]
 pub async fn revoke(
     State(s): State<AppState>,
@@ -100,9 +103,12 @@ pub async fn revoke(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<ConsoleRevokedReply> {
     let revoked = s.services.console_revoke(&actor, &hs, &vm).await?;
-    Ok(Data(serde_json::json!({"vm_uuid": vm, "revoked": revoked})))
+    Ok(Data(ConsoleRevokedReply {
+        vm_uuid: vm,
+        revoked,
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -3,11 +3,15 @@
 
 use axum::extract::State;
 use ironidc_core::service::ReinstallInput;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiResult, Data};
 use super::params::{HostPath, VmItemPath, VmPath};
+use super::wire::{
+    BackupDeletedReply, BackupReply, CdromReply, IsoReply, SnapshotDeletedReply, SnapshotReply,
+    SnapshotRevertedReply, TaskStartedReply,
+};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
 use crate::AppState;
@@ -26,7 +30,7 @@ struct NameBody {
     tag = "disks",
     operation_id = "listSnapshots",
     params(VmPath),
-    responses((status = 200, description = "The snapshots.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The snapshots.", body = ReplyOf<Vec<SnapshotReply>>), ReadRefusals)
 )]
 pub async fn snapshot_list(
     State(s): State<AppState>,
@@ -35,8 +39,11 @@ pub async fn snapshot_list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_snapshots(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<SnapshotReply>> {
+    let snapshots = s.services.list_snapshots(&actor, &hs, &vm).await?;
+    Ok(Data(
+        snapshots.into_iter().map(SnapshotReply::from).collect(),
+    ))
 }
 
 /// `POST /api/client/snapshot/{hs}/{vm}` `{"name"?}`.
@@ -47,7 +54,7 @@ pub async fn snapshot_list(
     operation_id = "createSnapshot",
     params(VmPath),
     request_body = NameBody,
-    responses((status = 200, description = "The new snapshot.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new snapshot.", body = ReplyOf<SnapshotReply>), ChangeRefusals)
 )]
 pub async fn snapshot_create(
     State(s): State<AppState>,
@@ -57,12 +64,13 @@ pub async fn snapshot_create(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<SnapshotReply> {
     let req: NameBody = from_json(body.into())?;
     Ok(Data(
         s.services
             .create_snapshot(&actor, &hs, &vm, &req.name)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -73,7 +81,7 @@ pub async fn snapshot_create(
     tag = "disks",
     operation_id = "revertSnapshot",
     params(VmItemPath),
-    responses((status = 200, description = "The VM is back at the snapshot.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The VM is back at the snapshot.", body = ReplyOf<SnapshotRevertedReply>), ChangeRefusals)
 )]
 pub async fn snapshot_revert(
     State(s): State<AppState>,
@@ -83,11 +91,12 @@ pub async fn snapshot_revert(
         vm_uuid: vm,
         name,
     }): Path<VmItemPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<SnapshotRevertedReply> {
     s.services.revert_snapshot(&actor, &hs, &vm, &name).await?;
-    Ok(Data(
-        serde_json::json!({"snapshot": name, "reverted": true}),
-    ))
+    Ok(Data(SnapshotRevertedReply {
+        snapshot: name,
+        reverted: true,
+    }))
 }
 
 /// Delete a snapshot
@@ -97,7 +106,7 @@ pub async fn snapshot_revert(
     tag = "disks",
     operation_id = "deleteSnapshot",
     params(VmItemPath),
-    responses((status = 200, description = "The snapshot is gone.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The snapshot is gone.", body = ReplyOf<SnapshotDeletedReply>), ChangeRefusals)
 )]
 pub async fn snapshot_delete(
     State(s): State<AppState>,
@@ -107,9 +116,12 @@ pub async fn snapshot_delete(
         vm_uuid: vm,
         name,
     }): Path<VmItemPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<SnapshotDeletedReply> {
     s.services.delete_snapshot(&actor, &hs, &vm, &name).await?;
-    Ok(Data(serde_json::json!({"snapshot": name, "deleted": true})))
+    Ok(Data(SnapshotDeletedReply {
+        snapshot: name,
+        deleted: true,
+    }))
 }
 
 /// A VM's backups
@@ -119,7 +131,7 @@ pub async fn snapshot_delete(
     tag = "disks",
     operation_id = "listBackups",
     params(VmPath),
-    responses((status = 200, description = "The backups.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The backups.", body = ReplyOf<Vec<BackupReply>>), ReadRefusals)
 )]
 pub async fn backup_list(
     State(s): State<AppState>,
@@ -128,8 +140,9 @@ pub async fn backup_list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_backups(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<BackupReply>> {
+    let backups = s.services.list_backups(&actor, &hs, &vm).await?;
+    Ok(Data(backups.into_iter().map(BackupReply::from).collect()))
 }
 
 /// `POST /api/client/backup/{hs}/{vm}` `{"name"?}` → `{task_id, name}`;
@@ -141,7 +154,7 @@ pub async fn backup_list(
     operation_id = "createBackup",
     params(VmPath),
     request_body = NameBody,
-    responses((status = 200, description = "The backup task has started.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The backup task has started.", body = ReplyOf<TaskStartedReply>), ChangeRefusals)
 )]
 pub async fn backup_create(
     State(s): State<AppState>,
@@ -151,12 +164,13 @@ pub async fn backup_create(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<TaskStartedReply> {
     let req: NameBody = from_json(body.into())?;
     Ok(Data(
         s.services
             .create_backup(&actor, &hs, &vm, &req.name)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -167,7 +181,7 @@ pub async fn backup_create(
     tag = "disks",
     operation_id = "restoreBackup",
     params(VmItemPath),
-    responses((status = 200, description = "The restore task has started.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The restore task has started.", body = ReplyOf<TaskStartedReply>), ChangeRefusals)
 )]
 pub async fn backup_restore(
     State(s): State<AppState>,
@@ -177,9 +191,12 @@ pub async fn backup_restore(
         vm_uuid: vm,
         name,
     }): Path<VmItemPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<TaskStartedReply> {
     Ok(Data(
-        s.services.restore_backup(&actor, &hs, &vm, &name).await?,
+        s.services
+            .restore_backup(&actor, &hs, &vm, &name)
+            .await?
+            .into(),
     ))
 }
 
@@ -190,7 +207,7 @@ pub async fn backup_restore(
     tag = "disks",
     operation_id = "deleteBackup",
     params(VmItemPath),
-    responses((status = 200, description = "The backup is gone.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The backup is gone.", body = ReplyOf<BackupDeletedReply>), ChangeRefusals)
 )]
 pub async fn backup_delete(
     State(s): State<AppState>,
@@ -200,9 +217,12 @@ pub async fn backup_delete(
         vm_uuid: vm,
         name,
     }): Path<VmItemPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<BackupDeletedReply> {
     s.services.delete_backup(&actor, &hs, &vm, &name).await?;
-    Ok(Data(serde_json::json!({"backup": name, "deleted": true})))
+    Ok(Data(BackupDeletedReply {
+        backup: name,
+        deleted: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -222,7 +242,7 @@ struct ReinstallBody {
     operation_id = "reinstallVm",
     params(VmPath),
     request_body = ReinstallBody,
-    responses((status = 200, description = "The reinstall task has started (`name` is the OS).", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The reinstall task has started (`name` is the OS).", body = ReplyOf<TaskStartedReply>), ChangeRefusals)
 )]
 pub async fn reinstall(
     State(s): State<AppState>,
@@ -232,7 +252,7 @@ pub async fn reinstall(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<TaskStartedReply> {
     let req: ReinstallBody = from_json(body.into())?;
     Ok(Data(
         s.services
@@ -245,7 +265,8 @@ pub async fn reinstall(
                     os_pass: req.os_pass.filter(|p| !p.is_empty()),
                 },
             )
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -256,14 +277,15 @@ pub async fn reinstall(
     tag = "disks",
     operation_id = "listIsos",
     params(HostPath),
-    responses((status = 200, description = "The images.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The images.", body = ReplyOf<Vec<IsoReply>>), ReadRefusals)
 )]
 pub async fn iso_list(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name: hs }): Path<HostPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_isos(&actor, &hs).await?))
+) -> ApiResult<Vec<IsoReply>> {
+    let isos = s.services.list_isos(&actor, &hs).await?;
+    Ok(Data(isos.into_iter().map(IsoReply::from).collect()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -280,7 +302,7 @@ struct IsoBody {
     operation_id = "insertIso",
     params(VmPath),
     request_body = IsoBody,
-    responses((status = 200, description = "The disc is in.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The disc is in.", body = ReplyOf<CdromReply>), ChangeRefusals)
 )]
 pub async fn iso_insert(
     State(s): State<AppState>,
@@ -290,12 +312,15 @@ pub async fn iso_insert(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<CdromReply> {
     let req: IsoBody = from_json(body.into())?;
     s.services
         .set_vm_iso(&actor, &hs, &vm, Some(&req.iso))
         .await?;
-    Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": req.iso})))
+    Ok(Data(CdromReply {
+        vm_uuid: vm,
+        iso: Some(req.iso),
+    }))
 }
 
 /// `DELETE /api/client/iso/{hs}/{vm}`: eject.
@@ -305,7 +330,7 @@ pub async fn iso_insert(
     tag = "disks",
     operation_id = "ejectIso",
     params(VmPath),
-    responses((status = 200, description = "The CD-ROM is empty.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The CD-ROM is empty.", body = ReplyOf<CdromReply>), ChangeRefusals)
 )]
 pub async fn iso_eject(
     State(s): State<AppState>,
@@ -314,7 +339,10 @@ pub async fn iso_eject(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<CdromReply> {
     s.services.set_vm_iso(&actor, &hs, &vm, None).await?;
-    Ok(Data(serde_json::json!({"vm_uuid": vm, "iso": null})))
+    Ok(Data(CdromReply {
+        vm_uuid: vm,
+        iso: None,
+    }))
 }

@@ -6,11 +6,15 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use ironidc_core::model::HwStatus;
 use ironidc_core::service::{now, ExecInput};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::VmPath;
+use super::wire::{
+    AgentStatusReply, ExecReply, GuestFileReply, GuestHostnameReply, GuestInterfaceReply,
+    GuestPasswordReply, MonitorSeriesReply, ReportAckReply,
+};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -34,7 +38,7 @@ pub struct UploadQuery {
     operation_id = "uploadStatus",
     params(UploadQuery),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The report is stored.", body = Reply), ChangeRefusals),
+    responses((status = 200, description = "The report is stored.", body = ReplyOf<ReportAckReply>), ChangeRefusals),
     security(("reportSecret" = []))
 )]
 pub async fn upload(
@@ -42,7 +46,7 @@ pub async fn upload(
     headers: HeaderMap,
     Query(q): Query<UploadQuery>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<ReportAckReply> {
     let mac = q
         .nic
         .filter(|n| !n.is_empty())
@@ -52,7 +56,9 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let report: HwStatus = from_json(body.into())?;
-    Ok(Data(s.services.accept_report(&mac, secret, report).await?))
+    Ok(Data(
+        s.services.accept_report(&mac, secret, report).await?.into(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -71,7 +77,7 @@ pub struct MonitorQuery {
     tag = "guest",
     operation_id = "vmMonitor",
     params(VmPath, MonitorQuery),
-    responses((status = 200, description = "The samples, oldest first.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The samples, oldest first.", body = ReplyOf<MonitorSeriesReply>), ChangeRefusals)
 )]
 pub async fn monitor(
     State(s): State<AppState>,
@@ -81,7 +87,7 @@ pub async fn monitor(
         vm_uuid: vm,
     }): Path<VmPath>,
     Query(q): Query<MonitorQuery>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<MonitorSeriesReply> {
     let to = q.to.unwrap_or_else(now);
     let from = match (q.from, q.range.as_deref()) {
         (Some(from), _) => from,
@@ -91,7 +97,10 @@ pub async fn monitor(
     };
 
     Ok(Data(
-        s.services.vm_monitor(&actor, &hs, &vm, from, to).await?,
+        s.services
+            .vm_monitor(&actor, &hs, &vm, from, to)
+            .await?
+            .into(),
     ))
 }
 
@@ -102,7 +111,7 @@ pub async fn monitor(
     tag = "guest",
     operation_id = "agentStatus",
     params(VmPath),
-    responses((status = 200, description = "The agent's availability (never an error for a silent agent).", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The agent's availability (never an error for a silent agent).", body = ReplyOf<AgentStatusReply>), ReadRefusals)
 )]
 pub async fn agent_status(
     State(s): State<AppState>,
@@ -111,8 +120,10 @@ pub async fn agent_status(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.agent_status(&actor, &hs, &vm).await?))
+) -> ApiResult<AgentStatusReply> {
+    Ok(Data(
+        s.services.agent_status(&actor, &hs, &vm).await?.into(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -131,7 +142,7 @@ struct PasswordBody {
     operation_id = "resetGuestPassword",
     params(VmPath),
     request_body = PasswordBody,
-    responses((status = 200, description = "The password is set.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The password is set.", body = ReplyOf<GuestPasswordReply>), ChangeRefusals)
 )]
 pub async fn password(
     State(s): State<AppState>,
@@ -141,14 +152,15 @@ pub async fn password(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<GuestPasswordReply> {
     let req: PasswordBody = from_json(body.into())?;
     s.services
         .reset_guest_password(&actor, &hs, &vm, req.user.as_deref(), &req.password)
         .await?;
-    Ok(Data(
-        serde_json::json!({"vm_uuid": vm, "user": req.user.unwrap_or_else(|| "root".into())}),
-    ))
+    Ok(Data(GuestPasswordReply {
+        vm_uuid: vm,
+        user: req.user.unwrap_or_else(|| "root".into()),
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -165,7 +177,7 @@ struct HostnameBody {
     operation_id = "setGuestHostname",
     params(VmPath),
     request_body = HostnameBody,
-    responses((status = 200, description = "The hostname is set.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The hostname is set.", body = ReplyOf<GuestHostnameReply>), ChangeRefusals)
 )]
 pub async fn hostname(
     State(s): State<AppState>,
@@ -175,14 +187,15 @@ pub async fn hostname(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<GuestHostnameReply> {
     let req: HostnameBody = from_json(body.into())?;
     s.services
         .set_guest_hostname(&actor, &hs, &vm, &req.hostname)
         .await?;
-    Ok(Data(
-        serde_json::json!({"vm_uuid": vm, "hostname": req.hostname}),
-    ))
+    Ok(Data(GuestHostnameReply {
+        vm_uuid: vm,
+        hostname: req.hostname,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -203,7 +216,7 @@ struct FileBody {
     operation_id = "writeGuestFile",
     params(VmPath),
     request_body = FileBody,
-    responses((status = 200, description = "The file is written.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The file is written.", body = ReplyOf<GuestFileReply>), ChangeRefusals)
 )]
 pub async fn write_file(
     State(s): State<AppState>,
@@ -213,15 +226,16 @@ pub async fn write_file(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<GuestFileReply> {
     let req: FileBody = from_json(body.into())?;
     let bytes = decode_content("content", &req.content, req.encoding.as_deref())?;
     s.services
         .write_guest_file(&actor, &hs, &vm, &req.path, &bytes)
         .await?;
-    Ok(Data(
-        serde_json::json!({"path": req.path, "bytes": bytes.len()}),
-    ))
+    Ok(Data(GuestFileReply {
+        path: req.path,
+        bytes: bytes.len(),
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -248,7 +262,7 @@ struct ExecBody {
     operation_id = "execInGuest",
     params(VmPath),
     request_body = ExecBody,
-    responses((status = 200, description = "What the program did.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "What the program did.", body = ReplyOf<ExecReply>), ChangeRefusals)
 )]
 pub async fn exec(
     State(s): State<AppState>,
@@ -258,7 +272,7 @@ pub async fn exec(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<ExecReply> {
     let req: ExecBody = from_json(body.into())?;
     let stdin = req
         .stdin
@@ -278,7 +292,8 @@ pub async fn exec(
                     timeout_secs: req.timeout.unwrap_or(30),
                 },
             )
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -289,7 +304,7 @@ pub async fn exec(
     tag = "guest",
     operation_id = "guestInterfaces",
     params(VmPath),
-    responses((status = 200, description = "The interfaces.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The interfaces.", body = ReplyOf<Vec<GuestInterfaceReply>>), ChangeRefusals)
 )]
 pub async fn interfaces(
     State(s): State<AppState>,
@@ -298,8 +313,14 @@ pub async fn interfaces(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.guest_interfaces(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<GuestInterfaceReply>> {
+    let interfaces = s.services.guest_interfaces(&actor, &hs, &vm).await?;
+    Ok(Data(
+        interfaces
+            .into_iter()
+            .map(GuestInterfaceReply::from)
+            .collect(),
+    ))
 }
 
 fn decode_content(field: &str, value: &str, encoding: Option<&str>) -> Result<Vec<u8>, ApiError> {

@@ -7,11 +7,11 @@ use ironidc_core::model::HostConfig;
 use ironidc_core::service::HostInput;
 use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
-use super::envelope::{ApiError, ApiResult, Data};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
+use super::envelope::{ApiResult, Data};
 use super::host_body::HostConfigBody;
 use super::params::HostPath;
-use super::wire::{ConnectionTestReply, DeletedHostReply, HostEntry};
+use super::wire::{ConnectionTestReply, DeletedHostReply, HostEntry, HostStatusReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -62,8 +62,10 @@ pub async fn detail(
     let host = s.services.get_host(&actor, &hs_name).await?.into();
     let status_detail = match q.status {
         true => Some(
-            serde_json::to_value(s.services.host_status(&actor, &hs_name, false).await?)
-                .map_err(|e| ApiError::internal(e.to_string()))?,
+            s.services
+                .host_status(&actor, &hs_name, false)
+                .await?
+                .into(),
         ),
         false => None,
     };
@@ -80,7 +82,7 @@ pub struct HostDetail {
     host: HostEntry,
     /// The host's status (with `?status=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    status_detail: Option<serde_json::Value>,
+    status_detail: Option<HostStatusReply>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -235,16 +237,19 @@ pub struct StatusQuery {
     tag = "hosts",
     operation_id = "hostStatus",
     params(HostPath, StatusQuery),
-    responses((status = 200, description = "The host's status.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The host's status.", body = ReplyOf<HostStatusReply>), ChangeRefusals)
 )]
 pub async fn status(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     Query(q): Query<StatusQuery>,
-) -> ApiResult<impl serde::Serialize> {
+) -> ApiResult<HostStatusReply> {
     Ok(Data(
-        s.services.host_status(&actor, &hs_name, q.refresh).await?,
+        s.services
+            .host_status(&actor, &hs_name, q.refresh)
+            .await?
+            .into(),
     ))
 }
 

@@ -4,11 +4,11 @@
 
 use axum::extract::State;
 use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
-use serde::Serialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiResult, Data};
 use super::params::{HostPath, VmIndexPath, VmPath};
+use super::wire::{AddressReply, CreatedProxyReply, NatRuleReply, PoolUsageReply, ProxyReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -27,16 +27,17 @@ pub struct PoolQuery {
     tag = "network",
     operation_id = "poolUsage",
     params(HostPath, PoolQuery),
-    responses((status = 200, description = "One entry per pool.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "One entry per pool.", body = ReplyOf<Vec<PoolUsageReply>>), ChangeRefusals)
 )]
 pub async fn pools(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name: hs }): Path<HostPath>,
     Query(q): Query<PoolQuery>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<Vec<PoolUsageReply>> {
     let limit = q.limit.unwrap_or(20).min(1000);
-    Ok(Data(s.services.pool_usage(&actor, &hs, limit).await?))
+    let pools = s.services.pool_usage(&actor, &hs, limit).await?;
+    Ok(Data(pools.into_iter().map(PoolUsageReply::from).collect()))
 }
 
 /// A VM's port forwards
@@ -46,7 +47,7 @@ pub async fn pools(
     tag = "network",
     operation_id = "listNatRules",
     params(VmPath),
-    responses((status = 200, description = "Port forwards, each with its `index`.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Port forwards, each with its `index`.", body = ReplyOf<Vec<NatRuleReply>>), ReadRefusals)
 )]
 pub async fn nat_list(
     State(s): State<AppState>,
@@ -55,8 +56,9 @@ pub async fn nat_list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_nat_rules(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<NatRuleReply>> {
+    let rules = s.services.list_nat_rules(&actor, &hs, &vm).await?;
+    Ok(Data(rules.into_iter().map(NatRuleReply::from).collect()))
 }
 
 /// Add a port forward
@@ -67,7 +69,7 @@ pub async fn nat_list(
     operation_id = "addNatRule",
     params(VmPath),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The new port forward.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new port forward.", body = ReplyOf<NatRuleReply>), ChangeRefusals)
 )]
 pub async fn nat_add(
     State(s): State<AppState>,
@@ -77,10 +79,13 @@ pub async fn nat_add(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<NatRuleReply> {
     let input: NatInput = from_json(body.into())?;
     Ok(Data(
-        s.services.add_nat_rule(&actor, &hs, &vm, input).await?,
+        s.services
+            .add_nat_rule(&actor, &hs, &vm, input)
+            .await?
+            .into(),
     ))
 }
 
@@ -91,7 +96,7 @@ pub async fn nat_add(
     tag = "network",
     operation_id = "deleteNatRule",
     params(VmIndexPath),
-    responses((status = 200, description = "The removed port forward.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The removed port forward.", body = ReplyOf<NatRuleReply>), ChangeRefusals)
 )]
 pub async fn nat_delete(
     State(s): State<AppState>,
@@ -101,9 +106,12 @@ pub async fn nat_delete(
         vm_uuid: vm,
         index,
     }): Path<VmIndexPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<NatRuleReply> {
     Ok(Data(
-        s.services.delete_nat_rule(&actor, &hs, &vm, index).await?,
+        s.services
+            .delete_nat_rule(&actor, &hs, &vm, index)
+            .await?
+            .into(),
     ))
 }
 
@@ -114,7 +122,7 @@ pub async fn nat_delete(
     tag = "network",
     operation_id = "listAddresses",
     params(VmPath),
-    responses((status = 200, description = "Addresses, each with its `index`.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Addresses, each with its `index`.", body = ReplyOf<Vec<AddressReply>>), ReadRefusals)
 )]
 pub async fn ip_list(
     State(s): State<AppState>,
@@ -123,8 +131,11 @@ pub async fn ip_list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_addresses(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<AddressReply>> {
+    let addresses = s.services.list_addresses(&actor, &hs, &vm).await?;
+    Ok(Data(
+        addresses.into_iter().map(AddressReply::from).collect(),
+    ))
 }
 
 /// Give a VM an address from one of the host's pools
@@ -135,7 +146,7 @@ pub async fn ip_list(
     operation_id = "addAddress",
     params(VmPath),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The new address.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new address.", body = ReplyOf<AddressReply>), ChangeRefusals)
 )]
 pub async fn ip_add(
     State(s): State<AppState>,
@@ -145,9 +156,14 @@ pub async fn ip_add(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<AddressReply> {
     let input: AddressInput = from_json(body.into())?;
-    Ok(Data(s.services.add_address(&actor, &hs, &vm, input).await?))
+    Ok(Data(
+        s.services
+            .add_address(&actor, &hs, &vm, input)
+            .await?
+            .into(),
+    ))
 }
 
 /// Release an address by list index
@@ -159,7 +175,7 @@ pub async fn ip_add(
     tag = "network",
     operation_id = "deleteAddress",
     params(VmIndexPath),
-    responses((status = 200, description = "The released address.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The released address.", body = ReplyOf<AddressReply>), ChangeRefusals)
 )]
 pub async fn ip_delete(
     State(s): State<AppState>,
@@ -169,9 +185,12 @@ pub async fn ip_delete(
         vm_uuid: vm,
         index,
     }): Path<VmIndexPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<AddressReply> {
     Ok(Data(
-        s.services.delete_address(&actor, &hs, &vm, index).await?,
+        s.services
+            .delete_address(&actor, &hs, &vm, index)
+            .await?
+            .into(),
     ))
 }
 
@@ -182,7 +201,7 @@ pub async fn ip_delete(
     tag = "network",
     operation_id = "listProxies",
     params(VmPath),
-    responses((status = 200, description = "Bindings, each with its `index`.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Bindings, each with its `index`.", body = ReplyOf<Vec<ProxyReply>>), ReadRefusals)
 )]
 pub async fn proxy_list(
     State(s): State<AppState>,
@@ -191,8 +210,9 @@ pub async fn proxy_list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_proxies(&actor, &hs, &vm).await?))
+) -> ApiResult<Vec<ProxyReply>> {
+    let proxies = s.services.list_proxies(&actor, &hs, &vm).await?;
+    Ok(Data(proxies.into_iter().map(ProxyReply::from).collect()))
 }
 
 /// Bind a domain to a VM
@@ -205,7 +225,7 @@ pub async fn proxy_list(
     operation_id = "addProxy",
     params(VmPath),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The new binding.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new binding.", body = ReplyOf<CreatedProxyReply>), ChangeRefusals)
 )]
 pub async fn proxy_add(
     State(s): State<AppState>,
@@ -215,9 +235,11 @@ pub async fn proxy_add(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<CreatedProxyReply> {
     let input: ProxyInput = from_json(body.into())?;
-    Ok(Data(s.services.add_proxy(&actor, &hs, &vm, input).await?))
+    Ok(Data(
+        s.services.add_proxy(&actor, &hs, &vm, input).await?.into(),
+    ))
 }
 
 /// Remove a domain binding by list index
@@ -227,7 +249,7 @@ pub async fn proxy_add(
     tag = "network",
     operation_id = "deleteProxy",
     params(VmIndexPath),
-    responses((status = 200, description = "The removed binding.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The removed binding.", body = ReplyOf<ProxyReply>), ChangeRefusals)
 )]
 pub async fn proxy_delete(
     State(s): State<AppState>,
@@ -237,8 +259,11 @@ pub async fn proxy_delete(
         vm_uuid: vm,
         index,
     }): Path<VmIndexPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<ProxyReply> {
     Ok(Data(
-        s.services.delete_proxy(&actor, &hs, &vm, index).await?,
+        s.services
+            .delete_proxy(&actor, &hs, &vm, index)
+            .await?
+            .into(),
     ))
 }

@@ -1,13 +1,15 @@
 //! `/api/client/nics/…`: list, plug and unplug a VM's network cards.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use ironidc_core::model::NicConfig;
 use ironidc_core::service::NicInput;
-use serde::Serialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{VmItemPath, VmPath};
+use super::wire::{NicReply, PluggedNicReply, UnpluggedNicReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path};
 use crate::AppState;
@@ -19,7 +21,7 @@ use crate::AppState;
     tag = "nics",
     operation_id = "listNics",
     params(VmPath),
-    responses((status = 200, description = "NICs by name (as `nic_all`).", body = Reply), ReadRefusals)
+    responses((status = 200, description = "NICs by name (as `nic_all`).", body = ReplyOf<BTreeMap<String, NicReply>>), ReadRefusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
@@ -28,8 +30,13 @@ pub async fn list(
         hs_name: hs,
         vm_uuid: vm,
     }): Path<VmPath>,
-) -> ApiResult<impl Serialize> {
-    Ok(Data(s.services.list_nics(&actor, &hs, &vm).await?))
+) -> ApiResult<BTreeMap<String, NicReply>> {
+    let nics = s.services.list_nics(&actor, &hs, &vm).await?;
+    Ok(Data(
+        nics.into_iter()
+            .map(|(name, nic)| (name, NicReply::from(nic)))
+            .collect(),
+    ))
 }
 
 /// `POST /api/client/nics/{hs}/{vm}` `{"name"?, "nic_type", "mac_addr"?,
@@ -41,7 +48,7 @@ pub async fn list(
     operation_id = "plugNic",
     params(VmPath),
     request_body = serde_json::Value,
-    responses((status = 200, description = "The new NIC, its MAC filled in.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The new NIC, its MAC filled in.", body = ReplyOf<PluggedNicReply>), ChangeRefusals)
 )]
 pub async fn plug(
     State(s): State<AppState>,
@@ -51,7 +58,7 @@ pub async fn plug(
         vm_uuid: vm,
     }): Path<VmPath>,
     JsonObject(mut body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<PluggedNicReply> {
     let name = match body.remove("name") {
         None | Some(serde_json::Value::Null) => String::new(),
         Some(serde_json::Value::String(n)) => n,
@@ -62,7 +69,10 @@ pub async fn plug(
         .services
         .plug_nic(&actor, &hs, &vm, NicInput { name, nic })
         .await?;
-    Ok(Data(serde_json::json!({"name": name, "nic": nic})))
+    Ok(Data(PluggedNicReply {
+        name,
+        nic: nic.into(),
+    }))
 }
 
 /// `DELETE /api/client/nics/{hs}/{vm}/{name}`: hot-unplugged when the VM
@@ -73,7 +83,7 @@ pub async fn plug(
     tag = "nics",
     operation_id = "unplugNic",
     params(VmItemPath),
-    responses((status = 200, description = "The NIC is gone.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The NIC is gone.", body = ReplyOf<UnpluggedNicReply>), ChangeRefusals)
 )]
 pub async fn unplug(
     State(s): State<AppState>,
@@ -83,7 +93,10 @@ pub async fn unplug(
         vm_uuid: vm,
         name,
     }): Path<VmItemPath>,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<UnpluggedNicReply> {
     s.services.unplug_nic(&actor, &hs, &vm, &name).await?;
-    Ok(Data(serde_json::json!({"name": name, "deleted": true})))
+    Ok(Data(UnpluggedNicReply {
+        name,
+        deleted: true,
+    }))
 }

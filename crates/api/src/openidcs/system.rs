@@ -3,9 +3,12 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiResult, Data};
-use super::wire::{LogReply, StatsReply, TaskReply};
+use super::wire::{
+    ConfigImportReply, EngineTypesReply, ExportedConfigReply, HealthReply, LogReply, StatsReply,
+    TaskReply, TokenInfoReply,
+};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Query};
 use crate::AppState;
@@ -18,13 +21,13 @@ use crate::AppState;
     path = "/api/system/resets",
     tag = "system",
     operation_id = "resetToken",
-    responses((status = 200, description = "The new token.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The new token.", body = ReplyOf<TokenInfoReply>), ReadRefusals)
 )]
 pub async fn reset_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.reset_token(&actor).await?))
+) -> ApiResult<TokenInfoReply> {
+    Ok(Data(s.services.reset_token(&actor).await?.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -39,15 +42,15 @@ struct SetToken {
     tag = "system",
     operation_id = "setToken",
     request_body = SetToken,
-    responses((status = 200, description = "The token now in force (shown once).", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "The token now in force (shown once).", body = ReplyOf<TokenInfoReply>), ChangeRefusals)
 )]
 pub async fn set_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl serde::Serialize> {
+) -> ApiResult<TokenInfoReply> {
     let req: SetToken = from_json(body.into())?;
-    Ok(Data(s.services.set_token(&actor, &req.token).await?))
+    Ok(Data(s.services.set_token(&actor, &req.token).await?.into()))
 }
 
 /// Describe the root token without revealing it
@@ -56,13 +59,13 @@ pub async fn set_token(
     path = "/api/system/tquery",
     tag = "system",
     operation_id = "tokenInfo",
-    responses((status = 200, description = "Whether a token is set, its first characters and when it was set.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Whether a token is set, its first characters and when it was set.", body = ReplyOf<TokenInfoReply>), ReadRefusals)
 )]
 pub async fn token_info(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.token_info(&actor).await?))
+) -> ApiResult<TokenInfoReply> {
+    Ok(Data(s.services.token_info(&actor).await?.into()))
 }
 
 /// Export every host and VM definition
@@ -73,13 +76,13 @@ pub async fn token_info(
     path = "/api/system/saving",
     tag = "system",
     operation_id = "exportConfig",
-    responses((status = 200, description = "The exported configuration.", body = Reply), ReadRefusals)
+    responses((status = 200, description = "The exported configuration.", body = ReplyOf<ExportedConfigReply>), ReadRefusals)
 )]
 pub async fn export_config(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<impl serde::Serialize> {
-    Ok(Data(s.services.export_config(&actor).await?))
+) -> ApiResult<ExportedConfigReply> {
+    Ok(Data(s.services.export_config(&actor).await?.into()))
 }
 
 /// Import hosts and VM definitions exported by `saving`
@@ -91,15 +94,15 @@ pub async fn export_config(
     tag = "system",
     operation_id = "importConfig",
     request_body = serde_json::Value,
-    responses((status = 200, description = "What was created, updated and skipped.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "What was created, updated and skipped.", body = ReplyOf<ConfigImportReply>), ChangeRefusals)
 )]
 pub async fn import_config(
     State(s): State<AppState>,
     Caller(actor): Caller,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl serde::Serialize> {
+) -> ApiResult<ConfigImportReply> {
     let cfg = from_json(body.into())?;
-    Ok(Data(s.services.import_config(&actor, cfg).await?))
+    Ok(Data(s.services.import_config(&actor, cfg).await?.into()))
 }
 
 /// Count hosts, VMs and running VMs
@@ -120,25 +123,14 @@ pub async fn stats(State(s): State<AppState>, Caller(actor): Caller) -> ApiResul
     path = "/api/system/engine",
     tag = "system",
     operation_id = "engineTypes",
-    responses((status = 200, description = "Engine types by key (`qemu`).", body = Reply), ReadRefusals)
+    responses((status = 200, description = "Engine types by key (`qemu`).", body = ReplyOf<EngineTypesReply>), ReadRefusals)
 )]
 pub async fn engines(
     State(s): State<AppState>,
     Caller(actor): Caller,
-) -> ApiResult<impl serde::Serialize> {
-    let types: serde_json::Map<String, serde_json::Value> = s
-        .services
-        .engine_types(&actor)
-        .await?
-        .into_iter()
-        .map(|t| {
-            (
-                t.info.key.to_string(),
-                serde_json::to_value(&t).unwrap_or_default(),
-            )
-        })
-        .collect();
-    Ok(Data(serde_json::json!({ "engine_types": types })))
+) -> ApiResult<EngineTypesReply> {
+    let types = s.services.engine_types(&actor).await?;
+    Ok(Data(types.into_iter().collect()))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -218,9 +210,11 @@ pub async fn task(
     path = "/api/system/health",
     tag = "system",
     operation_id = "health",
-    responses((status = 200, description = "The controller answers.", body = Reply), ReadRefusals),
+    responses((status = 200, description = "The controller answers.", body = ReplyOf<HealthReply>), ReadRefusals),
     security(())
 )]
-pub async fn health() -> ApiResult<serde_json::Value> {
-    Ok(Data(serde_json::json!({ "status": "ok" })))
+pub async fn health() -> ApiResult<HealthReply> {
+    Ok(Data(HealthReply {
+        status: "ok".into(),
+    }))
 }

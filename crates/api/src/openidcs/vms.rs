@@ -7,11 +7,11 @@ use ironidc_core::engine::PowerAction;
 use ironidc_core::service::{VmCreateInput, VmUpdateInput};
 use serde::{Deserialize, Serialize};
 
-use super::docs::{ChangeRefusals, ReadRefusals, Reply, ReplyOf};
+use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
-use super::wire::{DeletedVmReply, PowerReply, VmEntry, VmStatusReply};
+use super::wire::{DeletedVmReply, PowerReply, ScanReply, VmEntry, VmStatusReply};
 use crate::decode::from_json;
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
@@ -392,17 +392,20 @@ struct ScanBody {
     operation_id = "scanVms",
     params(HostPath),
     request_body = ScanBody,
-    responses((status = 200, description = "What was found and imported.", body = Reply), ChangeRefusals)
+    responses((status = 200, description = "What was found and imported.", body = ReplyOf<ScanReply>), ChangeRefusals)
 )]
 pub async fn scan(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl Serialize> {
+) -> ApiResult<ScanReply> {
     let req: ScanBody = from_json(body.into())?;
     Ok(Data(
-        s.services.scan_vms(&actor, &hs_name, &req.prefix).await?,
+        s.services
+            .scan_vms(&actor, &hs_name, &req.prefix)
+            .await?
+            .into(),
     ))
 }
 

@@ -1,0 +1,443 @@
+//! VMs: their definition, NICs, status samples and power state, with
+//! OpenIDCS's field names.
+
+use std::collections::BTreeMap;
+
+use ironidc_core::engine::PowerState;
+use ironidc_core::model::{HwStatus, NicConfig, VmConfig};
+use ironidc_core::service::{PowerOutcome, ScanReport, ScanSkip, VmStatusReport, VmView};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// OpenIDCS's name for a power state (`vm_flag`, `power_status`). The name
+/// is this face's vocabulary, so it lives here and not in the core; every
+/// reply computes it from the core's state.
+pub fn vm_flag(state: PowerState) -> &'static str {
+    match state {
+        PowerState::Stopped => "STOPPED",
+        PowerState::Running => "STARTED",
+        PowerState::Paused => "SUSPEND",
+        PowerState::Crashed => "CRASHED",
+        PowerState::Unknown => "UNKNOWN",
+    }
+}
+
+/// `vm_flag` of a core view's state name. The views carry the state as
+/// `PowerState::as_str`, which `PowerState::parse` reads back exactly.
+fn vm_flag_of(state: &str) -> &'static str {
+    vm_flag(PowerState::parse(state))
+}
+
+/// A VM.
+#[derive(Serialize, ToSchema)]
+pub struct VmEntry {
+    /// The numeric id (ours; stable, for billing systems).
+    id: i64,
+    /// The VM's uuid (its name), as `vm_uuid` elsewhere.
+    uuid: String,
+    hs_name: String,
+    config: VmConfigReply,
+    /// The latest status sample, when there is one.
+    status: Vec<HwStatusReply>,
+    /// `running`, `stopped`, `paused`, `unknown`…
+    state: String,
+    /// OpenIDCS's power state name (`STARTED`, `STOPPED`, `SUSPEND`…).
+    vm_flag: String,
+    /// A definition change waits for the next start.
+    pending_restart: bool,
+    /// The owning user's id; null for the operator's VMs.
+    owner_id: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<VmView> for VmEntry {
+    fn from(v: VmView) -> Self {
+        // `..` skips only the core's own `vm_flag`, which this face
+        // computes itself and the core is dropping; list every field again
+        // once it is gone.
+        let VmView {
+            id,
+            uuid,
+            hs_name,
+            config,
+            state,
+            pending_restart,
+            status,
+            owner_id,
+            created_at,
+            updated_at,
+            ..
+        } = v;
+        Self {
+            id,
+            uuid,
+            hs_name,
+            config: config.into(),
+            status: status.into_iter().map(HwStatusReply::from).collect(),
+            state: state.to_string(),
+            vm_flag: vm_flag_of(state).to_string(),
+            pending_restart,
+            owner_id,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
+/// A VM's definition. Passwords are never shown.
+#[derive(Serialize, ToSchema)]
+pub struct VmConfigReply {
+    vm_uuid: String,
+    /// A display name.
+    vm_name: String,
+    /// The OS image's display name (a key of the host's `system_maps`).
+    os_name: String,
+    cpu_num: u32,
+    /// CPU cap in percent (0: none).
+    cpu_per: u32,
+    /// Memory, MB.
+    mem_num: u64,
+    /// System disk, MB.
+    hdd_num: u64,
+    hdd_iop: u32,
+    gpu_mem: u64,
+    /// Upload, Mbps.
+    speed_u: u32,
+    /// Download, Mbps.
+    speed_d: u32,
+    /// Port forwards allowed.
+    nat_num: u32,
+    /// Domain bindings allowed.
+    web_num: u32,
+    /// Traffic allowance, MB.
+    flu_num: u64,
+    /// Days between traffic resets.
+    flu_rst: u32,
+    bak_num: u32,
+    iso_num: u32,
+    pci_num: u32,
+    usb_num: u32,
+    nic_all: BTreeMap<String, NicReply>,
+    /// The ISO in the CD-ROM; empty: none.
+    cdrom: String,
+}
+
+impl From<VmConfig> for VmConfigReply {
+    fn from(c: VmConfig) -> Self {
+        let VmConfig {
+            vm_uuid,
+            vm_name,
+            os_name,
+            cpu_num,
+            cpu_per,
+            mem_num,
+            hdd_num,
+            hdd_iop,
+            gpu_mem,
+            speed_u,
+            speed_d,
+            nat_num,
+            web_num,
+            flu_num,
+            flu_rst,
+            bak_num,
+            iso_num,
+            pci_num,
+            usb_num,
+            nic_all,
+            cdrom,
+        } = c;
+        Self {
+            vm_uuid,
+            vm_name,
+            os_name,
+            cpu_num,
+            cpu_per,
+            mem_num,
+            hdd_num,
+            hdd_iop,
+            gpu_mem,
+            speed_u,
+            speed_d,
+            nat_num,
+            web_num,
+            flu_num,
+            flu_rst,
+            bak_num,
+            iso_num,
+            pci_num,
+            usb_num,
+            nic_all: nic_all.into_iter().map(|(k, n)| (k, n.into())).collect(),
+            cdrom,
+        }
+    }
+}
+
+/// One NIC.
+#[derive(Serialize, ToSchema)]
+pub struct NicReply {
+    /// `nat` or `pub`.
+    nic_type: String,
+    mac_addr: String,
+    ip4_addr: String,
+    ip6_addr: String,
+    nic_gate: String,
+    nic_mask: String,
+    dns_addr: Vec<String>,
+}
+
+impl From<NicConfig> for NicReply {
+    fn from(n: NicConfig) -> Self {
+        let NicConfig {
+            nic_type,
+            mac_addr,
+            ip4_addr,
+            ip6_addr,
+            nic_gate,
+            nic_mask,
+            dns_addr,
+        } = n;
+        Self {
+            nic_type,
+            mac_addr,
+            ip4_addr,
+            ip6_addr,
+            nic_gate,
+            nic_mask,
+            dns_addr,
+        }
+    }
+}
+
+/// OpenIDCS's HWStatus, plus ironidc's counters.
+#[derive(Serialize, ToSchema)]
+pub struct HwStatusReply {
+    ac_status: String,
+    /// Unix seconds of the sample.
+    on_update: i64,
+    cpu_model: String,
+    cpu_total: u64,
+    /// Percent.
+    cpu_usage: f64,
+    mem_total: u64,
+    mem_usage: u64,
+    hdd_total: u64,
+    hdd_usage: u64,
+    flu_total: u64,
+    flu_usage: u64,
+    network_u: u64,
+    network_d: u64,
+    gpu_total: u64,
+    gpu_usage: u64,
+    /// CPU time of the VM's QEMU process, ms.
+    cpu_time_ms: u64,
+    disk_read_bytes: u64,
+    disk_write_bytes: u64,
+    net_rx_bytes: u64,
+    net_tx_bytes: u64,
+    /// `host`, `guest` or `host+guest`.
+    source: String,
+}
+
+impl From<HwStatus> for HwStatusReply {
+    fn from(h: HwStatus) -> Self {
+        let HwStatus {
+            ac_status,
+            on_update,
+            cpu_model,
+            cpu_total,
+            cpu_usage,
+            mem_total,
+            mem_usage,
+            hdd_total,
+            hdd_usage,
+            flu_total,
+            flu_usage,
+            network_u,
+            network_d,
+            gpu_total,
+            gpu_usage,
+            cpu_time_ms,
+            disk_read_bytes,
+            disk_write_bytes,
+            net_rx_bytes,
+            net_tx_bytes,
+            source,
+        } = h;
+        Self {
+            ac_status,
+            on_update,
+            cpu_model,
+            cpu_total,
+            cpu_usage,
+            mem_total,
+            mem_usage,
+            hdd_total,
+            hdd_usage,
+            flu_total,
+            flu_usage,
+            network_u,
+            network_d,
+            gpu_total,
+            gpu_usage,
+            cpu_time_ms,
+            disk_read_bytes,
+            disk_write_bytes,
+            net_rx_bytes,
+            net_tx_bytes,
+            source,
+        }
+    }
+}
+
+/// What a power action did.
+#[derive(Serialize, ToSchema)]
+pub struct PowerReply {
+    /// The action done (`start`, `stop`, …).
+    action: String,
+    state: String,
+    vm_flag: String,
+    task_id: i64,
+}
+
+impl From<PowerOutcome> for PowerReply {
+    fn from(p: PowerOutcome) -> Self {
+        // `..`: the core's `vm_flag`, computed here instead (see `VmEntry`).
+        let PowerOutcome {
+            action,
+            state,
+            task_id,
+            ..
+        } = p;
+        Self {
+            action: action.to_string(),
+            state: state.to_string(),
+            vm_flag: vm_flag_of(state).to_string(),
+            task_id,
+        }
+    }
+}
+
+/// A VM's power state and its recent samples.
+#[derive(Serialize, ToSchema)]
+pub struct VmStatusReply {
+    /// OpenIDCS's power state name.
+    power_status: String,
+    state: String,
+    pending_restart: bool,
+    current: HwStatusReply,
+    /// Oldest first.
+    history: Vec<HwStatusReply>,
+}
+
+impl From<VmStatusReport> for VmStatusReply {
+    fn from(r: VmStatusReport) -> Self {
+        // `..`: the core's `power_status`, computed here instead (see
+        // `VmEntry`).
+        let VmStatusReport {
+            state,
+            pending_restart,
+            current,
+            history,
+            ..
+        } = r;
+        Self {
+            power_status: vm_flag_of(state).to_string(),
+            state: state.to_string(),
+            pending_restart,
+            current: current.into(),
+            history: history.into_iter().map(HwStatusReply::from).collect(),
+        }
+    }
+}
+
+/// A deleted VM.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedVmReply {
+    pub vm_uuid: String,
+    pub deleted: bool,
+}
+
+/// A NIC just plugged in, its MAC filled in.
+#[derive(Serialize, ToSchema)]
+pub struct PluggedNicReply {
+    pub name: String,
+    pub nic: NicReply,
+}
+
+/// A NIC just unplugged.
+#[derive(Serialize, ToSchema)]
+pub struct UnpluggedNicReply {
+    pub name: String,
+    pub deleted: bool,
+}
+
+/// What a scan of a host found and imported.
+#[derive(Serialize, ToSchema)]
+pub struct ScanReply {
+    /// VMs found on the host.
+    scanned: usize,
+    /// How many were imported.
+    added: usize,
+    /// The imported VMs' `vm_uuid`s.
+    added_vms: Vec<String>,
+    /// VMs found but not imported, with the reason.
+    skipped: Vec<ScanSkipReply>,
+    /// Only VMs whose name starts with this were considered.
+    prefix_filter: String,
+}
+
+impl From<ScanReport> for ScanReply {
+    fn from(r: ScanReport) -> Self {
+        let ScanReport {
+            scanned,
+            added,
+            added_vms,
+            skipped,
+            prefix_filter,
+        } = r;
+        Self {
+            scanned,
+            added,
+            added_vms,
+            skipped: skipped.into_iter().map(ScanSkipReply::from).collect(),
+            prefix_filter,
+        }
+    }
+}
+
+/// A VM a scan did not import.
+#[derive(Serialize, ToSchema)]
+pub struct ScanSkipReply {
+    vm_uuid: String,
+    reason: String,
+}
+
+impl From<ScanSkip> for ScanSkipReply {
+    fn from(s: ScanSkip) -> Self {
+        let ScanSkip { vm_uuid, reason } = s;
+        Self { vm_uuid, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_flag_names_every_state_as_openidcs_does() {
+        for (state, flag) in [
+            (PowerState::Stopped, "STOPPED"),
+            (PowerState::Running, "STARTED"),
+            (PowerState::Paused, "SUSPEND"),
+            (PowerState::Crashed, "CRASHED"),
+            (PowerState::Unknown, "UNKNOWN"),
+        ] {
+            assert_eq!(vm_flag(state), flag);
+            // The views carry the state by name: it must read back.
+            assert_eq!(vm_flag_of(state.as_str()), flag);
+        }
+        assert_eq!(vm_flag_of("no such state"), "UNKNOWN");
+    }
+}
