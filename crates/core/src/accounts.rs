@@ -134,7 +134,7 @@ pub struct Quota {
 }
 
 /// What a user holds now, counted over the VMs they own.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub vms: u64,
     pub vcpus: u64,
@@ -184,7 +184,7 @@ pub struct NewApiToken {
 }
 
 /// One login attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginLogEntry {
     pub id: i64,
     /// The user, when the account named one.

@@ -131,16 +131,6 @@ impl PowerState {
             _ => Self::Unknown,
         }
     }
-    /// The OpenIDCS `vm_flag` name of this state.
-    pub fn vm_flag(self) -> &'static str {
-        match self {
-            Self::Stopped => "STOPPED",
-            Self::Running => "STARTED",
-            Self::Paused => "SUSPEND",
-            Self::Crashed => "CRASHED",
-            Self::Unknown => "UNKNOWN",
-        }
-    }
     /// A QEMU process exists for the VM (running or paused).
     pub fn is_live(self) -> bool {
         matches!(self, Self::Running | Self::Paused)
@@ -159,7 +149,7 @@ pub enum UpdateOutcome {
 /// A disk snapshot of a VM (qcow2 internal snapshot). A snapshot taken
 /// while the VM runs also holds its memory (`vm_state_bytes > 0`): reverting
 /// to it resumes the guest where it was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SnapshotInfo {
     pub name: String,
     /// Unix time it was taken.
@@ -169,7 +159,7 @@ pub struct SnapshotInfo {
 }
 
 /// A full, compressed copy of a VM's system disk in the host's backup path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BackupInfo {
     pub name: String,
     /// Unix time it was taken (file modification time).
@@ -181,14 +171,14 @@ pub struct BackupInfo {
 }
 
 /// An ISO image in the host's ISO directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct IsoFile {
     pub name: String,
     pub bytes: u64,
 }
 
 /// What a command run through the guest agent did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ExecOutput {
     /// `None` when it did not end within the timeout (it was then killed, as
     /// far as the agent allows) or was killed by a signal.
@@ -199,7 +189,7 @@ pub struct ExecOutput {
 }
 
 /// A network interface as the guest agent reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct GuestInterface {
     pub name: String,
     /// Lower-case `aa:bb:cc:dd:ee:ff`; empty for loopback.
@@ -212,7 +202,7 @@ pub struct GuestInterface {
 
 /// Cumulative counters of a running VM, read from QMP and the host (taps).
 /// The monitor turns deltas of them into rates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct VmCounters {
     /// CPU time of the QEMU process (all threads), in milliseconds.
     pub cpu_time_ms: u64,
@@ -225,7 +215,7 @@ pub struct VmCounters {
 
 /// Figures of a host beyond `HwStatus`: load, uptime and each storage path.
 /// A figure the host cannot give (no such file, no sensor) is `None`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct HostDetails {
     pub cpu_model: String,
     pub cpu_count: u64,
@@ -240,7 +230,7 @@ pub struct HostDetails {
     pub temperatures: Vec<(String, f64)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct StorageUsage {
     /// `vms`, `images`, `backups` or `isos`.
     pub role: String,
@@ -258,7 +248,7 @@ pub enum ConsoleEndpoint {
 }
 
 /// Whether an engine can be used on this machine, and why not.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EngineInfo {
     pub key: &'static str,
     pub name: &'static str,

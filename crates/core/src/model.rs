@@ -260,7 +260,7 @@ impl TaskStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub id: i64,
     pub kind: String,
@@ -276,7 +276,7 @@ pub struct Task {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogEntry {
     pub id: i64,
     pub ts: i64,

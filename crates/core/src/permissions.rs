@@ -2,10 +2,8 @@
 //! numeric id (PTPB `perms`) is its position here plus one, so the list is
 //! append-only: never reorder or remove an entry.
 
-use serde::Serialize;
-
 /// One grantable permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permission {
     pub id: i64,
     pub scope: &'static str,
@@ -120,7 +118,7 @@ pub const CUSTOMER_DEFAULT: &[&str] = &[
 
 /// One entry of the menu `GET /api/rbac/routes/` returns: shown to users
 /// holding `permission` (or to everyone when it is `None`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MenuRoute {
     pub path: &'static str,
     pub component: &'static str,

@@ -3,8 +3,6 @@
 //! (and grant roles) whose permissions it holds itself, so no permission
 //! can be used to gain more.
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{now, passwords, Actor, Services};
 use crate::accounts::{NewUser, Quota, User, UserFilter, UserKey};
@@ -44,7 +42,7 @@ pub struct UserPatch {
 }
 
 /// A user as faces show it: no hash, no lockout counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct UserView {
     pub id: i64,
     pub userid: Option<String>,

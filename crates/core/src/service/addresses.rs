@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::journal::Subject;
 use super::{Actor, Services};
@@ -15,10 +15,9 @@ use crate::model::{Host, Vm, VmAddress, VmConfig};
 use crate::store::Scope;
 
 /// One address of a VM as the `ipaddr/detail` endpoint shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AddressView {
     pub index: usize,
-    #[serde(rename = "type")]
     pub vers: String,
     pub address: String,
     pub prefix: u8,
@@ -47,11 +46,10 @@ pub struct AddressInput {
 }
 
 /// A pool of a host with its usage, for billing systems picking addresses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PoolUsage {
     pub name: String,
     pub vers: &'static str,
-    #[serde(rename = "type")]
     pub kind: &'static str,
     pub gateway: String,
     pub prefix: u8,

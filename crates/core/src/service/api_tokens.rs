@@ -2,8 +2,6 @@
 //! once, stored as a SHA-256 hash, limited to scopes within the owner's own
 //! permissions, revocable, optionally expiring.
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::accounts::{ApiToken, NewApiToken};
@@ -17,7 +15,7 @@ pub const API_TOKEN_PREFIX: &str = "ixt_";
 const TOUCH_EVERY: i64 = 60;
 const MAX_TOKENS_PER_USER: usize = 50;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiTokenView {
     pub id: i64,
     pub name: String,
@@ -43,9 +41,8 @@ impl From<ApiToken> for ApiTokenView {
 }
 
 /// A new token: the secret appears in this reply only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedApiToken {
-    #[serde(flatten)]
     pub view: ApiTokenView,
     pub token: String,
 }

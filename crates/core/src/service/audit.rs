@@ -2,20 +2,18 @@
 //! may read their own rows; reading everyone's takes `audit.login.read` or
 //! `audit.opera.read`.
 
-use serde::Serialize;
-
 use super::{Actor, Services};
 use crate::accounts::{LogFilter, LoginLogEntry};
 use crate::error::CoreError;
 use crate::model::LogEntry;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LoginLogView {
     pub entries: Vec<LoginLogEntry>,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct OperationLogView {
     pub entries: Vec<LogEntry>,
     pub total: u64,

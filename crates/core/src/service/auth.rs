@@ -1,8 +1,6 @@
 //! The operator's admin bearer token. Only its SHA-256 hash and a short
 //! hint are stored; the token itself is shown once, when it is made.
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::error::CoreError;
@@ -18,14 +16,13 @@ const MIN_TOKEN_LEN: usize = 16;
 const MAX_TOKEN_LEN: usize = 256;
 
 /// What can be said about the current token without revealing it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TokenInfo {
     pub token_set: bool,
     /// The first four characters, to tell tokens apart.
     pub hint: String,
     pub set_at: i64,
     /// The token itself: present only in the reply that created it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
 

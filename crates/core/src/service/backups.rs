@@ -2,8 +2,6 @@
 //! backup path, taken while the VM runs. Taking and restoring run as tasks
 //! in the background: the call returns the task id, the task shows progress.
 
-use serde::Serialize;
-
 use super::busy::BusyGuard;
 use super::journal::{Operation, Subject};
 use super::{Actor, Services};
@@ -13,7 +11,7 @@ use crate::model::{Host, Vm};
 use crate::validate;
 
 /// A long operation accepted and running as a task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TaskStarted {
     pub task_id: i64,
     /// What it works on (the backup's name, the OS image, …).

@@ -49,7 +49,7 @@ pub struct ExportedVm {
     pub config: VmConfig,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ConfigImportReport {
     pub hosts_created: Vec<String>,
     pub hosts_updated: Vec<String>,

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{now, Actor, Services};
 use crate::engine::ConsoleEndpoint;
@@ -15,7 +13,7 @@ use crate::secrets::{new_token, token_hash};
 use crate::store::{ConsoleToken, NewConsoleToken};
 
 /// What `remote` hands out. The token is shown once and stored hashed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ConsoleTicket {
     pub token: String,
     /// The noVNC page for this token, relative to the controller's URL.
@@ -23,7 +21,7 @@ pub struct ConsoleTicket {
     pub idle_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ConsoleTokenView {
     pub id: i64,
     pub actor: String,
@@ -36,7 +34,7 @@ pub struct ConsoleTokenView {
     pub live: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ConsoleState {
     pub vm_uuid: String,
     /// A console can be opened now (the VM runs).

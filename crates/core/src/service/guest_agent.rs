@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{Actor, Services};
 use crate::engine::GuestInterface;
@@ -18,7 +16,7 @@ pub const MAX_EXEC_TIMEOUT_SECS: u64 = 300;
 /// Largest file `write_guest_file` takes.
 pub const MAX_GUEST_FILE_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExecView {
     pub exit_code: Option<i32>,
     pub timed_out: bool,
@@ -35,7 +33,7 @@ pub struct ExecInput {
     pub timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AgentStatus {
     pub available: bool,
     pub message: String,

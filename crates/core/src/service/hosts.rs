@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::host_update::HostPatch;
 use super::journal::Subject;
 use super::{now, Actor, Services};
@@ -51,10 +49,9 @@ pub struct HostInput {
 }
 
 /// A host as faces show it; never carries the host password.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HostView {
     pub name: String,
-    #[serde(rename = "type")]
     pub engine: String,
     pub addr: String,
     pub status: &'static str,
@@ -64,15 +61,14 @@ pub struct HostView {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusSource {
     Cached,
     Fresh,
     NoData,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HostStatusReport {
     pub status: Option<HwStatus>,
     pub source: StatusSource,

@@ -1,14 +1,12 @@
 //! The CD-ROM of a VM: the host's ISO directory, insert and eject (live
 //! while the VM runs; kept in the definition either way).
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{Actor, Services};
 use crate::error::CoreError;
 use crate::model::Host;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct IsoView {
     /// File name in the host's ISO directory.
     pub name: String,

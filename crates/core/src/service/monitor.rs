@@ -6,9 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::{now, Actor, Services};
+use crate::engine::PowerState;
 use crate::engine::VmCounters;
 use crate::error::CoreError;
 use crate::model::{HwStatus, Vm};
@@ -19,22 +18,22 @@ const GUEST_REPORT_FRESH_INTERVALS: i64 = 3;
 /// Most samples one history request returns.
 pub const MAX_HISTORY_SAMPLES: u32 = 5000;
 
-/// What `upload` answers (OpenIDCS: `{hs_name, vm_uuid, vm_flag}`).
-#[derive(Debug, Clone, Serialize)]
+/// What `upload` answers: the VM and its power state.
+#[derive(Debug, Clone)]
 pub struct ReportAck {
     pub hs_name: String,
     pub vm_uuid: String,
-    pub vm_flag: &'static str,
+    pub state: PowerState,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MonitorSample {
     pub ts: i64,
     pub state: String,
     pub status: HwStatus,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MonitorSeries {
     pub vm_uuid: String,
     pub from: i64,
@@ -204,7 +203,7 @@ impl Services {
         Ok(ReportAck {
             hs_name: vm.hs_name.clone(),
             vm_uuid: vm.uuid.clone(),
-            vm_flag: vm.state.vm_flag(),
+            state: vm.state,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::journal::Subject;
 use super::network::forwards_of;
@@ -18,7 +18,7 @@ use crate::store::Scope;
 /// The port range forwards draw from when the host sets none.
 const DEFAULT_PORTS: (u16, u16) = (10000, 59999);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NatRuleView {
     pub index: usize,
     pub protocol: String,

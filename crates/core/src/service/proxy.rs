@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::journal::Subject;
 use super::quotas::Demand;
@@ -17,7 +17,7 @@ use crate::validate;
 /// Renew a certificate when fewer than this many seconds are left.
 const RENEW_BEFORE: i64 = 30 * 24 * 3600;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ProxyView {
     pub index: usize,
     pub domain: String,
@@ -50,9 +50,8 @@ pub struct ProxyInput {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedProxy {
-    #[serde(flatten)]
     pub proxy: ProxyView,
     /// The ACME issuance task, for `letsencrypt`.
     pub task_id: Option<i64>,

@@ -3,7 +3,6 @@
 //! enabled roles applies; a limit no source sets is unlimited. VMs without
 //! an owner (the operator's) count against nobody.
 
-use serde::Serialize;
 use tokio::sync::OwnedMutexGuard;
 
 use super::{Actor, Services};
@@ -21,7 +20,7 @@ pub(crate) struct Demand {
     pub proxies: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct QuotaReport {
     pub user_id: i64,
     /// The limits in force (absent = unlimited).

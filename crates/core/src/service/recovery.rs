@@ -10,8 +10,6 @@
 //!   matches the database (disks are replaced by rename, never half-written).
 //! - anything else: failed, as interrupted.
 
-use serde::Serialize;
-
 use super::Services;
 use crate::error::CoreError;
 use crate::model::{Host, Task, TaskStatus, Vm};
@@ -19,7 +17,7 @@ use crate::model::{Host, Task, TaskStatus, Vm};
 const INTERRUPTED: &str = "interrupted: the controller stopped while the task ran";
 
 /// What start-up recovery did, per task.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
     pub completed: usize,
     pub undone: usize,

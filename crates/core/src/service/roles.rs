@@ -2,8 +2,6 @@
 //! change, delete, list, and the permissions a role grants. Nobody grants
 //! a permission they do not hold.
 
-use serde::Serialize;
-
 use super::journal::Subject;
 use super::{Actor, Services};
 use crate::accounts::{NewRole, Page, Quota, Role};
@@ -38,7 +36,7 @@ pub struct RolePatch {
     pub quota: Option<Quota>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RoleView {
     pub id: i64,
     pub name: String,

@@ -4,15 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
 use super::jwt::{looks_like_jwt, Claims, TokenType};
 use super::{now, passwords, Actor, Services};
 use crate::accounts::{NewLoginLog, Session, User, UserKey};
 use crate::error::CoreError;
 
 /// The tokens a login or refresh hands out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TokenPair {
     pub access: String,
     pub refresh: String,

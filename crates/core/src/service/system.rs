@@ -1,14 +1,12 @@
 //! System-wide queries: statistics, engines, logs and tasks.
 
-use serde::Serialize;
-
 use super::{Actor, Services};
 use crate::accounts::{LogFilter, Page};
 use crate::engine::EngineInfo;
 use crate::error::CoreError;
 use crate::model::{LogEntry, Task};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Stats {
     pub host_count: i64,
     pub vm_count: i64,
@@ -16,9 +14,8 @@ pub struct Stats {
 }
 
 /// One engine type as `GET /api/system/engine` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EngineTypeView {
-    #[serde(flatten)]
     pub info: EngineInfo,
     /// Other names accepted for this engine.
     pub aliases: Vec<&'static str>,

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use rand::Rng;
-use serde::Serialize;
 
 use super::journal::Subject;
 use super::quotas::Demand;
@@ -127,15 +126,14 @@ pub struct VmUpdateInput {
 }
 
 /// A VM as faces show it. Carries no password.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VmView {
     /// The VM's numeric id (stable; billing faces address VMs by it).
     pub id: i64,
     pub uuid: String,
     pub hs_name: String,
     pub config: VmConfig,
-    pub state: &'static str,
-    pub vm_flag: &'static str,
+    pub state: PowerState,
     pub pending_restart: bool,
     pub status: Option<HwStatus>,
     /// The user the VM belongs to; `None` for the operator's.
@@ -148,8 +146,7 @@ impl From<Vm> for VmView {
     fn from(vm: Vm) -> Self {
         Self {
             id: vm.id,
-            state: vm.state.as_str(),
-            vm_flag: vm.state.vm_flag(),
+            state: vm.state,
             uuid: vm.uuid,
             hs_name: vm.hs_name,
             config: vm.config,
@@ -170,13 +167,13 @@ pub struct VmPage {
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedVm {
     pub vm: VmView,
     pub task_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct UpdatedVm {
     pub vm: VmView,
     /// `now` when the VM was stopped, `next_start` when it runs.
@@ -185,24 +182,22 @@ pub struct UpdatedVm {
     pub task_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PowerOutcome {
     pub action: &'static str,
-    pub state: &'static str,
-    pub vm_flag: &'static str,
+    pub state: PowerState,
     pub task_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VmStatusReport {
-    pub power_status: &'static str,
-    pub state: &'static str,
+    pub state: PowerState,
     pub pending_restart: bool,
     pub current: HwStatus,
     pub history: Vec<HwStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ScanReport {
     pub scanned: usize,
     pub added: usize,
@@ -212,7 +207,7 @@ pub struct ScanReport {
     pub prefix_filter: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ScanSkip {
     pub vm_uuid: String,
     pub reason: String,
@@ -905,8 +900,7 @@ impl Services {
                 outcome?;
                 Ok(PowerOutcome {
                     action: action.as_str(),
-                    state: state.as_str(),
-                    vm_flag: state.vm_flag(),
+                    state,
                     task_id,
                 })
             },
@@ -947,8 +941,7 @@ impl Services {
             .map(|s| s.status)
             .collect();
         Ok(VmStatusReport {
-            power_status: state.vm_flag(),
-            state: state.as_str(),
+            state,
             pending_restart: vm.pending_restart,
             current,
             history,

@@ -351,7 +351,7 @@ impl Engine for QemuEngine {
         let spec = dir.read_spec().await?;
         let (pid, state) = self.observe(&dir).await;
         let mut s = HwStatus {
-            ac_status: state.vm_flag().to_string(),
+            ac_status: reported_status(state).to_string(),
             on_update: unix_now(),
             cpu_total: u64::from(spec.cpu_num),
             mem_total: spec.mem_mb,
@@ -662,5 +662,17 @@ impl Engine for QemuEngine {
         mac: &str,
     ) -> Result<(), EngineError> {
         QemuEngine::nic_unplug(self, host, uuid, mac).await
+    }
+}
+
+/// A state as a status sample names it (`ac_status`). Samples share the
+/// format guests upload (`HwStatus`), whose agents write these names.
+fn reported_status(state: PowerState) -> &'static str {
+    match state {
+        PowerState::Stopped => "STOPPED",
+        PowerState::Running => "STARTED",
+        PowerState::Paused => "SUSPEND",
+        PowerState::Crashed => "CRASHED",
+        PowerState::Unknown => "UNKNOWN",
     }
 }

@@ -19,17 +19,15 @@ pub struct ReportAckReply {
 
 impl From<ReportAck> for ReportAckReply {
     fn from(a: ReportAck) -> Self {
-        // The core's ack carries no power state to compute the name from
-        // (see `vm_flag`), so its own `vm_flag` is passed on until it does.
         let ReportAck {
             hs_name,
             vm_uuid,
-            vm_flag,
+            state,
         } = a;
         Self {
             hs_name,
             vm_uuid,
-            vm_flag: vm_flag.to_string(),
+            vm_flag: super::vms::vm_flag(state).to_string(),
         }
     }
 }

@@ -22,12 +22,6 @@ pub fn vm_flag(state: PowerState) -> &'static str {
     }
 }
 
-/// `vm_flag` of a core view's state name. The views carry the state as
-/// `PowerState::as_str`, which `PowerState::parse` reads back exactly.
-fn vm_flag_of(state: &str) -> &'static str {
-    vm_flag(PowerState::parse(state))
-}
-
 /// A VM.
 #[derive(Serialize, ToSchema)]
 pub struct VmEntry {
@@ -53,9 +47,6 @@ pub struct VmEntry {
 
 impl From<VmView> for VmEntry {
     fn from(v: VmView) -> Self {
-        // `..` skips only the core's own `vm_flag`, which this face
-        // computes itself and the core is dropping; list every field again
-        // once it is gone.
         let VmView {
             id,
             uuid,
@@ -67,7 +58,6 @@ impl From<VmView> for VmEntry {
             owner_id,
             created_at,
             updated_at,
-            ..
         } = v;
         Self {
             id,
@@ -75,8 +65,8 @@ impl From<VmView> for VmEntry {
             hs_name,
             config: config.into(),
             status: status.into_iter().map(HwStatusReply::from).collect(),
-            state: state.to_string(),
-            vm_flag: vm_flag_of(state).to_string(),
+            state: state.as_str().to_string(),
+            vm_flag: vm_flag(state).to_string(),
             pending_restart,
             owner_id,
             created_at,
@@ -303,17 +293,15 @@ pub struct PowerReply {
 
 impl From<PowerOutcome> for PowerReply {
     fn from(p: PowerOutcome) -> Self {
-        // `..`: the core's `vm_flag`, computed here instead (see `VmEntry`).
         let PowerOutcome {
             action,
             state,
             task_id,
-            ..
         } = p;
         Self {
             action: action.to_string(),
-            state: state.to_string(),
-            vm_flag: vm_flag_of(state).to_string(),
+            state: state.as_str().to_string(),
+            vm_flag: vm_flag(state).to_string(),
             task_id,
         }
     }
@@ -333,18 +321,15 @@ pub struct VmStatusReply {
 
 impl From<VmStatusReport> for VmStatusReply {
     fn from(r: VmStatusReport) -> Self {
-        // `..`: the core's `power_status`, computed here instead (see
-        // `VmEntry`).
         let VmStatusReport {
             state,
             pending_restart,
             current,
             history,
-            ..
         } = r;
         Self {
-            power_status: vm_flag_of(state).to_string(),
-            state: state.to_string(),
+            power_status: vm_flag(state).to_string(),
+            state: state.as_str().to_string(),
             pending_restart,
             current: current.into(),
             history: history.into_iter().map(HwStatusReply::from).collect(),
@@ -435,9 +420,6 @@ mod tests {
             (PowerState::Unknown, "UNKNOWN"),
         ] {
             assert_eq!(vm_flag(state), flag);
-            // The views carry the state by name: it must read back.
-            assert_eq!(vm_flag_of(state.as_str()), flag);
         }
-        assert_eq!(vm_flag_of("no such state"), "UNKNOWN");
     }
 }
