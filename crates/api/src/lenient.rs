@@ -61,6 +61,43 @@ pub fn opt_text<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::E
     }))
 }
 
+/// An optional flag given as `true`/`false`, `1`/`0` or their text
+/// (`"1"`, `"true"`, `"on"`); `null` and `""` are absent.
+pub fn opt_bool<'de, D: Deserializer<'de>>(de: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Flag(bool),
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(de)? {
+        None => Ok(None),
+        Some(Raw::Flag(b)) => Ok(Some(b)),
+        Some(Raw::Number(0)) => Ok(Some(false)),
+        Some(Raw::Number(1)) => Ok(Some(true)),
+        Some(Raw::Number(n)) => Err(de::Error::custom(format!("{n} is not 0 or 1"))),
+        Some(Raw::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "1" | "true" | "on" | "yes" => Ok(Some(true)),
+            "0" | "false" | "off" | "no" => Ok(Some(false)),
+            other => Err(de::Error::custom(format!(
+                "{other:?} is not a flag (true/false, 1/0)"
+            ))),
+        },
+    }
+}
+
+/// Log, by name only (values may be secrets), the fields of a request
+/// that ironidc does not model: billing clients send them, and they are
+/// ignored rather than refused.
+pub fn note_ignored(what: &str, ignored: &std::collections::BTreeMap<String, serde_json::Value>) {
+    if !ignored.is_empty() {
+        let names: Vec<&str> = ignored.keys().map(String::as_str).collect();
+        tracing::info!(fields = %names.join(","), "{what}: fields ironidc does not model were ignored");
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -94,5 +131,27 @@ mod tests {
             .contains("out of range"));
         let absent: T = serde_json::from_value(serde_json::json!({})).unwrap();
         assert_eq!(absent.n, None);
+    }
+
+    #[derive(Deserialize, Debug)]
+    struct F {
+        #[serde(default, deserialize_with = "opt_bool")]
+        f: Option<bool>,
+    }
+
+    #[test]
+    fn flags_as_billing_code_sends_them() {
+        let f = |v: serde_json::Value| {
+            serde_json::from_value::<F>(serde_json::json!({ "f": v }))
+                .map(|t| t.f)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(f(serde_json::json!(true)), Ok(Some(true)));
+        assert_eq!(f(serde_json::json!(0)), Ok(Some(false)));
+        assert_eq!(f(serde_json::json!("1")), Ok(Some(true)));
+        assert_eq!(f(serde_json::json!("false")), Ok(Some(false)));
+        assert_eq!(f(serde_json::json!("")), Ok(None));
+        assert!(f(serde_json::json!(2)).is_err());
+        assert!(f(serde_json::json!("maybe")).is_err());
     }
 }

@@ -119,13 +119,7 @@ pub struct ServerPlanBody {
 impl HostConfigBody {
     /// The settings the body names.
     pub fn into_patch(self) -> HostPatch {
-        if !self.ignored.is_empty() {
-            let names: Vec<&str> = self.ignored.keys().map(String::as_str).collect();
-            tracing::info!(
-                fields = %names.join(","),
-                "OpenIDCS host config: keys ironidc does not model were ignored"
-            );
-        }
+        crate::lenient::note_ignored("OpenIDCS host config", &self.ignored);
         HostPatch {
             server_pass: self.server_pass,
             server_addr: self.server_addr,

@@ -10,6 +10,7 @@ mod guest;
 mod host_body;
 mod hosts;
 mod network;
+mod network_body;
 mod nics;
 mod params;
 mod system;

@@ -2,8 +2,8 @@
 //! port forwards, addresses and domain bindings. Deletes go by list index,
 //! as in OpenIDCS; every list item carries its `index`.
 
+use super::network_body::{AddressBody, NatBody, ProxyBody};
 use axum::extract::State;
-use ironidc_core::service::{AddressInput, NatInput, ProxyInput};
 
 use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiResult, Data};
@@ -68,7 +68,7 @@ pub async fn nat_list(
     tag = "network",
     operation_id = "addNatRule",
     params(VmPath),
-    request_body = serde_json::Value,
+    request_body = NatBody,
     responses((status = 200, description = "The new port forward.", body = ReplyOf<NatRuleReply>), ChangeRefusals)
 )]
 pub async fn nat_add(
@@ -80,7 +80,7 @@ pub async fn nat_add(
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<NatRuleReply> {
-    let input: NatInput = from_json(body.into())?;
+    let input = from_json::<NatBody>(body.into())?.into();
     Ok(Data(
         s.services
             .add_nat_rule(&actor, &hs, &vm, input)
@@ -145,7 +145,7 @@ pub async fn ip_list(
     tag = "network",
     operation_id = "addAddress",
     params(VmPath),
-    request_body = serde_json::Value,
+    request_body = AddressBody,
     responses((status = 200, description = "The new address.", body = ReplyOf<AddressReply>), ChangeRefusals)
 )]
 pub async fn ip_add(
@@ -157,7 +157,7 @@ pub async fn ip_add(
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<AddressReply> {
-    let input: AddressInput = from_json(body.into())?;
+    let input = from_json::<AddressBody>(body.into())?.into();
     Ok(Data(
         s.services
             .add_address(&actor, &hs, &vm, input)
@@ -224,7 +224,7 @@ pub async fn proxy_list(
     tag = "network",
     operation_id = "addProxy",
     params(VmPath),
-    request_body = serde_json::Value,
+    request_body = ProxyBody,
     responses((status = 200, description = "The new binding.", body = ReplyOf<CreatedProxyReply>), ChangeRefusals)
 )]
 pub async fn proxy_add(
@@ -236,7 +236,7 @@ pub async fn proxy_add(
     }): Path<VmPath>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<CreatedProxyReply> {
-    let input: ProxyInput = from_json(body.into())?;
+    let input = from_json::<ProxyBody>(body.into())?.into();
     Ok(Data(
         s.services.add_proxy(&actor, &hs, &vm, input).await?.into(),
     ))

@@ -144,13 +144,7 @@ struct Days {
 
 impl VmBody {
     fn note_ignored(&self, what: &str) {
-        if !self.ignored.is_empty() {
-            let names: Vec<&str> = self.ignored.keys().map(String::as_str).collect();
-            tracing::info!(
-                fields = %names.join(","),
-                "OpenIDCS VM {what}: fields ironidc does not model were ignored"
-            );
-        }
+        crate::lenient::note_ignored(&format!("OpenIDCS VM {what}"), &self.ignored);
     }
 
     fn default_dns(&self) -> Vec<String> {

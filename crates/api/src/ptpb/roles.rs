@@ -2,6 +2,8 @@
 
 use axum::extract::State;
 use ironidc_core::accounts::Quota;
+
+use super::wire::QuotaBody;
 use ironidc_core::permissions;
 use ironidc_core::service::{RoleInput, RolePatch};
 use ironidc_core::CoreError;
@@ -34,8 +36,7 @@ pub struct RoleAddBody {
     description: Option<String>,
     #[serde(default)]
     perms: Vec<i64>,
-    #[schema(value_type = Option<Object>)]
-    quota: Option<Quota>,
+    quota: Option<QuotaBody>,
 }
 
 /// Create a role
@@ -61,7 +62,7 @@ pub async fn add(
                 code: b.code,
                 description: b.description,
                 permissions: codes_of(&b.perms)?,
-                quota: b.quota,
+                quota: b.quota.map(Quota::from),
             },
         )
         .await?;
@@ -75,8 +76,7 @@ pub struct RoleEditBody {
     code: Option<String>,
     description: Option<String>,
     status: Option<bool>,
-    #[schema(value_type = Option<Object>)]
-    quota: Option<Quota>,
+    quota: Option<QuotaBody>,
 }
 
 /// Change a role
@@ -103,7 +103,7 @@ pub async fn edit(
                 code: b.code,
                 description: b.description.map(Some),
                 enabled: b.status,
-                quota: b.quota,
+                quota: b.quota.map(Quota::from),
             },
         )
         .await?;

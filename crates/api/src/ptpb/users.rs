@@ -2,6 +2,8 @@
 
 use axum::extract::State;
 use ironidc_core::accounts::{Quota, UserFilter};
+
+use super::wire::QuotaBody;
 use ironidc_core::service::{UserInput, UserPatch};
 use serde::{Deserialize, Deserializer};
 
@@ -24,8 +26,7 @@ pub struct UserAddBody {
     remark: Option<String>,
     userid: Option<String>,
     roles: Option<Vec<i64>>,
-    #[schema(value_type = Option<Object>)]
-    quota: Option<Quota>,
+    quota: Option<QuotaBody>,
 }
 
 fn yes() -> bool {
@@ -60,7 +61,7 @@ pub async fn add(
                 enabled: b.status,
                 remark: b.remark,
                 roles: b.roles,
-                quota: b.quota,
+                quota: b.quota.map(Quota::from),
             },
         )
         .await?;
@@ -87,8 +88,7 @@ pub struct UserEditBody {
     #[serde(default, deserialize_with = "present")]
     userid: Option<Option<String>>,
     status: Option<bool>,
-    #[schema(value_type = Option<Object>)]
-    quota: Option<Quota>,
+    quota: Option<QuotaBody>,
 }
 
 /// Change a user
@@ -117,7 +117,7 @@ pub async fn edit(
                 phone: b.phone_number,
                 remark: b.remark,
                 enabled: b.status,
-                quota: b.quota,
+                quota: b.quota.map(Quota::from),
             },
         )
         .await?;

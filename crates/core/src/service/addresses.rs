@@ -5,8 +5,6 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use serde::Deserialize;
-
 use super::journal::Subject;
 use super::{Actor, Services};
 use crate::error::CoreError;
@@ -29,11 +27,9 @@ pub struct AddressView {
 }
 
 /// `ipaddr/create`: every field is optional except what the host cannot guess.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct AddressInput {
     /// `ipv4` (default) or `ipv6`.
-    #[serde(rename = "type")]
     pub vers: String,
     /// A free address inside one of the host's pools; empty: the first free one.
     pub address: String,

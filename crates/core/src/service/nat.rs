@@ -4,8 +4,6 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
-
 use super::journal::Subject;
 use super::network::forwards_of;
 use super::quotas::Demand;
@@ -31,8 +29,7 @@ pub struct NatRuleView {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct NatInput {
     /// `tcp` (default), `udp` or `both`.
     pub protocol: String,

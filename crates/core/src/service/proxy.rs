@@ -3,8 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Deserialize;
-
 use super::journal::Subject;
 use super::quotas::Demand;
 use super::{now, Actor, Services};
@@ -33,8 +31,7 @@ pub struct ProxyView {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ProxyInput {
     pub domain: String,
     /// One of the VM's addresses; empty: its first IPv4 address.

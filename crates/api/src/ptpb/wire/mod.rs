@@ -11,7 +11,7 @@ mod tokens;
 mod users;
 
 pub use audit::{LoginLogReply, OperationLogReply};
-pub use quotas::QuotaReportReply;
+pub use quotas::{QuotaBody, QuotaReportReply};
 pub use roles::{MenuRouteReply, PermissionReply, RolePermsReply, RoleReply};
 pub use tokens::{ApiTokenReply, CreatedApiTokenReply};
 pub use users::{SessionTokensReply, UserDetailReply, UserReply};
