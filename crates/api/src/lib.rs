@@ -2,6 +2,8 @@
 //! authenticates, calls the service layer, and renders the result in its
 //! own wire format. Errors become responses in one place per face.
 
+#[macro_use]
+mod wire_macros;
 mod access_log;
 mod auth;
 mod client_ip;

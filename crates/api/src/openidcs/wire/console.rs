@@ -45,30 +45,7 @@ pub struct ConsoleTokenReply {
     live: bool,
 }
 
-impl From<ConsoleTokenView> for ConsoleTokenReply {
-    fn from(t: ConsoleTokenView) -> Self {
-        let ConsoleTokenView {
-            id,
-            actor,
-            user_id,
-            created_at,
-            last_used_at,
-            opened_at,
-            revoked,
-            live,
-        } = t;
-        Self {
-            id,
-            actor,
-            user_id,
-            created_at,
-            last_used_at,
-            opened_at,
-            revoked,
-            live,
-        }
-    }
-}
+copy_fields!(ConsoleTokenView => ConsoleTokenReply { id, actor, user_id, created_at, last_used_at, opened_at, revoked, live });
 
 /// How many of a VM's console tokens were revoked.
 #[derive(Serialize, ToSchema)]

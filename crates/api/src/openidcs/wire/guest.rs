@@ -89,12 +89,7 @@ pub struct AgentStatusReply {
     message: String,
 }
 
-impl From<AgentStatus> for AgentStatusReply {
-    fn from(a: AgentStatus) -> Self {
-        let AgentStatus { available, message } = a;
-        Self { available, message }
-    }
-}
+copy_fields!(AgentStatus => AgentStatusReply { available, message });
 
 /// What a program run in the guest did.
 #[derive(Serialize, ToSchema)]
@@ -107,22 +102,7 @@ pub struct ExecReply {
     stderr: String,
 }
 
-impl From<ExecView> for ExecReply {
-    fn from(e: ExecView) -> Self {
-        let ExecView {
-            exit_code,
-            timed_out,
-            stdout,
-            stderr,
-        } = e;
-        Self {
-            exit_code,
-            timed_out,
-            stdout,
-            stderr,
-        }
-    }
-}
+copy_fields!(ExecView => ExecReply { exit_code, timed_out, stdout, stderr });
 
 /// A network interface as the guest agent reports it.
 #[derive(Serialize, ToSchema)]
@@ -136,24 +116,7 @@ pub struct GuestInterfaceReply {
     tx_bytes: u64,
 }
 
-impl From<GuestInterface> for GuestInterfaceReply {
-    fn from(g: GuestInterface) -> Self {
-        let GuestInterface {
-            name,
-            mac,
-            addresses,
-            rx_bytes,
-            tx_bytes,
-        } = g;
-        Self {
-            name,
-            mac,
-            addresses,
-            rx_bytes,
-            tx_bytes,
-        }
-    }
-}
+copy_fields!(GuestInterface => GuestInterfaceReply { name, mac, addresses, rx_bytes, tx_bytes });
 
 /// A guest user's password is set.
 #[derive(Serialize, ToSchema)]

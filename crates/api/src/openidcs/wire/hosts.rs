@@ -176,28 +176,7 @@ pub struct IpPoolReply {
     dns: Vec<String>,
 }
 
-impl From<IpPool> for IpPoolReply {
-    fn from(p: IpPool) -> Self {
-        let IpPool {
-            vers,
-            kind,
-            from,
-            nums,
-            gate,
-            mask,
-            dns,
-        } = p;
-        Self {
-            vers,
-            kind,
-            from,
-            nums,
-            gate,
-            mask,
-            dns,
-        }
-    }
-}
+copy_fields!(IpPool => IpPoolReply { vers, kind, from, nums, gate, mask, dns });
 
 /// Per-VM maxima on a host (0: the engine's default).
 #[derive(Serialize, ToSchema)]
@@ -209,20 +188,7 @@ pub struct ServerPlanReply {
     hdd_num: u64,
 }
 
-impl From<ServerPlan> for ServerPlanReply {
-    fn from(p: ServerPlan) -> Self {
-        let ServerPlan {
-            cpu_num,
-            mem_num,
-            hdd_num,
-        } = p;
-        Self {
-            cpu_num,
-            mem_num,
-            hdd_num,
-        }
-    }
-}
+copy_fields!(ServerPlan => ServerPlanReply { cpu_num, mem_num, hdd_num });
 
 /// A deleted host.
 #[derive(Serialize, ToSchema)]
@@ -362,22 +328,7 @@ pub struct StorageUsageReply {
     used_mb: Option<u64>,
 }
 
-impl From<StorageUsage> for StorageUsageReply {
-    fn from(u: StorageUsage) -> Self {
-        let StorageUsage {
-            role,
-            path,
-            total_mb,
-            used_mb,
-        } = u;
-        Self {
-            role,
-            path,
-            total_mb,
-            used_mb,
-        }
-    }
-}
+copy_fields!(StorageUsage => StorageUsageReply { role, path, total_mb, used_mb });
 
 #[cfg(test)]
 mod tests {

@@ -17,20 +17,7 @@ pub struct SnapshotReply {
     vm_state_bytes: u64,
 }
 
-impl From<SnapshotInfo> for SnapshotReply {
-    fn from(s: SnapshotInfo) -> Self {
-        let SnapshotInfo {
-            name,
-            created_at,
-            vm_state_bytes,
-        } = s;
-        Self {
-            name,
-            created_at,
-            vm_state_bytes,
-        }
-    }
-}
+copy_fields!(SnapshotInfo => SnapshotReply { name, created_at, vm_state_bytes });
 
 /// A snapshot a VM was reverted to.
 #[derive(Serialize, ToSchema)]
@@ -58,22 +45,7 @@ pub struct BackupReply {
     disk_bytes: u64,
 }
 
-impl From<BackupInfo> for BackupReply {
-    fn from(b: BackupInfo) -> Self {
-        let BackupInfo {
-            name,
-            created_at,
-            file_bytes,
-            disk_bytes,
-        } = b;
-        Self {
-            name,
-            created_at,
-            file_bytes,
-            disk_bytes,
-        }
-    }
-}
+copy_fields!(BackupInfo => BackupReply { name, created_at, file_bytes, disk_bytes });
 
 /// A deleted backup.
 #[derive(Serialize, ToSchema)]
@@ -90,12 +62,7 @@ pub struct TaskStartedReply {
     name: String,
 }
 
-impl From<TaskStarted> for TaskStartedReply {
-    fn from(t: TaskStarted) -> Self {
-        let TaskStarted { task_id, name } = t;
-        Self { task_id, name }
-    }
-}
+copy_fields!(TaskStarted => TaskStartedReply { task_id, name });
 
 /// An ISO image in a host's ISO directory.
 #[derive(Serialize, ToSchema)]
@@ -107,20 +74,7 @@ pub struct IsoReply {
     bytes: u64,
 }
 
-impl From<IsoView> for IsoReply {
-    fn from(i: IsoView) -> Self {
-        let IsoView {
-            name,
-            display,
-            bytes,
-        } = i;
-        Self {
-            name,
-            display,
-            bytes,
-        }
-    }
-}
+copy_fields!(IsoView => IsoReply { name, display, bytes });
 
 /// What is in a VM's CD-ROM now.
 #[derive(Serialize, ToSchema)]

@@ -21,30 +21,7 @@ pub struct NatRuleReply {
     created_at: i64,
 }
 
-impl From<NatRuleView> for NatRuleReply {
-    fn from(r: NatRuleView) -> Self {
-        let NatRuleView {
-            index,
-            protocol,
-            external_port,
-            internal_ip,
-            internal_port,
-            description,
-            public_endpoint,
-            created_at,
-        } = r;
-        Self {
-            index,
-            protocol,
-            external_port,
-            internal_ip,
-            internal_port,
-            description,
-            public_endpoint,
-            created_at,
-        }
-    }
-}
+copy_fields!(NatRuleView => NatRuleReply { index, protocol, external_port, internal_ip, internal_port, description, public_endpoint, created_at });
 
 /// An address of a VM.
 #[derive(Serialize, ToSchema)]
@@ -65,32 +42,7 @@ pub struct AddressReply {
     description: String,
 }
 
-impl From<AddressView> for AddressReply {
-    fn from(a: AddressView) -> Self {
-        let AddressView {
-            index,
-            vers,
-            address,
-            prefix,
-            netmask,
-            gateway,
-            nic,
-            pool,
-            description,
-        } = a;
-        Self {
-            index,
-            vers,
-            address,
-            prefix,
-            netmask,
-            gateway,
-            nic,
-            pool,
-            description,
-        }
-    }
-}
+copy_fields!(AddressView => AddressReply { index, vers, address, prefix, netmask, gateway, nic, pool, description });
 
 /// One of a host's address pools, used and free.
 #[derive(Serialize, ToSchema)]

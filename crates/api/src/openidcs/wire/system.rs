@@ -82,36 +82,7 @@ pub struct LogReply {
     message: String,
 }
 
-impl From<LogEntry> for LogReply {
-    fn from(l: LogEntry) -> Self {
-        let LogEntry {
-            id,
-            ts,
-            actor,
-            user_id,
-            source_ip,
-            face,
-            action,
-            hs_name,
-            target,
-            ok,
-            message,
-        } = l;
-        Self {
-            id,
-            ts,
-            actor,
-            user_id,
-            source_ip,
-            face,
-            action,
-            hs_name,
-            target,
-            ok,
-            message,
-        }
-    }
-}
+copy_fields!(LogEntry => LogReply { id, ts, actor, user_id, source_ip, face, action, hs_name, target, ok, message });
 
 /// Counts of hosts and VMs.
 #[derive(Serialize, ToSchema)]
@@ -121,20 +92,7 @@ pub struct StatsReply {
     running_vm_count: i64,
 }
 
-impl From<Stats> for StatsReply {
-    fn from(s: Stats) -> Self {
-        let Stats {
-            host_count,
-            vm_count,
-            running_vm_count,
-        } = s;
-        Self {
-            host_count,
-            vm_count,
-            running_vm_count,
-        }
-    }
-}
+copy_fields!(Stats => StatsReply { host_count, vm_count, running_vm_count });
 
 /// The connection test of OpenIDCS billing modules.
 #[derive(Serialize, ToSchema)]
@@ -158,22 +116,7 @@ pub struct TokenInfoReply {
     token: Option<String>,
 }
 
-impl From<TokenInfo> for TokenInfoReply {
-    fn from(t: TokenInfo) -> Self {
-        let TokenInfo {
-            token_set,
-            hint,
-            set_at,
-            token,
-        } = t;
-        Self {
-            token_set,
-            hint,
-            set_at,
-            token,
-        }
-    }
-}
+copy_fields!(TokenInfo => TokenInfoReply { token_set, hint, set_at, token });
 
 /// The engine types, by key.
 #[derive(Serialize, ToSchema)]
@@ -264,24 +207,7 @@ pub struct ConfigImportReply {
     vms_skipped: Vec<String>,
 }
 
-impl From<ConfigImportReport> for ConfigImportReply {
-    fn from(r: ConfigImportReport) -> Self {
-        let ConfigImportReport {
-            hosts_created,
-            hosts_updated,
-            vms_imported,
-            vms_updated,
-            vms_skipped,
-        } = r;
-        Self {
-            hosts_created,
-            hosts_updated,
-            vms_imported,
-            vms_updated,
-            vms_skipped,
-        }
-    }
-}
+copy_fields!(ConfigImportReport => ConfigImportReply { hosts_created, hosts_updated, vms_imported, vms_updated, vms_skipped });
 
 /// The controller answers.
 #[derive(Serialize, ToSchema)]

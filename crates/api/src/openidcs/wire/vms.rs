@@ -177,28 +177,7 @@ pub struct NicReply {
     dns_addr: Vec<String>,
 }
 
-impl From<NicConfig> for NicReply {
-    fn from(n: NicConfig) -> Self {
-        let NicConfig {
-            nic_type,
-            mac_addr,
-            ip4_addr,
-            ip6_addr,
-            nic_gate,
-            nic_mask,
-            dns_addr,
-        } = n;
-        Self {
-            nic_type,
-            mac_addr,
-            ip4_addr,
-            ip6_addr,
-            nic_gate,
-            nic_mask,
-            dns_addr,
-        }
-    }
-}
+copy_fields!(NicConfig => NicReply { nic_type, mac_addr, ip4_addr, ip6_addr, nic_gate, nic_mask, dns_addr });
 
 /// OpenIDCS's HWStatus, plus ironidc's counters.
 #[derive(Serialize, ToSchema)]
@@ -230,56 +209,7 @@ pub struct HwStatusReply {
     source: String,
 }
 
-impl From<HwStatus> for HwStatusReply {
-    fn from(h: HwStatus) -> Self {
-        let HwStatus {
-            ac_status,
-            on_update,
-            cpu_model,
-            cpu_total,
-            cpu_usage,
-            mem_total,
-            mem_usage,
-            hdd_total,
-            hdd_usage,
-            flu_total,
-            flu_usage,
-            network_u,
-            network_d,
-            gpu_total,
-            gpu_usage,
-            cpu_time_ms,
-            disk_read_bytes,
-            disk_write_bytes,
-            net_rx_bytes,
-            net_tx_bytes,
-            source,
-        } = h;
-        Self {
-            ac_status,
-            on_update,
-            cpu_model,
-            cpu_total,
-            cpu_usage,
-            mem_total,
-            mem_usage,
-            hdd_total,
-            hdd_usage,
-            flu_total,
-            flu_usage,
-            network_u,
-            network_d,
-            gpu_total,
-            gpu_usage,
-            cpu_time_ms,
-            disk_read_bytes,
-            disk_write_bytes,
-            net_rx_bytes,
-            net_tx_bytes,
-            source,
-        }
-    }
-}
+copy_fields!(HwStatus => HwStatusReply { ac_status, on_update, cpu_model, cpu_total, cpu_usage, mem_total, mem_usage, hdd_total, hdd_usage, flu_total, flu_usage, network_u, network_d, gpu_total, gpu_usage, cpu_time_ms, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, source });
 
 /// What a power action did.
 #[derive(Serialize, ToSchema)]
@@ -399,12 +329,7 @@ pub struct ScanSkipReply {
     reason: String,
 }
 
-impl From<ScanSkip> for ScanSkipReply {
-    fn from(s: ScanSkip) -> Self {
-        let ScanSkip { vm_uuid, reason } = s;
-        Self { vm_uuid, reason }
-    }
-}
+copy_fields!(ScanSkip => ScanSkipReply { vm_uuid, reason });
 
 #[cfg(test)]
 mod tests {

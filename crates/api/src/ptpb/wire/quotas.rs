@@ -94,30 +94,7 @@ pub struct QuotaReply {
     backups: Option<u64>,
 }
 
-impl From<Quota> for QuotaReply {
-    fn from(q: Quota) -> Self {
-        let Quota {
-            vms,
-            vcpus,
-            memory_mb,
-            disk_mb,
-            nat_rules,
-            proxies,
-            snapshots,
-            backups,
-        } = q;
-        Self {
-            vms,
-            vcpus,
-            memory_mb,
-            disk_mb,
-            nat_rules,
-            proxies,
-            snapshots,
-            backups,
-        }
-    }
-}
+copy_fields!(Quota => QuotaReply { vms, vcpus, memory_mb, disk_mb, nat_rules, proxies, snapshots, backups });
 
 /// A user's limits and usage.
 #[derive(Serialize, ToSchema)]
@@ -154,23 +131,4 @@ pub struct UsageReply {
     proxies: u64,
 }
 
-impl From<Usage> for UsageReply {
-    fn from(u: Usage) -> Self {
-        let Usage {
-            vms,
-            vcpus,
-            memory_mb,
-            disk_mb,
-            nat_rules,
-            proxies,
-        } = u;
-        Self {
-            vms,
-            vcpus,
-            memory_mb,
-            disk_mb,
-            nat_rules,
-            proxies,
-        }
-    }
-}
+copy_fields!(Usage => UsageReply { vms, vcpus, memory_mb, disk_mb, nat_rules, proxies });

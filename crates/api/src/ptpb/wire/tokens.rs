@@ -21,28 +21,7 @@ pub struct ApiTokenReply {
     last_used_at: Option<i64>,
 }
 
-impl From<ApiTokenView> for ApiTokenReply {
-    fn from(t: ApiTokenView) -> Self {
-        let ApiTokenView {
-            id,
-            name,
-            hint,
-            scopes,
-            created_at,
-            expires_at,
-            last_used_at,
-        } = t;
-        Self {
-            id,
-            name,
-            hint,
-            scopes,
-            created_at,
-            expires_at,
-            last_used_at,
-        }
-    }
-}
+copy_fields!(ApiTokenView => ApiTokenReply { id, name, hint, scopes, created_at, expires_at, last_used_at });
 
 /// A new API token, with the token itself: shown in this reply only.
 #[derive(Serialize, ToSchema)]

@@ -115,19 +115,4 @@ pub struct SessionTokensReply {
     refresh_expires_in: u64,
 }
 
-impl From<TokenPair> for SessionTokensReply {
-    fn from(p: TokenPair) -> Self {
-        let TokenPair {
-            access,
-            refresh,
-            access_expires_in,
-            refresh_expires_in,
-        } = p;
-        Self {
-            access,
-            refresh,
-            access_expires_in,
-            refresh_expires_in,
-        }
-    }
-}
+copy_fields!(TokenPair => SessionTokensReply { access, refresh, access_expires_in, refresh_expires_in });
