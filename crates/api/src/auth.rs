@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use ironidc_core::{Actor, CoreError};
 
 use crate::access_log::RequestUser;
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{AddressList, TrustedProxies};
 use crate::credentials::{missing_message, read_any, CredentialReader};
 use crate::face::FaceName;
 use crate::rate_limit::{retry_after_secs, RateLimiter};
@@ -24,6 +24,8 @@ pub struct Guard {
     pub per_user: RateLimiter,
     /// Login attempts, keyed by client address.
     pub logins: RateLimiter,
+    /// Addresses that may read `/metrics` without the root token.
+    pub metrics_allow: AddressList,
 }
 
 /// Settings of `Guard`; 0 turns a limit off.
@@ -38,6 +40,9 @@ pub struct ApiOptions {
     pub public_url: Option<String>,
     /// How often an open console session re-checks its token.
     pub console_check_every: std::time::Duration,
+    /// Addresses or networks that may read `/metrics` without the root
+    /// token (a Prometheus server).
+    pub metrics_allow: Vec<String>,
 }
 
 impl Default for ApiOptions {
@@ -50,6 +55,7 @@ impl Default for ApiOptions {
             login_per_minute: 20,
             public_url: None,
             console_check_every: std::time::Duration::from_secs(10),
+            metrics_allow: Vec::new(),
         }
     }
 }
@@ -61,6 +67,7 @@ impl Guard {
             per_ip: RateLimiter::new(opts.ip_per_minute),
             per_user: RateLimiter::new(opts.user_per_minute),
             logins: RateLimiter::new(opts.login_per_minute),
+            metrics_allow: AddressList::parse("metrics_allow", &opts.metrics_allow)?,
         }))
     }
 }

@@ -8,27 +8,42 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::request::Parts;
 use ipnet::IpNet;
 
+/// Addresses and networks (`10.0.0.1`, `10.0.0.0/8`, `::1`) from a setting.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct AddressList(Vec<IpNet>);
 
-impl TrustedProxies {
-    /// Parse addresses or networks (`10.0.0.1`, `10.0.0.0/8`, `::1`).
-    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, String> {
+impl AddressList {
+    /// Parse the items of setting `setting`; an error names it.
+    pub fn parse<S: AsRef<str>>(setting: &str, items: &[S]) -> Result<Self, String> {
         items
             .iter()
             .map(|item| {
                 let item = item.as_ref().trim();
                 item.parse::<IpNet>()
                     .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("trusted_proxies: {item:?} is not an address or network"))
+                    .map_err(|_| format!("{setting}: {item:?} is not an address or network"))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(AddressList);
+
+impl TrustedProxies {
+    /// Parse addresses or networks (`10.0.0.1`, `10.0.0.0/8`, `::1`).
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, String> {
+        AddressList::parse("trusted_proxies", items).map(Self)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.contains(ip)
     }
 
     /// The client of a connection from `peer` carrying these
@@ -56,19 +71,22 @@ impl TrustedProxies {
 
     /// The client address of a request (`unknown` without connect info).
     pub fn client_ip(&self, parts: &Parts) -> String {
-        let Some(peer) = parts
+        self.client_addr(parts)
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string())
+    }
+
+    /// The client address of a request, if the connection is known.
+    pub fn client_addr(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip())
-        else {
-            return "unknown".into();
-        };
+            .map(|ci| ci.0.ip())?;
         let forwarded = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok());
-        self.client_of(peer, forwarded).to_string()
+        Some(self.client_of(peer, forwarded))
     }
 }
 

@@ -21,6 +21,8 @@ use crate::AppState;
 pub enum FaceName {
     OpenIdcs,
     Ptpb,
+    /// `GET /metrics` (not a face, but a caller to name in the logs).
+    Metrics,
     /// Faces built outside this crate (the toolkit's own tests).
     Custom(&'static str),
 }
@@ -30,6 +32,7 @@ impl FaceName {
         match self {
             FaceName::OpenIdcs => "openidcs",
             FaceName::Ptpb => "ptpb",
+            FaceName::Metrics => "metrics",
             FaceName::Custom(name) => name,
         }
     }

@@ -12,6 +12,7 @@ mod decode;
 pub mod face;
 pub mod kit;
 pub mod lenient;
+mod metrics;
 pub mod openidcs;
 pub mod ptpb;
 mod rate_limit;
@@ -73,7 +74,12 @@ pub fn app_with_faces(
         router = router.merge(routes);
         docs = docs.url(format!("/openapi/{}.json", face.name), document);
     }
-    let router = router.merge(docs);
+    let scraped = state.clone();
+    let router = router.merge(docs).route(
+        "/metrics",
+        axum::routing::get(move |req| metrics::serve(scraped.clone(), req)),
+    );
+    metrics::install();
     let unknown = state.clone();
     let wrong = state.clone();
     Ok(router
@@ -83,6 +89,10 @@ pub fn app_with_faces(
         })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_reply,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
         ))
         .layer(axum::middleware::from_fn_with_state(state, limit_per_ip))
         .layer(axum::middleware::from_fn(access_log::log_request)))

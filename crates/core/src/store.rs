@@ -172,6 +172,10 @@ pub trait Store: AccountStore + OpsStore + Send + Sync {
     async fn delete_vm(&self, id: i64) -> Result<(), StoreError>;
     /// (all VMs, running VMs)
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError>;
+    /// How many VMs are in each stored state (`running`, `stopped`, …).
+    async fn vm_state_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// How many tasks are in each status (`running`, `succeeded`, …).
+    async fn task_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// The VM that owns a NIC with this MAC (any host).
     async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError>;

@@ -41,6 +41,16 @@ pub struct AccessArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Option<Vec<String>>,
+    /// Addresses that may read `/metrics` without the root token (a
+    /// Prometheus server; addresses or networks, comma-separated)
+    /// [default: none].
+    #[arg(
+        long,
+        global = true,
+        env = "IRONIDC_METRICS_ALLOW",
+        value_delimiter = ','
+    )]
+    metrics_allow: Option<Vec<String>>,
     /// Password of the built-in `administrator`, used on first start only
     /// (otherwise one is generated and shown once).
     #[arg(
@@ -87,6 +97,13 @@ impl AccessArgs {
                     .rate_limit_login
                     .or(file.rate_limit_login)
                     .unwrap_or(defaults.login_per_minute),
+                metrics_allow: self
+                    .metrics_allow
+                    .or_else(|| file.metrics_allow.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| !p.trim().is_empty())
+                    .collect(),
                 ..defaults.clone()
             },
             access_ttl: Duration::from_secs(

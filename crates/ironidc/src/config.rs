@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub rate_limit_user: Option<u32>,
     pub rate_limit_login: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub metrics_allow: Option<Vec<String>>,
     pub admin_password: Option<String>,
     pub public_url: Option<String>,
     pub guest_report_url: Option<String>,

@@ -428,6 +428,20 @@ impl Store for SqlStore {
         .map_err(db)
     }
 
+    async fn vm_state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT state, COUNT(*) FROM vms GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn task_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
     async fn create_task(
         &self,
         kind: &str,

@@ -68,7 +68,7 @@ pub use recovery::RecoveryReport;
 pub use reinstall::ReinstallInput;
 pub use roles::{RoleInput, RolePatch, RoleView};
 pub use sessions::TokenPair;
-pub use system::{EngineTypeView, Stats};
+pub use system::{EngineTypeView, Figures, Stats};
 pub use vms::{
     CreatedVm, PowerOutcome, ScanReport, ScanSkip, UpdatedVm, VmCreateInput, VmPatch,
     VmStatusReport, VmUpdateInput, VmView,

@@ -60,6 +60,13 @@ impl Services {
     /// One sampling pass over every running VM; returns how many were
     /// sampled. Also applies retention.
     pub async fn sample_all(&self) -> usize {
+        let started = std::time::Instant::now();
+        let sampled = self.sample_running().await;
+        metrics::histogram!("ironidc_monitor_pass_seconds").record(started.elapsed().as_secs_f64());
+        sampled
+    }
+
+    async fn sample_running(&self) -> usize {
         let vms = match self.store().all_vms().await {
             Ok(v) => v,
             Err(e) => {

@@ -21,6 +21,18 @@ pub struct EngineTypeView {
     pub aliases: Vec<&'static str>,
 }
 
+/// The controller's figures for monitoring (`/metrics`), read fresh.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub vms_by_state: Vec<(String, i64)>,
+    pub tasks_by_status: Vec<(String, i64)>,
+    /// Each host, and whether its engine answered just now.
+    pub hosts_up: Vec<(String, bool)>,
+}
+
+/// How long a host's engine may take to answer the reachability probe.
+const HOST_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Default and ceiling of `limit` on log and task queries.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_LIST_LIMIT: u32 = 1000;
@@ -34,6 +46,32 @@ impl Services {
             host_count,
             vm_count,
             running_vm_count,
+        })
+    }
+
+    /// Figures for monitoring. The face serving them decides who may
+    /// read them (the root token, or listed addresses).
+    pub async fn figures(&self) -> Result<Figures, CoreError> {
+        let mut hosts_up = Vec::new();
+        for summary in self.store().list_hosts().await? {
+            let host = summary.host;
+            let up = match self.engine_of(&host) {
+                Ok(engine) => {
+                    let ctx = self.host_context(&host);
+                    let probe = engine.host_details(&ctx);
+                    matches!(
+                        tokio::time::timeout(HOST_PROBE_TIMEOUT, probe).await,
+                        Ok(Ok(_))
+                    )
+                }
+                Err(_) => false,
+            };
+            hosts_up.push((host.name, up));
+        }
+        Ok(Figures {
+            vms_by_state: self.store().vm_state_counts().await?,
+            tasks_by_status: self.store().task_status_counts().await?,
+            hosts_up,
         })
     }
 
