@@ -100,6 +100,9 @@ pub struct ServiceOptions {
     pub monitor_every: Duration,
     /// How long status samples are kept.
     pub monitor_retention: Duration,
+    /// How long one host may take in a monitor pass before its VMs are
+    /// marked unknown.
+    pub monitor_host_timeout: Duration,
     /// Snapshots a VM may hold.
     pub snapshots_per_vm: u32,
     /// Backups a VM may hold when its `bak_num` is 0.
@@ -138,6 +141,7 @@ impl ServiceOptions {
             console_idle: Duration::from_secs(15 * 60),
             monitor_every: Duration::from_secs(60),
             monitor_retention: Duration::from_secs(7 * 24 * 3600),
+            monitor_host_timeout: Duration::from_secs(30),
             snapshots_per_vm: 5,
             backups_per_vm: 3,
             report_url: ReportUrl::Off,

@@ -4,17 +4,23 @@
 //! their per-VM secret; history is served by time range; old samples are
 //! purged after `monitor_retention`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
 use super::{now, Actor, Services};
-use crate::engine::PowerState;
-use crate::engine::VmCounters;
+use crate::engine::{Engine, HostContext, PowerState, VmCounters};
 use crate::error::CoreError;
-use crate::model::{HwStatus, Vm};
+use crate::model::{Host, HwStatus, Vm};
 use crate::secrets::hashes_equal;
 
 /// A guest report counts as current for this many sampling intervals.
 const GUEST_REPORT_FRESH_INTERVALS: i64 = 3;
+/// Hosts sampled at the same time in one monitor pass.
+const MONITOR_HOSTS_AT_ONCE: usize = 16;
 /// Most samples one history request returns.
 pub const MAX_HISTORY_SAMPLES: u32 = 5000;
 
@@ -67,20 +73,47 @@ impl Services {
     }
 
     async fn sample_running(&self) -> usize {
-        let vms = match self.store().all_vms().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "monitor: cannot list VMs");
+        let (vms, hosts) = match (
+            self.store().all_vms().await,
+            self.store().list_hosts().await,
+        ) {
+            (Ok(vms), Ok(hosts)) => (vms, hosts),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "monitor: cannot list VMs and hosts");
                 return 0;
             }
         };
-        let mut sampled = 0;
+        let mut by_host: HashMap<String, Vec<Vm>> = HashMap::new();
         for vm in vms {
-            match self.sample_vm(&vm).await {
-                Ok(true) => sampled += 1,
-                Ok(false) => {}
-                Err(e) => tracing::debug!(vm = %vm.uuid, error = %e, "monitor: no sample"),
-            }
+            by_host.entry(vm.hs_name.clone()).or_default().push(vm);
+        }
+        // Hosts are sampled side by side, each within a time limit, so a
+        // slow or unreachable host never holds up the others.
+        let at_once = Arc::new(Semaphore::new(MONITOR_HOSTS_AT_ONCE));
+        let mut passes = JoinSet::new();
+        for summary in hosts {
+            let host = summary.host;
+            let Some(vms) = by_host.remove(&host.name) else {
+                continue;
+            };
+            let services = self.clone();
+            let at_once = at_once.clone();
+            let limit = self.inner.opts.monitor_host_timeout;
+            passes.spawn(async move {
+                let _turn = at_once.acquire_owned().await;
+                match tokio::time::timeout(limit, services.sample_host(&host, &vms)).await {
+                    Ok(sampled) => sampled,
+                    Err(_) => {
+                        tracing::warn!(host = %host.name, secs = limit.as_secs(), "monitor: the host did not answer in time");
+                        services.mark_unknown(&vms).await;
+                        0
+                    }
+                }
+            });
+        }
+        let mut sampled = 0;
+        while let Some(pass) = passes.join_next().await {
+            sampled += pass.unwrap_or(0);
         }
         let keep = self.inner.opts.monitor_retention.as_secs() as i64;
         if let Err(e) = self.store().purge_vm_status(now() - keep).await {
@@ -93,12 +126,48 @@ impl Services {
         sampled
     }
 
+    /// Sample the VMs of one host; returns how many were running.
+    async fn sample_host(&self, host: &Host, vms: &[Vm]) -> usize {
+        let engine = match self.engine_of(host) {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::debug!(host = %host.name, error = %e, "monitor: no engine");
+                return 0;
+            }
+        };
+        let ctx = self.host_context(host);
+        let mut sampled = 0;
+        for vm in vms {
+            match self.sample_vm(engine.as_ref(), &ctx, vm).await {
+                Ok(true) => sampled += 1,
+                Ok(false) => {}
+                Err(e) => tracing::debug!(vm = %vm.uuid, error = %e, "monitor: no sample"),
+            }
+        }
+        sampled
+    }
+
+    /// The VMs of a host that did not answer: their state is unknown.
+    async fn mark_unknown(&self, vms: &[Vm]) {
+        for vm in vms.iter().filter(|vm| vm.state != PowerState::Unknown) {
+            if let Err(e) = self
+                .store()
+                .set_vm_state(vm.id, PowerState::Unknown, vm.pending_restart)
+                .await
+            {
+                tracing::warn!(vm = %vm.uuid, error = %e, "monitor: could not mark the VM unknown");
+            }
+        }
+    }
+
     /// Sample one VM if it runs; `Ok(false)` when it does not.
-    async fn sample_vm(&self, vm: &Vm) -> Result<bool, CoreError> {
-        let host = self.host(&vm.hs_name).await?;
-        let engine = self.engine_of(&host)?;
-        let ctx = self.host_context(&host);
-        let state = engine.state(&ctx, &vm.uuid).await?;
+    async fn sample_vm(
+        &self,
+        engine: &dyn Engine,
+        ctx: &HostContext,
+        vm: &Vm,
+    ) -> Result<bool, CoreError> {
+        let state = engine.state(ctx, &vm.uuid).await?;
         if !state.is_live() {
             self.forget_counters(vm.id);
             if state != vm.state {
@@ -108,9 +177,9 @@ impl Services {
             }
             return Ok(false);
         }
-        let mut status = engine.sample(&ctx, &vm.uuid).await?;
+        let mut status = engine.sample(ctx, &vm.uuid).await?;
         status.source = "host".into();
-        if let Ok(counters) = engine.counters(&ctx, &vm.uuid).await {
+        if let Ok(counters) = engine.counters(ctx, &vm.uuid).await {
             self.apply_counters(vm.id, &mut status, counters);
         }
         self.merge_guest_report(vm.id, &mut status);
