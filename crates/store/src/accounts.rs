@@ -88,12 +88,18 @@ async fn replace_role_permissions(
         .await
         .map_err(db)?;
     for code in codes.iter().collect::<BTreeSet<_>>() {
-        sqlx::query("INSERT INTO role_permissions (role_id, code) VALUES ($1, $2)")
-            .bind(role_id)
-            .bind(code.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
+        // Two controllers seeding the built-in roles at once each delete
+        // and re-insert the same set: the second insert of a code is a
+        // no-op, not a conflict that stops a controller's start.
+        sqlx::query(
+            "INSERT INTO role_permissions (role_id, code) VALUES ($1, $2) \
+             ON CONFLICT (role_id, code) DO NOTHING",
+        )
+        .bind(role_id)
+        .bind(code.clone())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     }
     Ok(())
 }
