@@ -46,6 +46,9 @@ impl From<Task> for TaskReply {
             error,
             created_at,
             updated_at,
+            // Which controller process runs the task is internal (start-up
+            // recovery); OpenIDCS's task has no such field.
+            controller: _,
         } = t;
         Self {
             id,
