@@ -2,6 +2,7 @@
 //! service layer that every face calls.
 pub mod account_store;
 pub mod accounts;
+pub mod cluster_store;
 pub mod cpu_work;
 pub mod engine;
 pub mod error;

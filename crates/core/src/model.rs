@@ -274,6 +274,10 @@ pub struct Task {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The controller process running it (see `ClusterStore::controller`):
+    /// start-up recovery settles only tasks whose controller is gone.
+    /// `None` on tasks made before controllers were recorded.
+    pub controller: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

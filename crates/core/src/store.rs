@@ -5,6 +5,9 @@ use async_trait::async_trait;
 
 pub use crate::account_store::AccountStore;
 use crate::accounts::LogFilter;
+pub use crate::cluster_store::{
+    ClusterStore, Invalidation, InvalidationHandler, Lease, LockoutRule, LoginFailures, NewBusyMark,
+};
 use crate::engine::PowerState;
 use crate::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
@@ -124,7 +127,7 @@ pub struct HostSummary {
 }
 
 #[async_trait]
-pub trait Store: AccountStore + OpsStore + Send + Sync {
+pub trait Store: AccountStore + OpsStore + ClusterStore + Send + Sync {
     // hosts
     async fn insert_host(&self, new: NewHost<'_>) -> Result<Host, StoreError>;
     async fn host_by_name(&self, name: &str) -> Result<Option<Host>, StoreError>;
@@ -239,4 +242,8 @@ pub trait Store: AccountStore + OpsStore + Send + Sync {
     // settings
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Store `value` under `key` unless the key has a value; returns the
+    /// value stored now (of controllers initializing at once, the first
+    /// one's).
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
 }

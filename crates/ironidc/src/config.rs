@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub controller_name: Option<String>,
     pub token: Option<String>,
     pub stop_timeout_secs: Option<u64>,
     pub reconcile_interval_secs: Option<u64>,
@@ -92,6 +93,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// This controller's name among those sharing a PostgreSQL database.
+    pub controller_name: String,
     pub token: Option<String>,
     pub stop_timeout_secs: u64,
     pub reconcile_interval_secs: u64,
@@ -123,6 +126,18 @@ pub fn listener(field: &str, value: &str) -> Result<Option<SocketAddr>, String> 
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1880";
+
+/// The default controller name: the machine's host name and the API port,
+/// which tell apart the controllers of a cluster (two on one machine
+/// listen on different ports).
+pub fn default_controller_name(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ironidc".into());
+    format!("{host}:{}", listen.port())
+}
 
 /// The embedded default database: a SQLite file in the data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {

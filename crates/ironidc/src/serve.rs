@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ironidc_core::cluster_store::instance_id;
 use ironidc_core::secrets::SecretBox;
 use ironidc_core::service::TokenBootstrap;
 use ironidc_core::{EngineRegistry, ServiceOptions, Services};
@@ -16,8 +17,8 @@ use ironidc_net::{HostNetwork, HostNetworkOptions};
 use ironidc_store::SqlStore;
 
 use crate::config::{
-    listener, sqlite_url, FileConfig, ServeConfig, DEFAULT_ACME_DIRECTORY, DEFAULT_LISTEN,
-    DEFAULT_PROXY_HTTP, DEFAULT_PROXY_HTTPS,
+    default_controller_name, listener, sqlite_url, FileConfig, ServeConfig, DEFAULT_ACME_DIRECTORY,
+    DEFAULT_LISTEN, DEFAULT_PROXY_HTTP, DEFAULT_PROXY_HTTPS,
 };
 
 #[derive(clap::Args)]
@@ -34,6 +35,10 @@ pub struct ServeArgs {
     /// sqlite://FILE or postgres://… [default: SQLite in the data directory].
     #[arg(long, global = true, env = "IRONIDC_DATABASE_URL")]
     database_url: Option<String>,
+    /// This controller's name when several share one PostgreSQL database
+    /// (logs, `job_owner` in /api/system/statis) [default: host name:port].
+    #[arg(long, global = true, env = "IRONIDC_CONTROLLER_NAME")]
+    controller_name: Option<String>,
     /// Admin bearer token, stored (hashed) on first start only.
     #[arg(long, global = true, env = "IRONIDC_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -88,6 +93,12 @@ impl ServeArgs {
                 .database_url
                 .or(file.database_url)
                 .unwrap_or_else(|| sqlite_url(&data_dir)),
+            controller_name: self
+                .controller_name
+                .or(file.controller_name)
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| default_controller_name(listen)),
             token: self.token.or(file.token).filter(|t| !t.is_empty()),
             stop_timeout_secs: self.stop_timeout.or(file.stop_timeout_secs).unwrap_or(60),
             reconcile_interval_secs: self
@@ -149,11 +160,14 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 pub async fn open_services(
     config: &ServeConfig,
 ) -> Result<(Services, ReverseProxy), Box<dyn std::error::Error>> {
-    let store = SqlStore::connect(&config.database_url).await?;
+    let store = SqlStore::connect(&config.database_url)
+        .await?
+        .with_controller(instance_id(&config.controller_name));
     let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
     let engines =
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
     let mut opts = ServiceOptions::new(config.data_dir.clone());
+    opts.controller_name = config.controller_name.clone();
     opts.stop_timeout = Duration::from_secs(config.stop_timeout_secs);
     opts.controller_ports.extend(
         [Some(config.listen), config.proxy_http, config.proxy_https]
@@ -189,8 +203,16 @@ pub async fn open_services(
 
 async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let (services, proxy) = open_services(&config).await?;
+    // Listen before anything can be cached, so no change is missed.
+    services.watch_invalidations().await?;
 
-    match services.bootstrap_token(config.token.as_deref()).await? {
+    let (token, password) = services
+        .initialize(
+            config.token.as_deref(),
+            config.access.admin_password.as_deref(),
+        )
+        .await?;
+    match token {
         TokenBootstrap::Generated(token) => {
             // Shown once, on the terminal only: the store keeps a hash.
             println!("ironidc: generated admin token (shown once, store it now): {token}");
@@ -198,37 +220,40 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         TokenBootstrap::Configured => tracing::info!("admin token set from configuration"),
         TokenBootstrap::Existing => {}
     }
-    if let Some(password) = services
-        .init_accounts(config.access.admin_password.as_deref())
-        .await?
-    {
+    if let Some(password) = password {
         println!("ironidc: generated password of user administrator (shown once, store it now): {password}");
     }
 
-    let recovered = services.recover_interrupted_tasks().await?;
-    if recovered.completed + recovered.undone + recovered.failed > 0 {
-        tracing::warn!(
-            ?recovered,
-            "tasks interrupted by the previous stop were completed or undone"
-        );
-    }
-    let report = services.reconcile_vm_states().await?;
+    // One controller of those sharing the database runs the jobs; the
+    // start-up ones too (another controller's running tasks are not
+    // interrupted, and its VMs are not this one's to re-attach).
+    let owner = services.claim_jobs().await;
     tracing::info!(
-        checked = report.checked,
-        changed = report.changed,
-        "re-attached to running VMs"
+        controller = services.controller(),
+        jobs = owner,
+        "controller started"
     );
+    if owner {
+        settle_at_start(&services).await?;
+    } else {
+        tracing::info!("another controller runs the background jobs; this one serves the API");
+    }
     // The proxy listens before the network is reconciled, so ACME renewals
     // at start can answer their challenges.
     let _proxy = serve_proxy(&proxy, &config).await;
-    match services.reconcile_network().await {
-        Ok(report) => tracing::info!(?report, "network restored"),
-        Err(e) => tracing::error!(error = %e, "network reconcile failed; retrying every interval"),
+    if owner {
+        match services.reconcile_network().await {
+            Ok(report) => tracing::info!(?report, "network restored"),
+            Err(e) => {
+                tracing::error!(error = %e, "network reconcile failed; retrying every interval")
+            }
+        }
     }
     // Routes live in this process: load them once; binding changes update them.
     if let Err(e) = services.refresh_proxy_routes().await {
         tracing::error!(error = %e, "reverse proxy routes could not be loaded");
     }
+    services.spawn_lease_keeper();
     spawn_reconciler(
         services.clone(),
         Duration::from_secs(config.reconcile_interval_secs),
@@ -249,17 +274,49 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             "background operations still running at exit; the next start settles them"
         );
     }
+    services.leave_cluster().await;
     // VMs are separate processes and keep running; the next start re-attaches.
     tracing::info!("ironidc stopped; VMs keep running");
     Ok(())
 }
 
+/// The start-up jobs of the jobs owner: settle interrupted tasks and
+/// re-attach to running VMs.
+async fn settle_at_start(services: &Services) -> Result<(), Box<dyn std::error::Error>> {
+    let recovered = services.recover_interrupted_tasks().await?;
+    if recovered.completed + recovered.undone + recovered.failed > 0 {
+        tracing::warn!(
+            ?recovered,
+            "tasks interrupted by the previous stop were completed or undone"
+        );
+    }
+    let report = services.reconcile_vm_states().await?;
+    tracing::info!(
+        checked = report.checked,
+        changed = report.changed,
+        "re-attached to running VMs"
+    );
+    Ok(())
+}
+
+/// Every interval, while this controller runs the jobs: settle tasks of
+/// controllers that died, and bring VM states and the network in line.
 fn spawn_reconciler(services: Services, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
+            if !services.owns_jobs() {
+                continue;
+            }
+            match services.recover_interrupted_tasks().await {
+                Ok(r) if r.completed + r.undone + r.failed > 0 => {
+                    tracing::warn!(recovered = ?r, "tasks of a stopped controller were completed or undone")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "task recovery failed"),
+            }
             if let Err(e) = services.reconcile_vm_states().await {
                 tracing::warn!(error = %e, "reconcile failed");
             }
@@ -293,12 +350,28 @@ async fn serve_proxy(proxy: &ReverseProxy, config: &ServeConfig) -> Option<Proxy
     }
 }
 
-/// Renew certificates at start and twice a day.
+/// How often the renewal loop looks whether renewals are due.
+const RENEWAL_CHECK: Duration = Duration::from_secs(600);
+/// Renewals run this often (and at start, or when this controller takes
+/// the jobs over).
+const RENEWAL_EVERY: Duration = Duration::from_secs(12 * 3600);
+
+/// Renew certificates twice a day, on the controller running the jobs.
 fn spawn_certificate_renewal(services: Services) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(12 * 3600));
+        let mut tick = tokio::time::interval(RENEWAL_CHECK);
+        let mut last: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
+            if !services.owns_jobs() {
+                // Whoever takes the jobs over renews at once.
+                last = None;
+                continue;
+            }
+            if last.is_some_and(|at| at.elapsed() < RENEWAL_EVERY) {
+                continue;
+            }
+            last = Some(tokio::time::Instant::now());
             match services.renew_certificates().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(renewed = n, "certificates renewed"),

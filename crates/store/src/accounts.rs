@@ -10,7 +10,7 @@ use ironidc_core::accounts::{
 };
 use ironidc_core::model::VmConfig;
 use ironidc_core::service::now;
-use ironidc_core::store::{AccountStore, StoreError};
+use ironidc_core::store::{AccountStore, Invalidation, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{Any, FromRow, Transaction};
 
@@ -88,12 +88,18 @@ async fn replace_role_permissions(
         .await
         .map_err(db)?;
     for code in codes.iter().collect::<BTreeSet<_>>() {
-        sqlx::query("INSERT INTO role_permissions (role_id, code) VALUES ($1, $2)")
-            .bind(role_id)
-            .bind(code.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
+        // Two controllers seeding the built-in roles at once each delete
+        // and re-insert the same set: the second insert of a code is a
+        // no-op, not a conflict that stops a controller's start.
+        sqlx::query(
+            "INSERT INTO role_permissions (role_id, code) VALUES ($1, $2) \
+             ON CONFLICT (role_id, code) DO NOTHING",
+        )
+        .bind(role_id)
+        .bind(code.clone())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     }
     Ok(())
 }
@@ -231,6 +237,7 @@ impl AccountStore for SqlStore {
         .map_err(db)?;
         replace_user_roles(&mut tx, id, &new.roles).await?;
         tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         self.user_by_id_or_vanished(id).await
     }
 
@@ -251,6 +258,7 @@ impl AccountStore for SqlStore {
         .execute(self.pool())
         .await
         .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(())
     }
 
@@ -265,6 +273,7 @@ impl AccountStore for SqlStore {
         .execute(self.pool())
         .await
         .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(())
     }
 
@@ -308,6 +317,7 @@ impl AccountStore for SqlStore {
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(existed)
     }
 
@@ -360,7 +370,9 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
+        Ok(())
     }
 
     async fn user_permissions(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
@@ -408,6 +420,7 @@ impl AccountStore for SqlStore {
         .map_err(db)?;
         replace_role_permissions(&mut tx, id, &new.permissions).await?;
         tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         self.role_by_id(id)
             .await?
             .ok_or_else(|| StoreError::Database("inserted role row vanished".into()))
@@ -428,6 +441,7 @@ impl AccountStore for SqlStore {
         .execute(self.pool())
         .await
         .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(())
     }
 
@@ -440,7 +454,9 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
+        Ok(())
     }
 
     async fn delete_role(&self, id: i64) -> Result<bool, StoreError> {
@@ -454,6 +470,7 @@ impl AccountStore for SqlStore {
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(existed)
     }
 
@@ -538,6 +555,7 @@ impl AccountStore for SqlStore {
             .execute(self.pool())
             .await
             .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(())
     }
 
@@ -548,6 +566,7 @@ impl AccountStore for SqlStore {
                 .execute(self.pool())
                 .await
                 .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(done.rows_affected())
     }
 
@@ -557,6 +576,11 @@ impl AccountStore for SqlStore {
             .execute(self.pool())
             .await
             .map_err(db)?;
+        // Expired sessions authenticate nobody: only a purge that removed
+        // rows is worth telling (a cache may still hold them).
+        if done.rows_affected() > 0 {
+            self.notify(Invalidation::Auth).await;
+        }
         Ok(done.rows_affected())
     }
 
@@ -577,6 +601,7 @@ impl AccountStore for SqlStore {
             .fetch_one(self.pool())
             .await
             .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         row.try_into()
     }
 
@@ -614,6 +639,7 @@ impl AccountStore for SqlStore {
             .execute(self.pool())
             .await
             .map_err(db)?;
+        self.notify(Invalidation::Auth).await;
         Ok(done.rows_affected() > 0)
     }
 

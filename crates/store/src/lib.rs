@@ -5,6 +5,7 @@
 //! the same way.
 
 mod accounts;
+mod cluster;
 mod filter;
 mod migrate;
 mod network;

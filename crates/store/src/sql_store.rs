@@ -1,6 +1,7 @@
 //! `Store` over an sqlx `AnyPool`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +18,10 @@ use ironidc_core::store::{
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+use ironidc_core::cluster_store::instance_id;
+use ironidc_core::store::Invalidation;
+
+use crate::cluster::ClusterState;
 use crate::filter::Where;
 use crate::network::replace_vm_nics;
 use crate::rows::{
@@ -47,6 +52,7 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    cluster: Arc<ClusterState>,
 }
 
 impl SqlStore {
@@ -82,11 +88,28 @@ impl SqlStore {
                 .map_err(db)?,
         };
         crate::migrate::run(&pool, backend).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            cluster: Arc::new(ClusterState::new(url, instance_id("ironidc"))),
+        })
+    }
+
+    /// The same store acting for the controller instance `instance` (see
+    /// `ironidc_core::cluster_store::instance_id`): tasks, leases and busy
+    /// marks are recorded under it. Call before handing the store out;
+    /// leases taken under the previous id are not carried over.
+    pub fn with_controller(mut self, instance: impl Into<String>) -> Self {
+        self.cluster = Arc::new(ClusterState::new(&self.cluster.url, instance.into()));
+        self
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn cluster(&self) -> &ClusterState {
+        &self.cluster
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -364,7 +387,10 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        // Its proxy bindings went with it.
+        self.notify(Invalidation::Proxy).await;
+        Ok(())
     }
 
     async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError> {
@@ -396,10 +422,15 @@ impl Store for SqlStore {
         self.nat_rows(scope).await
     }
     async fn insert_proxy(&self, new: &NewProxy) -> Result<ProxyBinding, StoreError> {
-        self.insert_proxy_row(new).await
+        let row = self.insert_proxy_row(new).await?;
+        // Other controllers' proxies serve it too.
+        self.notify(Invalidation::Proxy).await;
+        Ok(row)
     }
     async fn delete_proxy(&self, id: i64) -> Result<(), StoreError> {
-        self.delete_row("proxies", id).await
+        self.delete_row("proxies", id).await?;
+        self.notify(Invalidation::Proxy).await;
+        Ok(())
     }
     async fn proxies(&self, scope: Scope) -> Result<Vec<ProxyBinding>, StoreError> {
         self.proxy_rows(scope).await
@@ -416,7 +447,10 @@ impl Store for SqlStore {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         self.update_proxy_certificate(id, cert_pem, key_sealed, not_after, error)
-            .await
+            .await?;
+        // A renewal runs on the jobs owner; every proxy serves the new one.
+        self.notify(Invalidation::Proxy).await;
+        Ok(())
     }
 
     async fn vm_counts(&self) -> Result<(i64, i64), StoreError> {
@@ -450,8 +484,8 @@ impl Store for SqlStore {
         actor: &str,
     ) -> Result<Task, StoreError> {
         let sql = format!(
-            "INSERT INTO tasks (kind, hs_name, vm_uuid, actor, step, status, progress, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5) RETURNING {}",
+            "INSERT INTO tasks (kind, hs_name, vm_uuid, actor, step, status, progress, created_at, updated_at, controller) \
+             VALUES ($1, $2, $3, $4, 'queued', 'running', 0, $5, $5, $6) RETURNING {}",
             TaskRow::COLUMNS
         );
         let row = sqlx::query_as::<_, TaskRow>(&sql)
@@ -460,6 +494,7 @@ impl Store for SqlStore {
             .bind(vm_uuid.map(str::to_string))
             .bind(actor)
             .bind(now())
+            .bind(&self.cluster.controller)
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
@@ -635,6 +670,25 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        // Settings hold the root token's hash and the token signing key:
+        // another controller may cache what they decided.
+        self.notify(Invalidation::Auth).await;
         Ok(())
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
     }
 }

@@ -11,7 +11,8 @@ use ironidc_core::model::{
     HostConfig, HwStatus, NatRule, NicConfig, ProxyBinding, TaskStatus, VmAddress, VmConfig,
 };
 use ironidc_core::store::{
-    AccountStore, NewConsoleToken, NewHost, NewLog, NewVm, OpsStore, Scope, Store, StoreError,
+    AccountStore, ClusterStore, Invalidation, Lease, LockoutRule, LoginFailures, NewBusyMark,
+    NewConsoleToken, NewHost, NewLog, NewVm, OpsStore, Scope, Store, StoreError,
 };
 use ironidc_store::SqlStore;
 
@@ -1403,6 +1404,279 @@ async fn accounts_contract(store: &SqlStore, host_id: i64, host_name: &str, tag:
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// What two controllers `a` and `b` on one database share: leases,
+/// presence, busy marks, the lockout, nonces, invalidations, first-wins
+/// settings and the controller of each task. On SQLite (one controller)
+/// leases are always held and nothing is shared beyond the rows.
+async fn cluster_contract(a: &SqlStore, b: &SqlStore) {
+    let shared = a.shared();
+    assert_eq!(a.controller(), "a#00000001");
+    assert_eq!(b.controller(), "b#00000002");
+    let t = unix_now();
+
+    // Leases: one holder at a time; released or dead, another takes it.
+    assert!(a.hold_lease(Lease::Jobs).await.unwrap());
+    assert!(a.hold_lease(Lease::Jobs).await.unwrap(), "still held");
+    assert_eq!(b.hold_lease(Lease::Jobs).await.unwrap(), !shared);
+    let owner = a.lease_owner(Lease::Jobs).await.unwrap();
+    assert_eq!(owner.as_deref(), Some("a#00000001"));
+    assert!(
+        b.hold_lease(Lease::Seeding).await.unwrap(),
+        "leases are independent"
+    );
+    b.release_lease(Lease::Seeding).await.unwrap();
+    a.release_lease(Lease::Jobs).await.unwrap();
+    assert!(b.hold_lease(Lease::Jobs).await.unwrap());
+    if shared {
+        assert_eq!(
+            a.lease_owner(Lease::Jobs).await.unwrap().as_deref(),
+            Some("b#00000002")
+        );
+        assert!(!a.hold_lease(Lease::Jobs).await.unwrap());
+        // The lock dies with its session: a store whose process ends (its
+        // connections close) frees the lease for the others.
+        let c = b.clone().with_controller("c#00000003");
+        assert!(!c.hold_lease(Lease::Jobs).await.unwrap());
+        b.release_lease(Lease::Jobs).await.unwrap();
+        assert!(c.hold_lease(Lease::Jobs).await.unwrap());
+        drop(c);
+        let mut taken = false;
+        for _ in 0..50 {
+            if a.hold_lease(Lease::Jobs).await.unwrap() {
+                taken = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(taken, "the dropped holder's lease was not freed");
+        a.release_lease(Lease::Jobs).await.unwrap();
+        assert_eq!(a.lease_owner(Lease::Jobs).await.unwrap(), None);
+    }
+
+    // Presence.
+    a.heartbeat("a", t - 100).await.unwrap();
+    b.heartbeat("b", t).await.unwrap();
+    let live = b.live_controllers(t - 30).await.unwrap();
+    assert!(live.contains(&"b#00000002".to_string()), "{live:?}");
+    assert!(!live.contains(&"a#00000001".to_string()), "{live:?}");
+    a.heartbeat("a", t).await.unwrap();
+    let live = b.live_controllers(t - 30).await.unwrap();
+    assert_eq!(live.contains(&"a#00000001".to_string()), shared, "{live:?}");
+    a.leave().await.unwrap();
+    assert!(!b
+        .live_controllers(t - 30)
+        .await
+        .unwrap()
+        .contains(&"a#00000001".to_string()));
+    assert_eq!(b.purge_controllers(t + 1).await.unwrap(), u64::from(shared));
+
+    // Busy marks.
+    let key = format!("1:busy-{t}-{}", std::process::id());
+    let mark = |token: &'static str, expires_at| NewBusyMark {
+        key: &key,
+        activity: "backing up",
+        token,
+        expires_at,
+    };
+    assert_eq!(a.try_mark_busy(&mark("t1", t + 30), t).await.unwrap(), None);
+    assert_eq!(
+        b.try_mark_busy(&mark("t2", t + 30), t)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("backing up")
+    );
+    assert_eq!(
+        b.busy_elsewhere(&key, t).await.unwrap().as_deref(),
+        Some("backing up")
+    );
+    assert_eq!(a.busy_elsewhere(&key, t).await.unwrap(), None, "own mark");
+    // Renewed, it outlives its first expiry; expired, another takes it.
+    a.renew_busy(&key, "t1", t + 60).await.unwrap();
+    assert!(b
+        .try_mark_busy(&mark("t2", t + 90), t + 45)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(b.busy_elsewhere(&key, t + 61).await.unwrap(), None);
+    assert_eq!(
+        b.try_mark_busy(&mark("t2", t + 90), t + 61).await.unwrap(),
+        None
+    );
+    // Only the mark's own token clears it.
+    a.clear_busy(&key, "t1").await.unwrap();
+    assert!(a.busy_elsewhere(&key, t + 61).await.unwrap().is_some());
+    b.clear_busy(&key, "t2").await.unwrap();
+    assert_eq!(a.busy_elsewhere(&key, t).await.unwrap(), None);
+    assert_eq!(a.try_mark_busy(&mark("t3", t + 5), t).await.unwrap(), None);
+    assert!(b.purge_busy(t + 10).await.unwrap() >= 1);
+    assert_eq!(b.busy_elsewhere(&key, t).await.unwrap(), None);
+
+    // The lockout: counted in the store, so every controller sees it.
+    let rule = LockoutRule {
+        now: t,
+        after: 3,
+        lock_secs: 600,
+    };
+    let user = a
+        .insert_user(&NewUser {
+            external_id: None,
+            account: format!("lock-{t}-{}", std::process::id()),
+            name: "lock".into(),
+            email: None,
+            phone: None,
+            enabled: true,
+            protected: false,
+            remark: None,
+            password_hash: "x".into(),
+            quota: Quota::default(),
+            roles: vec![],
+        })
+        .await
+        .unwrap();
+    let counted = |failed, locked_until| LoginFailures {
+        failed,
+        locked_until,
+    };
+    assert_eq!(
+        a.count_login_failure(user.id, rule).await.unwrap(),
+        counted(1, 0)
+    );
+    assert_eq!(
+        b.count_login_failure(user.id, rule).await.unwrap(),
+        counted(2, 0)
+    );
+    assert_eq!(
+        a.count_login_failure(user.id, rule).await.unwrap(),
+        counted(0, t + 600)
+    );
+    let stored = b.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!((stored.failed_logins, stored.locked_until), (0, t + 600));
+    let ghost = format!("ghost-{t}-{}", std::process::id());
+    assert_eq!(b.unknown_login_locked_until(&ghost).await.unwrap(), 0);
+    for (i, store) in [a, b, a].into_iter().enumerate() {
+        let c = store
+            .count_unknown_login_failure(&ghost, rule)
+            .await
+            .unwrap();
+        let expected = if i == 2 {
+            counted(0, t + 600)
+        } else {
+            counted(i as i64 + 1, 0)
+        };
+        assert_eq!(c, expected);
+    }
+    assert_eq!(b.unknown_login_locked_until(&ghost).await.unwrap(), t + 600);
+    // Kept while locked, forgotten once old and unlocked.
+    assert_eq!(a.purge_login_failures(t + 10).await.unwrap(), 0);
+    assert!(a.purge_login_failures(t + 601).await.unwrap() >= 1);
+    assert_eq!(b.unknown_login_locked_until(&ghost).await.unwrap(), 0);
+
+    // Nonces: once per key until they expire.
+    let nkey = format!("rstack-{t}-{}", std::process::id());
+    assert!(a.accept_nonce(&nkey, "n1", t + 60, t).await.unwrap());
+    assert!(
+        !b.accept_nonce(&nkey, "n1", t + 60, t + 1).await.unwrap(),
+        "replay"
+    );
+    assert!(b.accept_nonce(&nkey, "n2", t + 60, t).await.unwrap());
+    assert!(b
+        .accept_nonce(&format!("{nkey}-other"), "n1", t + 60, t)
+        .await
+        .unwrap());
+    assert!(
+        b.accept_nonce(&nkey, "n1", t + 120, t + 61).await.unwrap(),
+        "expired: new"
+    );
+    assert!(!a.accept_nonce(&nkey, "n1", t + 120, t + 62).await.unwrap());
+    assert!(a.purge_nonces(t + 61).await.unwrap() >= 2);
+    assert!(a.accept_nonce(&nkey, "n2", t + 200, t + 62).await.unwrap());
+    a.purge_nonces(t + 1000).await.unwrap();
+
+    // First-wins settings (the token signing key of controllers starting
+    // together).
+    let skey = format!("init-{t}-{}", std::process::id());
+    assert_eq!(a.init_setting(&skey, "first").await.unwrap(), "first");
+    assert_eq!(b.init_setting(&skey, "second").await.unwrap(), "first");
+
+    // Tasks carry the controller that runs them.
+    let task = b
+        .create_task("vm.update", None, None, "admin")
+        .await
+        .unwrap();
+    assert_eq!(task.controller.as_deref(), Some("b#00000002"));
+    b.finish_task(task.id, TaskStatus::Failed, None, Some("test"))
+        .await
+        .unwrap();
+
+    // Invalidations: a change on one controller reaches the others'
+    // listeners (PostgreSQL); nothing is sent on SQLite.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    b.watch_invalidations(std::sync::Arc::new(move |what| {
+        let _ = tx.send(what);
+    }))
+    .await
+    .unwrap();
+    a.revoke_user_sessions(user.id).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await;
+    if shared {
+        assert_eq!(got.ok().flatten(), Some(Invalidation::Auth));
+    } else {
+        // (The handler is not even kept: the channel may close.)
+        assert!(!matches!(got, Ok(Some(_))), "SQLite sends nothing: {got:?}");
+    }
+    // Logins and refreshes invalidate nothing: no broadcast per login.
+    while rx.try_recv().is_ok() {}
+    a.insert_session(&Session {
+        id: format!("s-{t}-{}", std::process::id()),
+        user_id: user.id,
+        refresh_jti: "j".into(),
+        ip: "127.0.0.1".into(),
+        created_at: t,
+        expires_at: t + 60,
+        revoked: false,
+    })
+    .await
+    .unwrap();
+    a.delete_user(user.id).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await;
+    if shared {
+        assert_eq!(got.ok().flatten(), Some(Invalidation::Auth), "user deleted");
+        assert!(rx.try_recv().is_err(), "one notification, for the delete");
+        // Proxy changes reload every controller's routes.
+        a.delete_proxy(-1).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await;
+        assert_eq!(got.ok().flatten(), Some(Invalidation::Proxy));
+    }
+}
+
+/// The two controllers of `cluster_contract` over `url`.
+async fn two_controllers(url: &str) -> (SqlStore, SqlStore) {
+    let a = SqlStore::connect(url).await.expect("connect a");
+    let b = SqlStore::connect(url).await.expect("connect b");
+    (
+        a.with_controller("a#00000001"),
+        b.with_controller("b#00000002"),
+    )
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let cut = base.rfind('/').expect("a database in the URL");
+    format!("{}/{name}{query}", &base[..cut])
+}
+
 #[tokio::test]
 async fn sqlite_contract() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -1412,6 +1686,50 @@ async fn sqlite_contract() {
     // Re-opening runs no migration twice.
     drop(store);
     SqlStore::connect(&url).await.expect("reconnect");
+}
+
+#[tokio::test]
+async fn sqlite_cluster_contract() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+    let (a, b) = two_controllers(&url).await;
+    cluster_contract(&a, &b).await;
+}
+
+#[tokio::test]
+async fn postgres_cluster_contract() {
+    let Ok(url) = std::env::var("IRONIDC_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set IRONIDC_TEST_POSTGRES_URL"
+        );
+        eprintln!("SKIPPED: set IRONIDC_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL cluster contract");
+        return;
+    };
+    // A database of its own: the leases are per database, and another run
+    // on the shared test database must not hold them.
+    use sqlx::Executor;
+    let name = format!("ironidc_cluster_{}", std::process::id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await
+        .expect("drop");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database (the role needs CREATEDB)");
+    let db_url = with_database(&url, &name);
+    {
+        let (a, b) = two_controllers(&db_url).await;
+        cluster_contract(&a, &b).await;
+    }
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop");
 }
 
 #[tokio::test]

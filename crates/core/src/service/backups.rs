@@ -53,7 +53,7 @@ impl Services {
         };
         let checked = async {
             validate::path_name("name", &name)?;
-            let busy = self.mark_busy(&vm, "backing up", "a backup")?;
+            let busy = self.mark_busy(&vm, "backing up", "a backup").await?;
             let existing = self
                 .engine_of(&host)?
                 .backup_list(&self.host_context(&host), vm_uuid)
@@ -115,7 +115,7 @@ impl Services {
             .await?;
         let checked = async {
             self.existing_backup(&host, &vm, name).await?;
-            self.mark_busy(&vm, "restoring a backup", "a restore")
+            self.mark_busy(&vm, "restoring a backup", "a restore").await
         }
         .await;
         let services = self.clone();
@@ -192,7 +192,7 @@ impl Services {
             .await?;
         let checked = async {
             self.existing_backup(&host, &vm, name).await?;
-            self.ensure_not_busy(&vm, "a backup delete")
+            self.ensure_not_busy(&vm, "a backup delete").await
         }
         .await;
         self.run_audited(

@@ -135,7 +135,7 @@ impl Services {
             )
             .await?;
         let checked = async {
-            self.ensure_not_busy(&vm, "opening the console")?;
+            self.ensure_not_busy(&vm, "opening the console").await?;
             // Refuse now rather than hand out a link that cannot work.
             self.engine_of(&host)?
                 .console_endpoint(&self.host_context(&host), vm_uuid)

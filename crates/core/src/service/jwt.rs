@@ -48,16 +48,14 @@ impl JwtKeys {
                 let mut key = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut key);
                 let hexed = hex::encode(key);
-                store
-                    .set_setting(KEY_SETTING, &secrets.seal(&hexed)?)
+                // Controllers starting together each make a key; the first
+                // stored is the one all of them use, so a token signed by
+                // one verifies on every other.
+                let sealed = store
+                    .init_setting(KEY_SETTING, &secrets.seal(&hexed)?)
                     .await?;
-                // Another controller may have stored its key first: use
-                // whichever the database holds now.
-                match store.get_setting(KEY_SETTING).await? {
-                    Some(sealed) => hex::decode(secrets.open(&sealed)?)
-                        .map_err(|_| CoreError::Secret("stored token key is not hex".into()))?,
-                    None => key.to_vec(),
-                }
+                hex::decode(secrets.open(&sealed)?)
+                    .map_err(|_| CoreError::Secret("stored token key is not hex".into()))?
             }
         };
         Ok(Self::from_secret(&raw))

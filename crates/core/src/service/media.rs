@@ -60,6 +60,7 @@ impl Services {
         let _guard = lock.lock().await;
         let checked = self
             .ensure_not_busy(&vm, action)
+            .await
             .and_then(|()| iso.map(|name| iso_file(&host, name)).transpose());
         self.run_audited(
             actor,

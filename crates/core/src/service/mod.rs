@@ -9,6 +9,7 @@ mod auth;
 mod backups;
 mod busy;
 pub mod cloud_init;
+mod cluster;
 mod config_io;
 mod console;
 mod guest_agent;
@@ -52,6 +53,7 @@ pub use audit::{LoginLogView, OperationLogView};
 pub use auth::{TokenBootstrap, TokenInfo};
 pub use backups::TaskStarted;
 pub use cloud_init::GuestReporter;
+pub use cluster::{ClusterStatus, CONTROLLER_STALE_SECS, LEASE_RETRY};
 pub use config_io::{ConfigImportReport, ExportedConfig};
 pub use console::{ConsoleAttachment, ConsoleLease, ConsoleState, ConsoleTicket, ConsoleTokenView};
 pub use guest_agent::{AgentStatus, ExecInput, ExecView};
@@ -112,6 +114,9 @@ pub struct ServiceOptions {
     /// Ports of the controller itself (API, reverse proxy; 80 and 443
     /// always): no forward may take them.
     pub controller_ports: Vec<u16>,
+    /// This controller's name among those sharing the database (logs,
+    /// presence); the store's instance id adds a per-process suffix.
+    pub controller_name: String,
 }
 
 /// The controller address guests post their status reports to.
@@ -146,6 +151,7 @@ impl ServiceOptions {
             backups_per_vm: 3,
             report_url: ReportUrl::Off,
             controller_ports: vec![80, 443],
+            controller_name: "ironidc".into(),
         }
     }
 }
@@ -198,8 +204,8 @@ struct Inner {
     counters: Mutex<HashMap<i64, (std::time::Instant, crate::engine::VmCounters)>>,
     /// VM id -> the last guest report and when it arrived.
     guest_reports: Mutex<HashMap<i64, (i64, HwStatus)>>,
-    /// Login failures on names that are no account, so they lock alike.
-    unknown_login_failures: Mutex<HashMap<String, sessions::UnknownLoginFailures>>,
+    /// Whether this controller holds the jobs lease (see `cluster.rs`).
+    owns_jobs: std::sync::atomic::AtomicBool,
 }
 
 impl Services {
@@ -225,7 +231,7 @@ impl Services {
                 busy: Mutex::new(HashMap::new()),
                 counters: Mutex::new(HashMap::new()),
                 guest_reports: Mutex::new(HashMap::new()),
-                unknown_login_failures: Mutex::new(HashMap::new()),
+                owns_jobs: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

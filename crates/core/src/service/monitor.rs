@@ -49,7 +49,9 @@ pub struct MonitorSeries {
 }
 
 impl Services {
-    /// Run the sampler until the process ends.
+    /// Run the sampler until the process ends. It samples, and purges
+    /// what expired, only while this controller holds the jobs lease, so
+    /// controllers sharing a database record each sample once.
     pub fn spawn_monitor(&self) -> tokio::task::JoinHandle<()> {
         let services = self.clone();
         tokio::spawn(async move {
@@ -57,14 +59,18 @@ impl Services {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                if !services.owns_jobs() {
+                    continue;
+                }
                 let n = services.sample_all().await;
                 tracing::debug!(sampled = n, "monitor pass");
+                services.run_purges().await;
             }
         })
     }
 
     /// One sampling pass over every running VM; returns how many were
-    /// sampled. Also applies retention.
+    /// sampled.
     pub async fn sample_all(&self) -> usize {
         let started = std::time::Instant::now();
         let sampled = self.sample_running().await;
@@ -114,14 +120,6 @@ impl Services {
         let mut sampled = 0;
         while let Some(pass) = passes.join_next().await {
             sampled += pass.unwrap_or(0);
-        }
-        let keep = self.inner.opts.monitor_retention.as_secs() as i64;
-        if let Err(e) = self.store().purge_vm_status(now() - keep).await {
-            tracing::warn!(error = %e, "monitor: retention failed");
-        }
-        let idle = self.inner.opts.console_idle.as_secs() as i64;
-        if let Err(e) = self.store().purge_console_tokens(now() - 2 * idle).await {
-            tracing::warn!(error = %e, "monitor: console token cleanup failed");
         }
         sampled
     }

@@ -45,7 +45,7 @@ impl Services {
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let checked = async {
-            self.ensure_not_busy(&vm, action)?;
+            self.ensure_not_busy(&vm, action).await?;
             let name = if input.name.is_empty() {
                 free_nic_name(&vm.config)
             } else {
@@ -112,7 +112,7 @@ impl Services {
         let lock = self.vm_lock(vm_uuid);
         let _guard = lock.lock().await;
         let checked = async {
-            self.ensure_not_busy(&vm, action)?;
+            self.ensure_not_busy(&vm, action).await?;
             let nic = vm
                 .config
                 .nic_all

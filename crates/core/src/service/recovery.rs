@@ -34,10 +34,21 @@ enum Recovered {
 }
 
 impl Services {
-    /// Complete or undo every task a stop interrupted (see the module).
+    /// Complete or undo every task a stop interrupted (see the module):
+    /// the running tasks of controllers that are gone (not seen for
+    /// `CONTROLLER_STALE_SECS`, or before controllers were recorded). A
+    /// job: the jobs owner runs it at start and every reconcile interval,
+    /// so a dead controller's tasks are settled by another.
     pub async fn recover_interrupted_tasks(&self) -> Result<RecoveryReport, CoreError> {
         let mut report = RecoveryReport::default();
+        let live = self
+            .store()
+            .live_controllers(super::now() - super::CONTROLLER_STALE_SECS)
+            .await?;
         for task in self.store().running_tasks().await? {
+            if task.controller.as_ref().is_some_and(|c| live.contains(c)) {
+                continue;
+            }
             let outcome = match self.recover(&task).await {
                 Ok(o) => o,
                 Err(e) => Recovered::Failed(format!("{INTERRUPTED}; recovery failed: {e}")),

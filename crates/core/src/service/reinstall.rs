@@ -34,7 +34,7 @@ impl Services {
             if let Some(p) = &input.os_pass {
                 crate::validate::vm_password("os_pass", p)?;
             }
-            let busy = self.mark_busy(&vm, "reinstalling", "a reinstall")?;
+            let busy = self.mark_busy(&vm, "reinstalling", "a reinstall").await?;
             Ok((image, busy))
         }
         .await;

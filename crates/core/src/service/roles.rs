@@ -82,7 +82,11 @@ impl Services {
         let admin = match self.store().role_by_code(ADMIN_ROLE).await? {
             Some(role) => {
                 let all = permissions::all_codes();
-                if role.permissions != all {
+                // Compared as sets: stored codes come back in another
+                // order, and rewriting them on every start is a write each
+                // controller would race the others with.
+                let stored: std::collections::BTreeSet<&String> = role.permissions.iter().collect();
+                if stored != all.iter().collect() {
                     self.store().set_role_permissions(role.id, &all).await?;
                 }
                 role.id

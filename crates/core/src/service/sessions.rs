@@ -21,17 +21,9 @@ pub struct TokenPair {
 }
 
 const WRONG_LOGIN: &str = "wrong account or password";
-/// How many unknown account names the lockout mimicry remembers.
-const UNKNOWN_ACCOUNTS_TRACKED: usize = 10_000;
-
-/// Failed logins on a name that is no account (see
-/// `count_unknown_account_failure`).
-#[derive(Debug, Default)]
-pub(super) struct UnknownLoginFailures {
-    failed: i64,
-    locked_until: i64,
-    last_at: i64,
-}
+/// Longest unknown account name counted as given; longer names are cut,
+/// so a flood of huge names cannot grow the lockout table by much.
+const UNKNOWN_ACCOUNT_KEY_MAX: usize = 255;
 
 impl Services {
     /// Check a password and open a session. Failures are counted per
@@ -60,7 +52,7 @@ impl Services {
                 .get_or_try_init(passwords::decoy_hash)
                 .await?;
             passwords::verify(password, decoy).await;
-            let locked_for = self.count_unknown_account_failure(account, t);
+            let locked_for = self.count_unknown_account_failure(account, t).await?;
             self.log_login(None, account, ip, "failed", "unknown account")
                 .await;
             return Err(match locked_for {
@@ -103,67 +95,47 @@ impl Services {
         self.token_pair(&session).await
     }
 
-    /// Count a failed login on an account that does not exist, in memory,
-    /// as `count_failure` does for real ones; returns the seconds left when
-    /// it is "locked". The table is bounded: past `UNKNOWN_ACCOUNTS_TRACKED`
-    /// names, expired entries go, then the oldest.
-    fn count_unknown_account_failure(&self, account: &str, t: i64) -> Option<i64> {
-        let opts = &self.inner.opts;
-        let mut table = self
-            .inner
-            .unknown_login_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if table.len() >= UNKNOWN_ACCOUNTS_TRACKED && !table.contains_key(account) {
-            table.retain(|_, e| {
-                e.locked_until > t || e.last_at + opts.lockout_for.as_secs() as i64 > t
-            });
-            if table.len() >= UNKNOWN_ACCOUNTS_TRACKED {
-                if let Some(oldest) = table
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_at)
-                    .map(|(k, _)| k.clone())
-                {
-                    table.remove(&oldest);
-                }
-            }
+    /// Count a failed login on an account that does not exist, in the
+    /// store as `count_failure` does for real ones (so the lockout holds on
+    /// every controller alike); returns the seconds left when the name is
+    /// "locked", in which case nothing is counted, as for a real account.
+    async fn count_unknown_account_failure(
+        &self,
+        account: &str,
+        t: i64,
+    ) -> Result<Option<i64>, CoreError> {
+        // Accounts match case-insensitively: so do their lockouts.
+        let key: String = account
+            .to_lowercase()
+            .chars()
+            .take(UNKNOWN_ACCOUNT_KEY_MAX)
+            .collect();
+        let locked_until = self.store().unknown_login_locked_until(&key).await?;
+        if locked_until > t {
+            return Ok(Some(locked_until - t));
         }
-        let entry = table.entry(account.to_string()).or_default();
-        entry.last_at = t;
-        if entry.locked_until > t {
-            return Some(entry.locked_until - t);
-        }
-        (entry.failed, entry.locked_until) = self.after_failure(entry.failed, t);
-        None
-    }
-
-    /// The lockout rule, for real and unknown accounts alike: one more
-    /// failure after `failed_before`; (failures now, locked until or 0).
-    /// Reaching `lockout_after` locks for `lockout_for` and restarts the count.
-    fn after_failure(&self, failed_before: i64, t: i64) -> (i64, i64) {
-        let opts = &self.inner.opts;
-        let failed = failed_before + 1;
-        if failed >= i64::from(opts.lockout_after.max(1)) {
-            (0, t + opts.lockout_for.as_secs() as i64)
-        } else {
-            (failed, 0)
-        }
+        self.store()
+            .count_unknown_login_failure(&key, self.lockout_rule())
+            .await?;
+        Ok(None)
     }
 
     pub(super) async fn count_failure(&self, user: &User, ip: &str) -> CoreError {
-        let (failed, locked_until) = self.after_failure(user.failed_logins, now());
-        let reason = if locked_until > 0 {
+        // Counted in one statement: controllers counting the same account
+        // at once lose no failure.
+        let counted = match self
+            .store()
+            .count_login_failure(user.id, self.lockout_rule())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        let reason = if counted.locked_until > 0 {
             "wrong password; account locked"
         } else {
             "wrong password"
         };
-        if let Err(e) = self
-            .store()
-            .set_user_login_state(user.id, failed, locked_until, user.login_at)
-            .await
-        {
-            return e.into();
-        }
         self.log_login(Some(user.id), &user.account, ip, "failed", reason)
             .await;
         CoreError::unauthorized(WRONG_LOGIN)

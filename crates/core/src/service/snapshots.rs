@@ -43,7 +43,9 @@ impl Services {
         };
         let checked = async {
             validate::path_name("name", &name)?;
-            let busy = self.mark_busy(&vm, "taking a snapshot", "a snapshot")?;
+            let busy = self
+                .mark_busy(&vm, "taking a snapshot", "a snapshot")
+                .await?;
             let existing = self.vm_snapshots(&host, &vm).await?;
             let limit = self.inner.opts.snapshots_per_vm as usize;
             if existing.len() >= limit {
@@ -124,19 +126,21 @@ impl Services {
         let checked = async {
             validate::path_name("name", name)
                 .map_err(|_| CoreError::not_found("snapshot", name))?;
-            let busy = self.mark_busy(
-                &vm,
-                if reverting {
-                    "reverting a snapshot"
-                } else {
-                    "deleting a snapshot"
-                },
-                if reverting {
-                    "a revert"
-                } else {
-                    "a snapshot delete"
-                },
-            )?;
+            let busy = self
+                .mark_busy(
+                    &vm,
+                    if reverting {
+                        "reverting a snapshot"
+                    } else {
+                        "deleting a snapshot"
+                    },
+                    if reverting {
+                        "a revert"
+                    } else {
+                        "a snapshot delete"
+                    },
+                )
+                .await?;
             if !self
                 .vm_snapshots(&host, &vm)
                 .await?

@@ -11,6 +11,10 @@ pub struct Stats {
     pub host_count: i64,
     pub vm_count: i64,
     pub running_vm_count: i64,
+    /// The controller process that answered (see `ClusterStatus`).
+    pub controller: String,
+    /// The controller running the background jobs, if any holds them.
+    pub job_owner: Option<String>,
 }
 
 /// One engine type as `GET /api/system/engine` lists it.
@@ -42,10 +46,13 @@ impl Services {
         actor.require("system.stats.read")?;
         let host_count = self.store().list_hosts().await?.len() as i64;
         let (vm_count, running_vm_count) = self.store().vm_counts().await?;
+        let cluster = self.cluster_status().await?;
         Ok(Stats {
             host_count,
             vm_count,
             running_vm_count,
+            controller: cluster.controller,
+            job_owner: cluster.job_owner,
         })
     }
 

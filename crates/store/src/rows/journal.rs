@@ -20,11 +20,12 @@ pub(crate) struct TaskRow {
     error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    controller: Option<String>,
 }
 
 impl TaskRow {
     pub(crate) const COLUMNS: &'static str = "id, kind, hs_name, vm_uuid, actor, step, status, \
-         progress, result, error, created_at, updated_at";
+         progress, result, error, created_at, updated_at, controller";
 }
 
 impl TryFrom<TaskRow> for Task {
@@ -44,6 +45,7 @@ impl TryFrom<TaskRow> for Task {
             error: row.error,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            controller: row.controller,
         })
     }
 }

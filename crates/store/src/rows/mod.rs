@@ -70,6 +70,26 @@ const UNIQUE: &[(&str, &str, &[&str])] = &[
     ),
     ("sessions", "id", &["sessions.id", "sessions_pkey"]),
     ("settings", "key", &["settings.key", "settings_pkey"]),
+    (
+        "controllers",
+        "instance",
+        &["controllers.instance", "controllers_pkey"],
+    ),
+    (
+        "busy_marks",
+        "vm_key",
+        &["busy_marks.vm_key", "busy_marks_pkey"],
+    ),
+    (
+        "login_failures",
+        "account",
+        &["login_failures.account", "login_failures_pkey"],
+    ),
+    (
+        "nonces",
+        "nonce",
+        &["nonces.key, nonces.nonce", "nonces_pkey"],
+    ),
 ];
 
 /// The unique constraint a violation names, by the constraint name

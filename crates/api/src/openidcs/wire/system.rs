@@ -46,6 +46,9 @@ impl From<Task> for TaskReply {
             error,
             created_at,
             updated_at,
+            // Which controller process runs the task is internal (start-up
+            // recovery); OpenIDCS's task has no such field.
+            controller: _,
         } = t;
         Self {
             id,
@@ -90,9 +93,15 @@ pub struct StatsReply {
     host_count: i64,
     vm_count: i64,
     running_vm_count: i64,
+    /// The controller process that answered (its name and a per-process
+    /// suffix), when several share one database.
+    controller: String,
+    /// The controller running the background jobs (monitor, reconcile,
+    /// renewals, purges); null while none holds them.
+    job_owner: Option<String>,
 }
 
-copy_fields!(Stats => StatsReply { host_count, vm_count, running_vm_count });
+copy_fields!(Stats => StatsReply { host_count, vm_count, running_vm_count, controller, job_owner });
 
 /// The connection test of OpenIDCS billing modules.
 #[derive(Serialize, ToSchema)]
