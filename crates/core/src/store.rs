@@ -10,7 +10,7 @@ use crate::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
     VmConfig, VmStatusSample,
 };
-pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
+pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore, VmFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -165,9 +165,12 @@ impl Store for SqlStore {
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
+        // One grouped count over the vms_host_id index, joined once,
+        // rather than a correlated COUNT per host.
         let sql = format!(
-            "SELECT {}, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) AS vm_count \
-             FROM hosts ORDER BY id",
+            "SELECT {}, COALESCE(c.n, 0) AS vm_count FROM hosts \
+             LEFT JOIN (SELECT host_id, COUNT(*) AS n FROM vms GROUP BY host_id) c \
+             ON c.host_id = hosts.id ORDER BY hosts.id",
             HostRow::COLUMNS
         );
         decode_all(

@@ -12,7 +12,7 @@ use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome
 use crate::error::CoreError;
 use crate::ipam::IpVersion;
 use crate::model::{Host, HwStatus, NicConfig, Vm, VmConfig};
-use crate::store::{NewVm, Scope, StoreError};
+use crate::store::{NewVm, Scope, StoreError, VmFilter};
 use crate::validate;
 
 /// Disk limit per VM when the host plan sets none (2 TiB in MiB).
@@ -299,7 +299,32 @@ impl Services {
     /// all of them for operators, their own for customers.
     pub async fn all_vms(&self, actor: &Actor, page: Page) -> Result<VmPage, CoreError> {
         actor.require("vm.instance.read")?;
-        let owner = match (actor.sees_all_vms(), actor.user_id) {
+        self.vm_page(actor, None, page).await
+    }
+
+    /// The host's VMs the caller may see, by id, a page at a time, with
+    /// how many there are: the same VMs `list_vms` returns, paged in the
+    /// store (one count and one `LIMIT`/`OFFSET` query, both indexed).
+    pub async fn host_vm_page(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        page: Page,
+    ) -> Result<VmPage, CoreError> {
+        actor.require("vm.instance.read")?;
+        let host = self.host(hs_name).await?;
+        self.vm_page(actor, Some(host.id), page).await
+    }
+
+    /// A page of the VMs the caller sees, on one host or all.
+    async fn vm_page(
+        &self,
+        actor: &Actor,
+        host_id: Option<i64>,
+        page: Page,
+    ) -> Result<VmPage, CoreError> {
+        // The ownership rule of `Actor::owns`, as a filter the store applies.
+        let owner_id = match (actor.sees_all_vms(), actor.user_id) {
             (true, _) => None,
             (false, Some(id)) => Some(id),
             (false, None) => {
@@ -309,7 +334,10 @@ impl Services {
                 })
             }
         };
-        let (vms, total) = self.store().vm_page(owner, page).await?;
+        let (vms, total) = self
+            .store()
+            .vm_page(VmFilter { host_id, owner_id }, page)
+            .await?;
         Ok(VmPage {
             items: vms.into_iter().map(VmView::from).collect(),
             total,
@@ -571,8 +599,14 @@ impl Services {
             ));
         }
         if host.config.limits_nums > 0 {
-            let count = self.store().list_vms(host.id).await?.len();
-            if count >= host.config.limits_nums as usize {
+            let count = self
+                .store()
+                .count_vms(VmFilter {
+                    host_id: Some(host.id),
+                    owner_id: None,
+                })
+                .await?;
+            if count >= u64::from(host.config.limits_nums) {
                 return Err(CoreError::Conflict(format!(
                     "host {} allows at most {} VMs (limits_nums)",
                     host.name, host.config.limits_nums
