@@ -175,6 +175,9 @@ pub trait Store: AccountStore + OpsStore + Send + Sync {
 
     /// The VM that owns a NIC with this MAC (any host).
     async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError>;
+    /// Whether any NIC of any host has this MAC (an index probe; the MAC
+    /// allocator asks it for every candidate).
+    async fn mac_in_use(&self, mac: &str) -> Result<bool, StoreError>;
 
     // network
     async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError>;

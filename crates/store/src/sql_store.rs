@@ -380,6 +380,15 @@ impl Store for SqlStore {
             .pop())
     }
 
+    async fn mac_in_use(&self, mac: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vm_nics WHERE mac = $1")
+            .bind(mac)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+
     async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError> {
         self.insert_address_row(new).await
     }

@@ -16,6 +16,7 @@ mod host_update;
 mod hosts;
 mod journal;
 pub mod jwt;
+pub mod mac_addresses;
 mod media;
 mod monitor;
 mod nat;
@@ -109,6 +110,9 @@ pub struct ServiceOptions {
     /// Ports of the controller itself (API, reverse proxy; 80 and 443
     /// always): no forward may take them.
     pub controller_ports: Vec<u16>,
+    /// Where MACs for NICs without one are drawn from (random; tests
+    /// inject a sequence).
+    pub mac_source: mac_addresses::MacSource,
 }
 
 /// The controller address guests post their status reports to.
@@ -142,6 +146,7 @@ impl ServiceOptions {
             backups_per_vm: 3,
             report_url: ReportUrl::Off,
             controller_ports: vec![80, 443],
+            mac_source: mac_addresses::MacSource::random(),
         }
     }
 }
