@@ -83,6 +83,7 @@ impl Services {
             Some(role) => {
                 let all = permissions::all_codes();
                 if role.permissions != all {
+                    let _flush = self.auth_change();
                     self.store().set_role_permissions(role.id, &all).await?;
                 }
                 role.id
@@ -122,6 +123,7 @@ impl Services {
     }
 
     async fn insert_builtin(&self, new: NewRole) -> Result<i64, CoreError> {
+        let _flush = self.auth_change();
         match self.store().insert_role(&new).await {
             Ok(role) => Ok(role.id),
             // Another controller made it first.
@@ -179,6 +181,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |new, _op| {
+                let _flush = self.auth_change();
                 let role = self
                     .store()
                     .insert_role(&new)
@@ -252,6 +255,8 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |role, _op| {
+                // A disabled role's permissions go on the next request.
+                let _flush = self.auth_change();
                 self.store()
                     .update_role(&role)
                     .await
@@ -288,6 +293,7 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |codes, _op| {
+                let _flush = self.auth_change();
                 self.store().set_role_permissions(id, &codes).await?;
                 self.role_view(id).await
             },
@@ -327,6 +333,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |(), _op| {
+                let _flush = self.auth_change();
                 let mut deleted = 0;
                 for &id in ids {
                     if self.store().delete_role(id).await? {
