@@ -65,12 +65,18 @@ async fn a_cached_credential_is_served_without_the_store_until_invalidated() {
     let cached = s.authenticate(ROOT, "10.0.0.2", "ptpb").await.unwrap();
     assert!(cached.is_root(), "served from memory, not the store");
     // The request's own address and face, not the cached one's.
-    assert_eq!((cached.source_ip.as_str(), cached.face), ("10.0.0.2", "ptpb"));
+    assert_eq!(
+        (cached.source_ip.as_str(), cached.face),
+        ("10.0.0.2", "ptpb")
+    );
     s.invalidate_auth_cache();
     assert!(s.authenticate(ROOT, "10.0.0.1", "openidcs").await.is_err());
 
     // A login's access token, with its permissions and session.
-    let pair = s.login("administrator", PASSWORD, "10.0.0.1").await.unwrap();
+    let pair = s
+        .login("administrator", PASSWORD, "10.0.0.1")
+        .await
+        .unwrap();
     let actor = s
         .authenticate(&pair.access, "10.0.0.1", "ptpb")
         .await

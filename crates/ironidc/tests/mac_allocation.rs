@@ -35,13 +35,7 @@ async fn services(dir: &std::path::Path, source: MacSource) -> Services {
     opts.mac_source = source;
     let engines =
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
-    let services = Services::new(
-        Arc::new(store),
-        engines,
-        secrets,
-        Arc::new(network),
-        opts,
-    );
+    let services = Services::new(Arc::new(store), engines, secrets, Arc::new(network), opts);
     let images = common::blank_image_dir(dir);
     for name in ["h1", "h2"] {
         let config: HostConfig = serde_json::from_value(serde_json::json!({
@@ -173,7 +167,10 @@ async fn a_taken_mac_the_caller_chose_is_refused_naming_nic_all() {
         matches!(&refused, CoreError::Invalid { field, .. } if field.starts_with("nic_all")),
         "{refused:?}"
     );
-    assert!(s.get_vm(&root, "h1", "copy").await.is_err(), "no VM is left");
+    assert!(
+        s.get_vm(&root, "h1", "copy").await.is_err(),
+        "no VM is left"
+    );
 }
 
 #[tokio::test]

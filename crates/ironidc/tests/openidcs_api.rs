@@ -656,9 +656,15 @@ fn host_vm_list_pages_in_the_store_and_selects_fields() {
     let past = s.ok("GET", "/api/client/detail/h1?page=3&page_size=2", None);
     assert_eq!((past["total"].as_i64(), uuids(&past).len()), (Some(4), 0));
     let defaults = s.ok("GET", "/api/client/detail/h1?page_size=3", None);
-    assert_eq!((defaults["page"].as_i64(), uuids(&defaults).len()), (Some(1), 3));
+    assert_eq!(
+        (defaults["page"].as_i64(), uuids(&defaults).len()),
+        (Some(1), 3)
+    );
     let other = s.ok("GET", "/api/client/detail/h2?page=1", None);
-    assert_eq!((other["total"].as_i64(), other["page_size"].as_i64()), (Some(1), Some(100)));
+    assert_eq!(
+        (other["total"].as_i64(), other["page_size"].as_i64()),
+        (Some(1), Some(100))
+    );
 
     // Bad parameters are refused, naming the parameter.
     for (query, field) in [
@@ -699,20 +705,27 @@ fn a_mac_the_caller_chose_that_is_taken_is_refused_a_drawn_one_never() {
     s.ok(
         "POST",
         "/api/client/create/h1",
-        Some(json!({"vm_uuid": "first", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
-                    "nic_all": nic("52:54:00:AA:BB:CC")})),
+        Some(
+            json!({"vm_uuid": "first", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+                    "nic_all": nic("52:54:00:AA:BB:CC")}),
+        ),
     );
     // The same MAC, chosen by the caller (in another case): a 400 naming
     // nic_all, and no VM.
     let (status, v) = s.call(
         "POST",
         "/api/client/create/h1",
-        Some(json!({"vm_uuid": "second", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
-                    "nic_all": nic("52:54:00:aa:bb:cc")})),
+        Some(
+            json!({"vm_uuid": "second", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+                    "nic_all": nic("52:54:00:aa:bb:cc")}),
+        ),
     );
     assert_eq!(status, 400, "{v}");
     assert!(v["msg"].as_str().unwrap().starts_with("nic_all"), "{v}");
-    assert!(v["msg"].as_str().unwrap().contains("52:54:00:aa:bb:cc"), "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("52:54:00:aa:bb:cc"),
+        "{v}"
+    );
     let (status, _) = s.call("GET", "/api/client/detail/h1/second", None);
     assert_eq!(status, 404);
 
@@ -720,9 +733,11 @@ fn a_mac_the_caller_chose_that_is_taken_is_refused_a_drawn_one_never() {
     let created = s.ok(
         "POST",
         "/api/client/create/h1",
-        Some(json!({"vm_uuid": "third", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+        Some(
+            json!({"vm_uuid": "third", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
                     "nic_all": {"nic0": {"nic_type": "nat"}, "nic1": {"nic_type": "nat"},
-                                "nic2": {"nic_type": "nat", "mac_addr": "52:54:00:00:00:01"}}})),
+                                "nic2": {"nic_type": "nat", "mac_addr": "52:54:00:00:00:01"}}}),
+        ),
     );
     let nics = &created["vm"]["config"]["nic_all"];
     let macs: std::collections::BTreeSet<&str> = ["nic0", "nic1", "nic2"]

@@ -7,7 +7,7 @@ use ironidc_core::engine::PowerAction;
 use ironidc_core::service::{VmCreateInput, VmUpdateInput};
 use serde::{Deserialize, Serialize};
 
-use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
+use super::docs::{ChangeRefusals, QueryRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
@@ -61,14 +61,78 @@ pub struct HostVmQuery {
     fields: Option<String>,
 }
 
-/// What `listVms` answers: VMs by `vm_uuid` (unpaged, as OpenIDCS has it),
-/// or a page of them.
-#[derive(Serialize, utoipa::ToSchema)]
+/// What `listVms` answers (described by hand: the four shapes overlap,
+/// so they are `anyOf`, which utoipa does not derive).
+pub struct HostVmListReply;
+
+/// A VM cut to the top-level fields `fields` named: any of `VmEntry`'s.
+#[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
-#[serde(untagged)]
-pub enum HostVmListReply {
-    ByUuid(BTreeMap<String, VmEntry>),
-    Page(VmPageReply),
+pub struct VmEntrySelection {
+    id: Option<i64>,
+    uuid: Option<String>,
+    hs_name: Option<String>,
+    config: Option<super::wire::VmConfigReply>,
+    status: Option<Vec<super::wire::HwStatusReply>>,
+    state: Option<String>,
+    vm_flag: Option<String>,
+    pending_restart: Option<bool>,
+    owner_id: Option<i64>,
+    created_at: Option<i64>,
+    updated_at: Option<i64>,
+}
+
+/// A page of VMs cut to the fields `fields` named.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VmSelectionPage {
+    /// How many there are across all pages.
+    total: u64,
+    page: u32,
+    page_size: u32,
+    vms: Vec<VmEntrySelection>,
+}
+
+impl utoipa::PartialSchema for HostVmListReply {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+        use utoipa::openapi::Ref;
+        let by_uuid = |item: &str| {
+            ObjectBuilder::new()
+                .property_names(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .additional_properties(Some(Ref::from_schema_name(item)))
+        };
+        AnyOfBuilder::new()
+            .item(by_uuid("VmEntry"))
+            .item(Ref::from_schema_name("VmPageReply"))
+            .item(by_uuid("VmEntrySelection"))
+            .item(Ref::from_schema_name("VmSelectionPage"))
+            .description(Some(
+                "Without `page` and `page_size`: VMs by `vm_uuid`, as OpenIDCS has \
+                 it; with either, a page `{total, page, page_size, vms}`. With \
+                 `fields`, each VM holds only the fields named.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HostVmListReply {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((VmEntry::name().into(), VmEntry::schema()));
+        VmEntry::schemas(schemas);
+        schemas.push((VmPageReply::name().into(), VmPageReply::schema()));
+        VmPageReply::schemas(schemas);
+        schemas.push((VmEntrySelection::name().into(), VmEntrySelection::schema()));
+        VmEntrySelection::schemas(schemas);
+        schemas.push((VmSelectionPage::name().into(), VmSelectionPage::schema()));
+        VmSelectionPage::schemas(schemas);
+    }
 }
 
 /// The reply of `listVms` as it is written: each VM through its field
@@ -148,7 +212,7 @@ impl Serialize for HostVmList {
     tag = "vms",
     operation_id = "listVms",
     params(HostPath, HostVmQuery),
-    responses((status = 200, description = "VMs by `vm_uuid`; with `page` or `page_size`, `{total, page, page_size, vms: [VM]}`.", body = ReplyOf<HostVmListReply>), ChangeRefusals)
+    responses((status = 200, description = "VMs by `vm_uuid`; with `page` or `page_size`, `{total, page, page_size, vms: [VM]}`.", body = ReplyOf<HostVmListReply>), QueryRefusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
