@@ -165,12 +165,10 @@ impl Store for SqlStore {
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
-        // One grouped count over the vms_host_id index, joined once,
-        // rather than a correlated COUNT per host.
+        // The count is kept on the row by triggers (migration 0007): one
+        // row per host, whatever the number of VMs.
         let sql = format!(
-            "SELECT {}, COALESCE(c.n, 0) AS vm_count FROM hosts \
-             LEFT JOIN (SELECT host_id, COUNT(*) AS n FROM vms GROUP BY host_id) c \
-             ON c.host_id = hosts.id ORDER BY hosts.id",
+            "SELECT {}, vm_count FROM hosts ORDER BY id",
             HostRow::COLUMNS
         );
         decode_all(

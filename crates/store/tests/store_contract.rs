@@ -341,8 +341,18 @@ async fn vm_pages_contract(store: &SqlStore, tag: &str) {
     let listed = store.list_hosts().await.unwrap();
     let count_of = |id: i64| listed.iter().find(|h| h.host.id == id).map(|h| h.vm_count);
     assert_eq!((count_of(a.id), count_of(b.id)), (Some(4), Some(1)));
+    // The counts follow deletes too (they are kept, not counted).
+    store.delete_vm(rest[0].id).await.unwrap();
+    let listed = store.list_hosts().await.unwrap();
+    let count_of = |id: i64| listed.iter().find(|h| h.host.id == id).map(|h| h.vm_count);
+    assert_eq!((count_of(a.id), count_of(b.id)), (Some(3), Some(1)));
+    assert_eq!(store.count_vms(on_a).await.unwrap(), 3);
 
     assert!(store.mac_in_use(&mac_for(a.id, 0)).await.unwrap());
+    assert!(
+        !store.mac_in_use(&mac_for(a.id, 4)).await.unwrap(),
+        "deleted"
+    );
     assert!(!store.mac_in_use(&mac_for(a.id, 9)).await.unwrap());
 }
 
