@@ -10,6 +10,7 @@ mod client_ip;
 pub mod credentials;
 mod decode;
 pub mod face;
+pub mod field_selection;
 pub mod kit;
 pub mod lenient;
 mod metrics;

@@ -7,6 +7,13 @@ use async_trait::async_trait;
 use crate::store::StoreError;
 
 /// A console token as stored: only its SHA-256 hash, never the token.
+/// Which VMs a page or a count covers; `None` keeps all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmFilter {
+    pub host_id: Option<i64>,
+    pub owner_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleToken {
     pub id: i64,
@@ -56,13 +63,15 @@ pub trait OpsStore: Send + Sync {
     async fn vm_by_id(&self, id: i64) -> Result<Option<crate::model::Vm>, StoreError>;
     /// Every VM of every host (for the monitor).
     async fn all_vms(&self) -> Result<Vec<crate::model::Vm>, StoreError>;
-    /// A page of the VMs of every host, by id, and how many there are:
-    /// all of them, or those of `owner`.
+    /// A page of the VMs `filter` keeps, by id, and how many it keeps
+    /// across all pages: both from indexes, never every row in memory.
     async fn vm_page(
         &self,
-        owner: Option<i64>,
+        filter: VmFilter,
         page: crate::accounts::Page,
     ) -> Result<(Vec<crate::model::Vm>, u64), StoreError>;
+    /// How many VMs `filter` keeps.
+    async fn count_vms(&self, filter: VmFilter) -> Result<u64, StoreError>;
     async fn task_by_id(&self, id: i64) -> Result<Option<crate::model::Task>, StoreError>;
 
     /// The VM's status-report secret, sealed by `SecretBox`.

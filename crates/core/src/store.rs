@@ -13,7 +13,7 @@ use crate::model::{
     Host, HostConfig, HwStatus, LogEntry, NatRule, ProxyBinding, Task, TaskStatus, Vm, VmAddress,
     VmConfig, VmStatusSample,
 };
-pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore};
+pub use crate::ops_store::{ConsoleToken, NewConsoleToken, OpsStore, VmFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -182,6 +182,9 @@ pub trait Store: AccountStore + OpsStore + ClusterStore + Send + Sync {
 
     /// The VM that owns a NIC with this MAC (any host).
     async fn vm_by_mac(&self, mac: &str) -> Result<Option<Vm>, StoreError>;
+    /// Whether any NIC of any host has this MAC (an index probe; the MAC
+    /// allocator asks it for every candidate).
+    async fn mac_in_use(&self, mac: &str) -> Result<bool, StoreError>;
 
     // network
     async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError>;

@@ -1,7 +1,7 @@
 //! `cargo bench -p ironidc --bench api`: figures for the core control plane.
 //!
-//! - median and p99 latency of the VM list and VM detail endpoints with
-//!   10,000 VMs on one host;
+//! - median and p99 latency of the VM list (whole, a page of 100, and cut
+//!   to two fields) and VM detail endpoints with 10,000 VMs on one host;
 //! - requests per second on the host list with 8 concurrent clients;
 //! - idle RSS of `ironidc serve` (fresh, and after the seeding and load);
 //! - time to create a VM from a 100 MiB and from a 10 GiB image.
@@ -183,6 +183,29 @@ fn main() {
         );
         assert_eq!(v["data"].as_object().unwrap().len(), SEEDED_VMS);
     });
+    // The same list a page at a time (the 50th page of 100, from the
+    // store), and whole but cut to two fields.
+    let paged = time_requests(100, || {
+        let v = call(
+            &c,
+            &base,
+            reqwest::Method::GET,
+            "/api/client/detail/bench?page=50&page_size=100",
+            None,
+        );
+        assert_eq!(v["data"]["total"], SEEDED_VMS as u64);
+        assert_eq!(v["data"]["vms"].as_array().unwrap().len(), 100);
+    });
+    let selected = time_requests(30, || {
+        let v = call(
+            &c,
+            &base,
+            reqwest::Method::GET,
+            "/api/client/detail/bench?fields=uuid,state",
+            None,
+        );
+        assert_eq!(v["data"].as_object().unwrap().len(), SEEDED_VMS);
+    });
     let detail = time_requests(1000, || {
         call(
             &c,
@@ -218,8 +241,12 @@ fn main() {
 
     let (lm, lp) = percentiles(list);
     let (dm, dp) = percentiles(detail);
+    let (pm, pp) = percentiles(paged);
+    let (sm, sp) = percentiles(selected);
     println!("ironidc core benchmark ({SEEDED_VMS} VMs on one host, SQLite, release build)");
     println!("  VM list   (10,000 VMs, 30 requests):  median {lm:8.2} ms   p99 {lp:8.2} ms");
+    println!("  VM list, page of 100 (100 requests):  median {pm:8.2} ms   p99 {pp:8.2} ms");
+    println!("  VM list, fields=uuid,state (30):      median {sm:8.2} ms   p99 {sp:8.2} ms");
     println!("  VM detail (1,000 requests):           median {dm:8.3} ms   p99 {dp:8.3} ms");
     println!(
         "  host list, 8 concurrent clients, 5 s: {:.0} requests/s",

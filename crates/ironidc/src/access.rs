@@ -23,6 +23,10 @@ pub struct AccessArgs {
     /// Minutes a locked account refuses logins [default: 15].
     #[arg(long, global = true, env = "IRONIDC_LOCKOUT_MINUTES")]
     lockout_minutes: Option<u64>,
+    /// Seconds a resolved credential is served from memory, 0 = off
+    /// [default: 5]. Changes through this controller apply at once.
+    #[arg(long, global = true, env = "IRONIDC_AUTH_CACHE_SECS")]
+    auth_cache_secs: Option<u64>,
     /// Requests per minute per client address, 0 = off [default: 600].
     #[arg(long, global = true, env = "IRONIDC_RATE_LIMIT_IP")]
     rate_limit_ip: Option<u32>,
@@ -70,6 +74,7 @@ pub struct AccessConfig {
     pub refresh_ttl: Duration,
     pub lockout_after: u32,
     pub lockout_for: Duration,
+    pub auth_cache_ttl: Duration,
     pub admin_password: Option<String>,
 }
 
@@ -122,6 +127,9 @@ impl AccessArgs {
             lockout_for: Duration::from_secs(
                 60 * self.lockout_minutes.or(file.lockout_minutes).unwrap_or(15),
             ),
+            auth_cache_ttl: Duration::from_secs(
+                self.auth_cache_secs.or(file.auth_cache_secs).unwrap_or(5),
+            ),
             admin_password: self
                 .admin_password
                 .or_else(|| file.admin_password.clone())
@@ -136,5 +144,6 @@ impl AccessConfig {
         opts.refresh_ttl = self.refresh_ttl;
         opts.lockout_after = self.lockout_after;
         opts.lockout_for = self.lockout_for;
+        opts.auth_cache_ttl = self.auth_cache_ttl;
     }
 }

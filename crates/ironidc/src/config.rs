@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub refresh_token_secs: Option<u64>,
     pub lockout_after: Option<u32>,
     pub lockout_minutes: Option<u64>,
+    pub auth_cache_secs: Option<u64>,
     pub rate_limit_ip: Option<u32>,
     pub rate_limit_user: Option<u32>,
     pub rate_limit_login: Option<u32>,

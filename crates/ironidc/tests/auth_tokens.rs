@@ -1243,3 +1243,103 @@ fn cli_user_commands() {
         text(&out)
     );
 }
+
+/// With an hour-long auth cache, every credential is used (and so cached)
+/// just before it is revoked or its grants change: the very next request
+/// sees the change. Only the controller's own invalidation can make that
+/// so, not the cache's lifetime.
+#[test]
+fn revocations_apply_on_the_next_request_despite_the_auth_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[("IRONIDC_AUTH_CACHE_SECS", "3600")]);
+    let viewer = s.add_role("viewer", &["vm.instance.read", "host.server.read"]);
+    let dana_id = s.add_user("dana", "Sunny-Meadow-2026", &[viewer]);
+    let erin_id = s.add_user("erin", "Sunny-Meadow-2026", &[viewer]);
+    let hosts = |token: &str| s.call_as(Some(token), "GET", "/api/server/detail", None).0;
+    let warm = |token: &str, what: &str| {
+        for _ in 0..3 {
+            assert_eq!(hosts(token), 200, "{what} works before the change");
+        }
+    };
+
+    // A deleted API token.
+    let (dana, _) = s.login("dana", "Sunny-Meadow-2026");
+    let (st, v) = s.ptpb(
+        Some(&dana),
+        "POST",
+        "/api/rbac/token/add/",
+        Some(json!({"name": "script"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let token = v["detail"]["token"].as_str().unwrap().to_string();
+    let token_id = v["detail"]["id"].as_i64().unwrap();
+    warm(&token, "the API token");
+    let (st, v) = s.ptpb(
+        Some(&dana),
+        "POST",
+        "/api/rbac/token/del/",
+        Some(json!({ "id": token_id })),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hosts(&token), 401, "a deleted API token");
+
+    // A logged-out session.
+    warm(&dana, "dana's session");
+    let (st, v) = s.ptpb(Some(&dana), "POST", "/api/rbac/logout/", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hosts(&dana), 401, "a logged-out session");
+
+    // Roles taken away: authenticated still, but without the permission.
+    let (dana, _) = s.login("dana", "Sunny-Meadow-2026");
+    warm(&dana, "dana's new session");
+    let (st, v) = s.ptpb(
+        Some(TOKEN),
+        "POST",
+        "/api/rbac/user/role/",
+        Some(json!({"id": dana_id, "roles": []})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hosts(&dana), 403, "roles taken away");
+
+    // A password set by the operator ends every session of the user.
+    warm(&s.login("erin", "Sunny-Meadow-2026").0, "erin's session");
+    let (erin, _) = s.login("erin", "Sunny-Meadow-2026");
+    warm(&erin, "erin's second session");
+    let (st, v) = s.ptpb(
+        Some(TOKEN),
+        "POST",
+        "/api/rbac/user/set_password/",
+        Some(json!({"id": erin_id, "password": "Quiet-River-2027"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hosts(&erin), 401, "a session after a password change");
+
+    // A disabled user: sessions and API tokens alike.
+    let (erin, _) = s.login("erin", "Quiet-River-2027");
+    let (st, v) = s.ptpb(
+        Some(&erin),
+        "POST",
+        "/api/rbac/token/add/",
+        Some(json!({"name": "erin's"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let erin_token = v["detail"]["token"].as_str().unwrap().to_string();
+    warm(&erin, "erin's session");
+    warm(&erin_token, "erin's API token");
+    let (st, v) = s.ptpb(
+        Some(TOKEN),
+        "POST",
+        "/api/rbac/user/edit/",
+        Some(json!({"id": erin_id, "status": false})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hosts(&erin), 401, "a disabled user's session");
+    assert_eq!(hosts(&erin_token), 401, "a disabled user's API token");
+
+    // A replaced root token.
+    warm(TOKEN, "the root token");
+    let reset = s.ok("POST", "/api/system/resets", None);
+    assert_eq!(hosts(TOKEN), 401, "the replaced root token");
+    let fresh = reset["token"].as_str().unwrap().to_string();
+    assert_eq!(hosts(&fresh), 200);
+}

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{blank_image_dir, host_body, Server, TOKEN};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn hosts_crud_and_secrets_stay_hidden() {
@@ -590,4 +590,168 @@ fn all_vms_across_hosts_paged_and_by_id() {
         !v.to_string().contains("a1"),
         "the refusal names no one else's VM: {v}"
     );
+}
+
+#[test]
+fn host_vm_list_pages_in_the_store_and_selects_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_blank_host(dir.path());
+    let images = common::blank_image_dir(dir.path());
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(common::host_body("h2", &images, "blank.qcow2")),
+    );
+    let customer = s.role_id("Customer");
+    s.add_user("dave", "Owns-one-vm-here-7", &[customer]);
+    for (host, vm, owner) in [
+        ("h1", "a1", None),
+        ("h2", "b1", None),
+        ("h1", "a2", None),
+        ("h1", "c1", Some("dave")),
+        ("h1", "a3", None),
+    ] {
+        let mut body = json!({"vm_uuid": vm, "cpu_num": 1, "mem_num": 64, "hdd_num": 64});
+        if let Some(o) = owner {
+            body["owner"] = json!(o);
+        }
+        s.ok("POST", &format!("/api/client/create/{host}"), Some(body));
+    }
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let uuids = |page: &Value| -> Vec<String> {
+        page["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["uuid"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Unpaged: today's shape, the host's VMs by vm_uuid, whole.
+    let all = s.ok("GET", "/api/client/detail/h1", None);
+    assert_eq!(keys(&all), ["a1", "a2", "a3", "c1"], "{all}");
+    assert_eq!(all["a2"]["config"]["cpu_num"], 1, "{all}");
+    assert_eq!(all["a2"]["hs_name"], "h1");
+    assert_eq!(all["a2"]["vm_flag"], "STOPPED");
+
+    // Unpaged with a selection: the same map, each VM cut to the fields.
+    let cut = s.ok("GET", "/api/client/detail/h1?fields=uuid,%20vm_flag", None);
+    assert_eq!(keys(&cut), ["a1", "a2", "a3", "c1"]);
+    assert_eq!(keys(&cut["a1"]), ["uuid", "vm_flag"], "{cut}");
+
+    // Paged: the shape of the list across hosts, this host's VMs by id.
+    let page1 = s.ok("GET", "/api/client/detail/h1?page=1&page_size=2", None);
+    assert_eq!(
+        (&page1["total"], &page1["page"], &page1["page_size"]),
+        (&json!(4), &json!(1), &json!(2)),
+        "{page1}"
+    );
+    assert_eq!(uuids(&page1), ["a1", "a2"]);
+    assert!(page1["vms"][0]["config"].is_object(), "whole VMs: {page1}");
+    let page2 = s.ok(
+        "GET",
+        "/api/client/detail/h1?page=2&page_size=2&fields=uuid,state,owner_id",
+        None,
+    );
+    assert_eq!(uuids(&page2), ["c1", "a3"], "{page2}");
+    assert_eq!(keys(&page2["vms"][0]), ["owner_id", "state", "uuid"]);
+    assert_eq!(page2["vms"][1]["state"], "stopped");
+    let past = s.ok("GET", "/api/client/detail/h1?page=3&page_size=2", None);
+    assert_eq!((past["total"].as_i64(), uuids(&past).len()), (Some(4), 0));
+    let defaults = s.ok("GET", "/api/client/detail/h1?page_size=3", None);
+    assert_eq!(
+        (defaults["page"].as_i64(), uuids(&defaults).len()),
+        (Some(1), 3)
+    );
+    let other = s.ok("GET", "/api/client/detail/h2?page=1", None);
+    assert_eq!(
+        (other["total"].as_i64(), other["page_size"].as_i64()),
+        (Some(1), Some(100))
+    );
+
+    // Bad parameters are refused, naming the parameter.
+    for (query, field) in [
+        ("fields=uuid,colour", "fields"),
+        ("fields=,", "fields"),
+        ("page=1&fields=nope", "fields"),
+        ("page=0", "page"),
+        ("page_size=1001", "page_size"),
+    ] {
+        let (status, v) = s.call("GET", &format!("/api/client/detail/h1?{query}"), None);
+        assert_eq!(status, 400, "{query}: {v}");
+        assert!(
+            v["msg"].as_str().unwrap().starts_with(field),
+            "{query}: {v}"
+        );
+    }
+    let (status, _) = s.call("GET", "/api/client/detail/nohost?page=1", None);
+    assert_eq!(status, 404);
+
+    // A customer's page holds their own VMs only, and counts only those.
+    let (dave, _) = s.login("dave", "Owns-one-vm-here-7");
+    let (status, mine) = s.call_as(
+        Some(&dave),
+        "GET",
+        "/api/client/detail/h1?page=1&page_size=10&fields=uuid",
+        None,
+    );
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["data"]["total"], 1);
+    assert_eq!(mine["data"]["vms"], json!([{"uuid": "c1"}]));
+}
+
+#[test]
+fn a_mac_the_caller_chose_that_is_taken_is_refused_a_drawn_one_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_blank_host(dir.path());
+    let nic = |mac: &str| json!({"nic0": {"nic_type": "nat", "mac_addr": mac}});
+    s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(
+            json!({"vm_uuid": "first", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+                    "nic_all": nic("52:54:00:AA:BB:CC")}),
+        ),
+    );
+    // The same MAC, chosen by the caller (in another case): a 400 naming
+    // nic_all, and no VM.
+    let (status, v) = s.call(
+        "POST",
+        "/api/client/create/h1",
+        Some(
+            json!({"vm_uuid": "second", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+                    "nic_all": nic("52:54:00:aa:bb:cc")}),
+        ),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().starts_with("nic_all"), "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("52:54:00:aa:bb:cc"),
+        "{v}"
+    );
+    let (status, _) = s.call("GET", "/api/client/detail/h1/second", None);
+    assert_eq!(status, 404);
+
+    // NICs without a MAC get distinct free ones, beside a chosen one.
+    let created = s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(
+            json!({"vm_uuid": "third", "cpu_num": 1, "mem_num": 64, "hdd_num": 64,
+                    "nic_all": {"nic0": {"nic_type": "nat"}, "nic1": {"nic_type": "nat"},
+                                "nic2": {"nic_type": "nat", "mac_addr": "52:54:00:00:00:01"}}}),
+        ),
+    );
+    let nics = &created["vm"]["config"]["nic_all"];
+    let macs: std::collections::BTreeSet<&str> = ["nic0", "nic1", "nic2"]
+        .iter()
+        .map(|n| nics[n]["mac_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(macs.len(), 3, "{nics}");
+    assert!(macs.contains("52:54:00:00:00:01"));
+    assert!(!macs.contains("52:54:00:aa:bb:cc"));
 }

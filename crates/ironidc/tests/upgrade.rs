@@ -56,6 +56,9 @@ fn a_database_of_the_previous_release_is_upgraded_in_place() {
         json!(format!("{ROOT}/images"))
     );
     assert_eq!(host["config"]["system_path"], json!(format!("{ROOT}/vms")));
+    // The VM counts the host list keeps were filled in by the migration.
+    let vm_count = || s.ok("GET", "/api/server/detail", None)["h1"]["vm_count"].clone();
+    assert_eq!(vm_count(), json!(1));
 
     // The old VM's disk is found where the host now says VM disks live.
     s.ok(
@@ -79,6 +82,7 @@ fn a_database_of_the_previous_release_is_upgraded_in_place() {
     // Deleting the old VM removes its disk from system_path.
     s.ok("DELETE", "/api/client/delete/h1/old1", None);
     assert!(!Path::new(ROOT).join("vms/old1").exists());
+    assert_eq!(vm_count(), json!(1), "one made, one gone");
 
     // The old user signs in.
     s.login("carol", "Strong-pass-42x");

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use ironidc_core::accounts::Page;
 use ironidc_core::model::{Task, Vm};
 use ironidc_core::service::now;
-use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError};
+use ironidc_core::store::{ConsoleToken, NewConsoleToken, OpsStore, StoreError, VmFilter};
 
 use crate::filter::Where;
 use crate::rows::{db, decode_all, ConsoleTokenRow, TaskRow, VmRow};
@@ -123,11 +123,11 @@ impl OpsStore for SqlStore {
             .await
     }
 
-    async fn vm_page(&self, owner: Option<i64>, page: Page) -> Result<(Vec<Vm>, u64), StoreError> {
-        let mut filter = Where::default();
-        if let Some(owner) = owner {
-            filter.eq_int("v.owner_id", owner);
-        }
+    async fn vm_page(&self, filter: VmFilter, page: Page) -> Result<(Vec<Vm>, u64), StoreError> {
+        let filter = vm_filter(filter);
+        // Two indexed queries: the count reads only (host_id, id) or
+        // (owner_id) index entries, the page only `limit` rows. One query
+        // with COUNT(*) OVER () would read every matching row's config.
         let total = filter.count(self.pool(), "vms v").await?;
         let sql = format!(
             "SELECT {} FROM vms v JOIN hosts h ON h.id = v.host_id{} ORDER BY v.id{}",
@@ -143,6 +143,10 @@ impl OpsStore for SqlStore {
                 .map_err(db)?,
         )?;
         Ok((vms, total))
+    }
+
+    async fn count_vms(&self, filter: VmFilter) -> Result<u64, StoreError> {
+        vm_filter(filter).count(self.pool(), "vms v").await
     }
 
     async fn task_by_id(&self, id: i64) -> Result<Option<Task>, StoreError> {
@@ -184,4 +188,16 @@ impl OpsStore for SqlStore {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// The `WHERE` of a VM filter, on `vms v`.
+fn vm_filter(filter: VmFilter) -> Where {
+    let mut w = Where::default();
+    if let Some(host_id) = filter.host_id {
+        w.eq_int("v.host_id", host_id);
+    }
+    if let Some(owner) = filter.owner_id {
+        w.eq_int("v.owner_id", owner);
+    }
+    w
 }

@@ -188,9 +188,10 @@ impl Store for SqlStore {
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
+        // The count is kept on the row by triggers (migration 0007): one
+        // row per host, whatever the number of VMs.
         let sql = format!(
-            "SELECT {}, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) AS vm_count \
-             FROM hosts ORDER BY id",
+            "SELECT {}, vm_count FROM hosts ORDER BY id",
             HostRow::COLUMNS
         );
         decode_all(
@@ -401,6 +402,15 @@ impl Store for SqlStore {
             )
             .await?
             .pop())
+    }
+
+    async fn mac_in_use(&self, mac: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vm_nics WHERE mac = $1")
+            .bind(mac)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n > 0)
     }
 
     async fn insert_address(&self, new: &NewAddress) -> Result<VmAddress, StoreError> {

@@ -12,7 +12,7 @@ use ironidc_core::model::{
 };
 use ironidc_core::store::{
     AccountStore, ClusterStore, Invalidation, Lease, LockoutRule, LoginFailures, NewBusyMark,
-    NewConsoleToken, NewHost, NewLog, NewVm, OpsStore, Scope, Store, StoreError,
+    NewConsoleToken, NewHost, NewLog, NewVm, OpsStore, Scope, Store, StoreError, VmFilter,
 };
 use ironidc_store::SqlStore;
 
@@ -125,6 +125,7 @@ async fn contract(store: &SqlStore, tag: &str) {
         .expect("before")
         .is_empty());
     ops_contract(store, vm.id).await;
+    vm_pages_contract(store, tag).await;
 
     let hosts = store.list_hosts().await.expect("hosts");
     let mine = hosts
@@ -262,6 +263,105 @@ async fn contract(store: &SqlStore, tag: &str) {
 
 /// Console tokens (one-time open, touch, revoke per user or all, purge),
 /// the report secret, lookups by id, and status retention.
+/// VM pages by host, host counts, and the MAC index probe, on a host of
+/// their own (the PostgreSQL database is shared by runs).
+async fn vm_pages_contract(store: &SqlStore, tag: &str) {
+    let config = HostConfig::default();
+    let mut hosts = Vec::new();
+    for name in [format!("pa-{tag}"), format!("pb-{tag}")] {
+        let host = store
+            .insert_host(NewHost {
+                name: &name,
+                engine: "qemu",
+                enabled: true,
+                config: &config,
+            })
+            .await
+            .expect("insert host");
+        hosts.push(host);
+    }
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let mut uuids = Vec::new();
+    for i in 0..5 {
+        let host = if i == 2 { b } else { a };
+        let uuid = format!("page-{tag}-{i}");
+        let mac = mac_for(a.id, i);
+        let mut config = VmConfig {
+            vm_uuid: uuid.clone(),
+            ..Default::default()
+        };
+        config.nic_all.insert(
+            "nic0".into(),
+            NicConfig {
+                mac_addr: mac,
+                ..Default::default()
+            },
+        );
+        store
+            .insert_vm(NewVm {
+                host_id: host.id,
+                uuid: &uuid,
+                config: &config,
+                state: PowerState::Stopped,
+                os_pass_sealed: None,
+                owner_id: None,
+            })
+            .await
+            .expect("insert vm");
+        if host.id == a.id {
+            uuids.push(uuid);
+        }
+    }
+    let on_a = VmFilter {
+        host_id: Some(a.id),
+        owner_id: None,
+    };
+    assert_eq!(store.count_vms(on_a).await.unwrap(), 4);
+    let (first, total) = store.vm_page(on_a, page(0, 3)).await.unwrap();
+    assert_eq!(total, 4);
+    let names: Vec<&str> = first.iter().map(|v| v.uuid.as_str()).collect();
+    assert_eq!(
+        names,
+        uuids[..3].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let (rest, total) = store.vm_page(on_a, page(3, 3)).await.unwrap();
+    assert_eq!(
+        (rest.len(), total, rest[0].uuid.as_str()),
+        (1, 4, uuids[3].as_str())
+    );
+    assert_eq!(rest[0].hs_name, a.name);
+    let (past, total) = store.vm_page(on_a, page(10, 3)).await.unwrap();
+    assert_eq!((past.len(), total), (0, 4));
+    let nobody = VmFilter {
+        host_id: Some(a.id),
+        owner_id: Some(i64::MAX),
+    };
+    assert_eq!(store.vm_page(nobody, page(0, 3)).await.unwrap().1, 0);
+
+    let listed = store.list_hosts().await.unwrap();
+    let count_of = |id: i64| listed.iter().find(|h| h.host.id == id).map(|h| h.vm_count);
+    assert_eq!((count_of(a.id), count_of(b.id)), (Some(4), Some(1)));
+    // The counts follow deletes too (they are kept, not counted).
+    store.delete_vm(rest[0].id).await.unwrap();
+    let listed = store.list_hosts().await.unwrap();
+    let count_of = |id: i64| listed.iter().find(|h| h.host.id == id).map(|h| h.vm_count);
+    assert_eq!((count_of(a.id), count_of(b.id)), (Some(3), Some(1)));
+    assert_eq!(store.count_vms(on_a).await.unwrap(), 3);
+
+    assert!(store.mac_in_use(&mac_for(a.id, 0)).await.unwrap());
+    assert!(
+        !store.mac_in_use(&mac_for(a.id, 4)).await.unwrap(),
+        "deleted"
+    );
+    assert!(!store.mac_in_use(&mac_for(a.id, 9)).await.unwrap());
+}
+
+/// A MAC no other run's rows hold: from the (unique) host id.
+fn mac_for(host_id: i64, i: u8) -> String {
+    let id = host_id.to_be_bytes();
+    format!("52:54:{:02x}:{:02x}:{:02x}:{i:02x}", id[5], id[6], id[7])
+}
+
 async fn ops_contract(store: &SqlStore, vm_id: i64) {
     let by_id = store
         .vm_by_id(vm_id)

@@ -66,6 +66,27 @@ pub enum ReadRefusals {
     TooMany(ErrorReply),
 }
 
+/// What a read with query parameters may answer instead of its result.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum QueryRefusals {
+    /// A bad query parameter; `msg` is `parameter: message`.
+    #[response(status = 400)]
+    BadRequest(ErrorReply),
+    /// No, an unknown or an expired credential.
+    #[response(status = 401)]
+    Unauthorized(ErrorReply),
+    /// The credential may not do this.
+    #[response(status = 403)]
+    Forbidden(ErrorReply),
+    /// No such host, VM or item (or one the caller may not see).
+    #[response(status = 404)]
+    NotFound(ErrorReply),
+    /// Over the rate limit; retry after `Retry-After` seconds.
+    #[response(status = 429)]
+    TooMany(ErrorReply),
+}
+
 /// What a change may answer instead of its result.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ironidc_core::service::now;
 use ironidc_core::{CoreError, ErrorClass};
 use serde::Serialize;
@@ -13,21 +12,58 @@ pub struct Data<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Data<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_value(self.0) {
-            Ok(data) => envelope(StatusCode::OK, "success", data),
-            Err(e) => ApiError::internal(format!("response encoding: {e}")).into_response(),
+        envelope(StatusCode::OK, "success", &self.0)
+    }
+}
+
+/// The envelope as it goes out, borrowing its parts: written straight to
+/// bytes, with no `serde_json::Value` in between. The keys keep the order
+/// replies have always had (the `Value` map sorted them): code, data, msg,
+/// timestamp.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    code: u16,
+    data: &'a T,
+    msg: &'a str,
+    timestamp: i64,
+}
+
+fn envelope<T: Serialize>(status: StatusCode, msg: &str, data: &T) -> Response {
+    let body = Envelope {
+        code: status.as_u16(),
+        data,
+        msg,
+        timestamp: now(),
+    };
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => json_response(status, bytes),
+        Err(e) => {
+            // Only a failing `Serialize` impl gets here; the error reply
+            // itself has no data that could fail.
+            let msg = format!("response encoding: {e}");
+            tracing::error!(error = %msg, "internal error");
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            let body = Envelope {
+                code: status.as_u16(),
+                data: &(),
+                msg: &msg,
+                timestamp: now(),
+            };
+            json_response(status, serde_json::to_vec(&body).unwrap_or_default())
         }
     }
 }
 
-fn envelope(status: StatusCode, msg: &str, data: serde_json::Value) -> Response {
-    let body = serde_json::json!({
-        "code": status.as_u16(),
-        "msg": msg,
-        "data": data,
-        "timestamp": now(),
-    });
-    (status, Json(body)).into_response()
+fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 /// An error reply.
@@ -87,7 +123,7 @@ impl From<crate::face::Unrouted> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = envelope(self.status, &self.msg, serde_json::Value::Null);
+        let mut response = envelope(self.status, &self.msg, &());
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -7,12 +7,13 @@ use ironidc_core::engine::PowerAction;
 use ironidc_core::service::{VmCreateInput, VmUpdateInput};
 use serde::{Deserialize, Serialize};
 
-use super::docs::{ChangeRefusals, ReadRefusals, ReplyOf};
+use super::docs::{ChangeRefusals, QueryRefusals, ReadRefusals, ReplyOf};
 use super::envelope::{ApiError, ApiResult, Data};
 use super::params::{HostPath, VmIdPath, VmPath};
 use super::vm_body::VmBody;
 use super::wire::{DeletedVmReply, PowerReply, ScanReply, VmEntry, VmStatusReply};
 use crate::decode::from_json;
+use crate::field_selection::{FieldSet, Picked};
 use crate::kit::{Caller, JsonObject, Path, Query};
 use crate::AppState;
 
@@ -44,28 +45,226 @@ pub struct VmPageReply {
     vms: Vec<VmEntry>,
 }
 
+/// `GET /api/client/detail/{hs_name}`: paging and field selection, ours.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HostVmQuery {
+    /// From 1 (default 1). With `page` or `page_size` the reply is a page
+    /// `{total, page, page_size, vms: [VM]}`; without both, VMs by `vm_uuid`.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    page_size: Option<u32>,
+    /// Comma-separated top-level fields of each VM to keep, e.g.
+    /// `uuid,state,vm_flag` (default: all). An unknown name is refused.
+    fields: Option<String>,
+}
+
+/// What `listVms` answers (described by hand: the four shapes overlap,
+/// so they are `anyOf`, which utoipa does not derive).
+pub struct HostVmListReply;
+
+/// A VM cut to the top-level fields `fields` named: any of `VmEntry`'s.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VmEntrySelection {
+    id: Option<i64>,
+    uuid: Option<String>,
+    hs_name: Option<String>,
+    config: Option<super::wire::VmConfigReply>,
+    status: Option<Vec<super::wire::HwStatusReply>>,
+    state: Option<String>,
+    vm_flag: Option<String>,
+    pending_restart: Option<bool>,
+    owner_id: Option<i64>,
+    created_at: Option<i64>,
+    updated_at: Option<i64>,
+}
+
+/// A page of VMs cut to the fields `fields` named.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VmSelectionPage {
+    /// How many there are across all pages.
+    total: u64,
+    page: u32,
+    page_size: u32,
+    vms: Vec<VmEntrySelection>,
+}
+
+impl utoipa::PartialSchema for HostVmListReply {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+        use utoipa::openapi::Ref;
+        let by_uuid = |item: &str| {
+            ObjectBuilder::new()
+                .property_names(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .additional_properties(Some(Ref::from_schema_name(item)))
+        };
+        AnyOfBuilder::new()
+            .item(by_uuid("VmEntry"))
+            .item(Ref::from_schema_name("VmPageReply"))
+            .item(by_uuid("VmEntrySelection"))
+            .item(Ref::from_schema_name("VmSelectionPage"))
+            .description(Some(
+                "Without `page` and `page_size`: VMs by `vm_uuid`, as OpenIDCS has \
+                 it; with either, a page `{total, page, page_size, vms}`. With \
+                 `fields`, each VM holds only the fields named.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HostVmListReply {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((VmEntry::name().into(), VmEntry::schema()));
+        VmEntry::schemas(schemas);
+        schemas.push((VmPageReply::name().into(), VmPageReply::schema()));
+        VmPageReply::schemas(schemas);
+        schemas.push((VmEntrySelection::name().into(), VmEntrySelection::schema()));
+        VmEntrySelection::schemas(schemas);
+        schemas.push((VmSelectionPage::name().into(), VmSelectionPage::schema()));
+        VmSelectionPage::schemas(schemas);
+    }
+}
+
+/// The reply of `listVms` as it is written: each VM through its field
+/// selection, straight to the bytes of the reply.
+pub enum HostVmList {
+    ByUuid {
+        vms: BTreeMap<String, VmEntry>,
+        fields: Option<FieldSet>,
+    },
+    Page {
+        total: u64,
+        page: u32,
+        page_size: u32,
+        vms: Vec<VmEntry>,
+        fields: Option<FieldSet>,
+    },
+}
+
+impl Serialize for HostVmList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
+        /// A list of VMs, each through the selection.
+        struct Picks<'a>(&'a [VmEntry], Option<&'a FieldSet>);
+        impl Serialize for Picks<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for value in self.0 {
+                    seq.serialize_element(&Picked {
+                        value,
+                        fields: self.1,
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        match self {
+            Self::ByUuid { vms, fields } => {
+                let mut map = serializer.serialize_map(Some(vms.len()))?;
+                for (uuid, value) in vms {
+                    map.serialize_entry(
+                        uuid,
+                        &Picked {
+                            value,
+                            fields: fields.as_ref(),
+                        },
+                    )?;
+                }
+                map.end()
+            }
+            // The keys of `VmPageReply`, in its order.
+            Self::Page {
+                total,
+                page,
+                page_size,
+                vms,
+                fields,
+            } => {
+                let mut out = serializer.serialize_struct("VmPageReply", 4)?;
+                out.serialize_field("total", total)?;
+                out.serialize_field("page", page)?;
+                out.serialize_field("page_size", page_size)?;
+                out.serialize_field("vms", &Picks(vms, fields.as_ref()))?;
+                out.end()
+            }
+        }
+    }
+}
+
 /// List a host's VMs
 ///
 /// A user's token lists only the VMs the user owns (unless it may manage all VMs).
+/// Ours: `page`/`page_size` ask for a page with `total` (paged in the
+/// database), and `fields` keeps only the named top-level fields of each VM.
 #[utoipa::path(
     get,
     path = "/api/client/detail/{hs_name}",
     tag = "vms",
     operation_id = "listVms",
-    params(HostPath),
-    responses((status = 200, description = "VMs by `vm_uuid`.", body = ReplyOf<BTreeMap<String, VmEntry>>), ReadRefusals)
+    params(HostPath, HostVmQuery),
+    responses((status = 200, description = "VMs by `vm_uuid`; with `page` or `page_size`, `{total, page, page_size, vms: [VM]}`.", body = ReplyOf<HostVmListReply>), QueryRefusals)
 )]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(HostPath { hs_name }): Path<HostPath>,
-) -> ApiResult<BTreeMap<String, VmEntry>> {
-    let vms = s.services.list_vms(&actor, &hs_name).await?;
-    Ok(Data(
-        vms.into_iter()
-            .map(|v| (v.uuid.clone(), VmEntry::from(v)))
-            .collect(),
-    ))
+    Query(q): Query<HostVmQuery>,
+) -> ApiResult<HostVmList> {
+    let fields = q
+        .fields
+        .as_deref()
+        .map(|f| FieldSet::parse("fields", f, VmEntry::FIELDS))
+        .transpose()?;
+    if q.page.is_none() && q.page_size.is_none() {
+        let vms = s.services.list_vms(&actor, &hs_name).await?;
+        return Ok(Data(HostVmList::ByUuid {
+            vms: vms
+                .into_iter()
+                .map(|v| (v.uuid.clone(), VmEntry::from(v)))
+                .collect(),
+            fields,
+        }));
+    }
+    let (page, page_size, range) = page_of(q.page, q.page_size)?;
+    let found = s.services.host_vm_page(&actor, &hs_name, range).await?;
+    Ok(Data(HostVmList::Page {
+        total: found.total,
+        page,
+        page_size,
+        vms: found.items.into_iter().map(VmEntry::from).collect(),
+        fields,
+    }))
+}
+
+/// `page` (from 1, default 1) and `page_size` (1 to 1000, default 100) of
+/// the OpenIDCS VM lists, and the rows they cover.
+fn page_of(
+    page: Option<u32>,
+    page_size: Option<u32>,
+) -> Result<(u32, u32, ironidc_core::accounts::Page), ApiError> {
+    let page = page.unwrap_or(1);
+    let page_size = page_size.unwrap_or(100);
+    if page == 0 {
+        return Err(ApiError::bad_request("page: must be at least 1"));
+    }
+    if !(1..=1000).contains(&page_size) {
+        return Err(ApiError::bad_request("page_size: must be 1 to 1000"));
+    }
+    let range = ironidc_core::accounts::Page {
+        offset: (page - 1).saturating_mul(page_size),
+        limit: page_size,
+    };
+    Ok((page, page_size, range))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -97,24 +296,8 @@ pub async fn list_all(
     Caller(actor): Caller,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<VmPageReply> {
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(100);
-    if page == 0 {
-        return Err(ApiError::bad_request("page: must be at least 1"));
-    }
-    if !(1..=1000).contains(&page_size) {
-        return Err(ApiError::bad_request("page_size: must be 1 to 1000"));
-    }
-    let found = s
-        .services
-        .all_vms(
-            &actor,
-            ironidc_core::accounts::Page {
-                offset: (page - 1).saturating_mul(page_size),
-                limit: page_size,
-            },
-        )
-        .await?;
+    let (page, page_size, range) = page_of(q.page, q.page_size)?;
+    let found = s.services.all_vms(&actor, range).await?;
     Ok(Data(VmPageReply {
         total: found.total,
         page,

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ironidc_core::{CoreError, ErrorClass};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::wire::SessionTokensReply;
@@ -19,54 +18,73 @@ use super::wire::SessionTokensReply;
 /// with a schema, which no core type has) are put in it, so what the
 /// document describes is what is sent.
 pub struct Reply {
-    body: serde_json::Map<String, Value>,
+    body: ReplyBody,
     headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+}
+
+/// The reply as it is written. Each part is serialized once, straight to
+/// JSON text (`RawValue`), never through a `serde_json::Value`. The keys
+/// are declared in the sorted order PTPB clients have always received
+/// (it was a `Value` map's).
+#[derive(Serialize)]
+struct ReplyBody {
+    code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<Box<RawValue>>,
+    /// `Some(())` writes `"extra": null`, as pages have it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<()>,
+    msg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
 }
 
 impl Reply {
     /// `{code, msg}`.
     pub fn ok() -> Self {
-        let mut body = serde_json::Map::new();
-        body.insert("code".into(), json!(200));
-        body.insert("msg".into(), json!("OK"));
         Self {
-            body,
+            body: ReplyBody {
+                code: 200,
+                detail: None,
+                extra: None,
+                msg: "OK",
+                token: None,
+                total: None,
+            },
             headers: Vec::new(),
         }
     }
 
     /// `{code, msg, detail}`.
     pub fn detail<T: Serialize + ToSchema>(detail: T) -> Result<Self, PtpbError> {
-        Self::ok().with("detail", detail)
+        let mut reply = Self::ok();
+        reply.body.detail = Some(raw(&detail)?);
+        Ok(reply)
     }
 
     /// A page of a list, in PTPB's shape (`total`, `detail`, `extra`).
     pub fn page<T: Serialize + ToSchema>(items: Vec<T>, total: u64) -> Result<Self, PtpbError> {
-        Self::ok()
-            .with("total", total)?
-            .with("detail", items)?
-            .with("extra", Value::Null)
+        let mut reply = Self::ok();
+        reply.body.detail = Some(raw(&items)?);
+        reply.body.total = Some(total);
+        reply.body.extra = Some(());
+        Ok(reply)
     }
 
     /// `{code, msg, total}`: how many items a delete removed.
     pub fn counted(total: u64) -> Self {
         let mut reply = Self::ok();
-        reply.body.insert("total".into(), total.into());
+        reply.body.total = Some(total);
         reply
     }
 
     /// `{code, msg, token}`: a login's or a refresh's tokens.
     pub fn tokens(tokens: SessionTokensReply) -> Result<Self, PtpbError> {
-        Self::ok().with("token", tokens)
-    }
-
-    // Through a `Value` map, whose keys serde_json keeps sorted: the
-    // order PTPB clients have always received.
-    fn with(mut self, key: &str, value: impl Serialize) -> Result<Self, PtpbError> {
-        let value = serde_json::to_value(value)
-            .map_err(|e| PtpbError::internal(format!("response encoding: {e}")))?;
-        self.body.insert(key.into(), value);
-        Ok(self)
+        let mut reply = Self::ok();
+        reply.body.token = Some(raw(&tokens)?);
+        Ok(reply)
     }
 
     pub fn header(mut self, name: axum::http::HeaderName, value: axum::http::HeaderValue) -> Self {
@@ -75,13 +93,37 @@ impl Reply {
     }
 }
 
+/// A part of a reply as JSON text.
+fn raw(value: &impl Serialize) -> Result<Box<RawValue>, PtpbError> {
+    serde_json::value::to_raw_value(value)
+        .map_err(|e| PtpbError::internal(format!("response encoding: {e}")))
+}
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = (StatusCode::OK, Json(Value::Object(self.body))).into_response();
+        let mut response = json_response(StatusCode::OK, &self.body);
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
         }
         response
+    }
+}
+
+/// `body` as an `application/json` response with `status`.
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        // Only a failing `Serialize` impl gets here: an error reply that
+        // cannot fail in turn.
+        Err(e) => PtpbError::internal(format!("response encoding: {e}")).into_response(),
     }
 }
 
@@ -175,12 +217,21 @@ fn msg_of(status: StatusCode) -> &'static str {
 
 impl IntoResponse for PtpbError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "code": self.status.as_u16(),
-            "msg": msg_of(self.status),
-            "detail": self.detail,
-        });
-        let mut response = (self.status, Json(body)).into_response();
+        // Sorted keys, as the `Value` map this was wrote them.
+        #[derive(Serialize)]
+        struct Refusal<'a> {
+            code: u16,
+            detail: &'a RefusalDetail,
+            msg: &'static str,
+        }
+        let body = Refusal {
+            code: self.status.as_u16(),
+            detail: &self.detail,
+            msg: msg_of(self.status),
+        };
+        // A refusal's parts are strings and string maps: it always
+        // encodes, so `json_response` never turns it into another refusal.
+        let mut response = json_response(self.status, &body);
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -195,6 +246,7 @@ pub type PtpbResult = Result<Reply, PtpbError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// PTPB's serializers' shape for a refused field, and a bare message
     /// for everything else.

@@ -123,6 +123,7 @@ impl Services {
             quota: Quota::default(),
             roles: vec![admin_role],
         };
+        let _flush = self.auth_change();
         match self.store().insert_user(&new).await {
             Ok(_) => Ok(generated),
             // Another controller made it first.
@@ -144,6 +145,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |new, _op| {
+                let _flush = self.auth_change();
                 let user = self
                     .store()
                     .insert_user(&new)
@@ -212,6 +214,8 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |user, _op| {
+                // A disabled user's tokens stop working on the next request.
+                let _flush = self.auth_change();
                 self.store()
                     .update_user(&user)
                     .await
@@ -316,6 +320,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |(), _op| {
+                let _flush = self.auth_change();
                 let mut deleted = 0;
                 for &id in ids {
                     if self.store().delete_user(id).await? {
@@ -380,6 +385,7 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |(), _op| {
+                let _flush = self.auth_change();
                 self.store().set_user_roles(id, roles).await?;
                 self.user_view(id).await
             },
@@ -466,6 +472,7 @@ impl Services {
     }
 
     async fn replace_password(&self, id: i64, hash: &str) -> Result<(), CoreError> {
+        let _flush = self.auth_change();
         self.store().set_user_password(id, hash).await?;
         self.store().revoke_user_sessions(id).await?;
         Ok(())

@@ -99,6 +99,7 @@ impl Services {
             Subject::target(name.trim()),
             checked,
             async |(name, scopes), _op| {
+                let _flush = self.auth_change();
                 let token = format!("{API_TOKEN_PREFIX}{}", new_token());
                 let row = self
                     .store()
@@ -143,9 +144,13 @@ impl Services {
             "api_token.delete",
             Subject::target(&id.to_string()),
             Ok(()),
-            async |(), _op| match self.store().delete_api_token(id, user_id).await? {
-                true => Ok(()),
-                false => Err(CoreError::not_found("api token", id.to_string())),
+            async |(), _op| {
+                // Revoked: refused on the very next request.
+                let _flush = self.auth_change();
+                match self.store().delete_api_token(id, user_id).await? {
+                    true => Ok(()),
+                    false => Err(CoreError::not_found("api token", id.to_string())),
+                }
             },
             |_| serde_json::json!({"token_id": id}),
         )
@@ -168,12 +173,15 @@ impl Services {
         }
     }
 
+    /// The token's user with the token's scopes, and when the token
+    /// expires. `last_used_at` is refreshed at most every `TOUCH_EVERY`
+    /// seconds, and only when the store is asked (not on a cached use).
     pub(super) async fn authenticate_api_token(
         &self,
         credential: &str,
         ip: &str,
         face: &'static str,
-    ) -> Result<Actor, CoreError> {
+    ) -> Result<(Actor, Option<i64>), CoreError> {
         let token = self
             .store()
             .api_token_by_hash(&token_hash(credential))
@@ -191,13 +199,7 @@ impl Services {
                 tracing::warn!(error = %e, "could not record API token use");
             }
         }
-        Ok(Actor::user(
-            user.id,
-            &user.account,
-            permissions,
-            ip,
-            face,
-            None,
-        ))
+        let actor = Actor::user(user.id, &user.account, permissions, ip, face, None);
+        Ok((actor, token.expires_at))
     }
 }

@@ -137,6 +137,8 @@ impl Services {
     }
 
     async fn store_token(&self, token: &str) -> Result<(), CoreError> {
+        // The old root token stops working on the next request.
+        let _flush = self.auth_change();
         let hint: String = token.chars().take(4).collect();
         self.store()
             .set_setting(HASH_KEY, &token_hash(token))

@@ -170,11 +170,6 @@ impl Services {
         Ok(())
     }
 
-    /// Drop every cached credential → caller lookup. A placeholder: the
-    /// auth cache lands in another branch and fills this in; the
-    /// invalidation transport already calls it.
-    pub fn invalidate_auth_cache(&self) {}
-
     /// Remove what has expired: old status samples, idle console tokens,
     /// expired sessions, busy marks, nonces, lockouts of unknown names and
     /// controllers long gone. A job: the jobs owner runs it.

@@ -149,7 +149,14 @@ impl Services {
 
     async fn host_view(&self, hs_name: &str) -> Result<HostView, CoreError> {
         let host = self.host(hs_name).await?;
-        let count = self.store().list_vms(host.id).await?.len() as i64;
+        let count = self
+            .store()
+            .count_vms(crate::store::VmFilter {
+                host_id: Some(host.id),
+                owner_id: None,
+            })
+            .await?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
         Ok(self.view(host, count))
     }
 

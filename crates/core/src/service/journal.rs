@@ -71,6 +71,13 @@ impl Actor {
         }
     }
 
+    /// The same caller (a cached resolution) on another request.
+    pub(crate) fn seen_from(mut self, source_ip: &str, face: &'static str) -> Self {
+        source_ip.clone_into(&mut self.source_ip);
+        self.face = face;
+        self
+    }
+
     /// The same caller seen through another face.
     pub fn through(mut self, face: &'static str) -> Self {
         self.face = face;

@@ -6,6 +6,7 @@ mod addresses;
 mod api_tokens;
 mod audit;
 mod auth;
+pub mod auth_cache;
 mod backups;
 mod busy;
 pub mod cloud_init;
@@ -17,6 +18,7 @@ mod host_update;
 mod hosts;
 mod journal;
 pub mod jwt;
+pub mod mac_addresses;
 mod media;
 mod monitor;
 mod nat;
@@ -117,6 +119,15 @@ pub struct ServiceOptions {
     /// This controller's name among those sharing the database (logs,
     /// presence); the store's instance id adds a per-process suffix.
     pub controller_name: String,
+    /// Where MACs for NICs without one are drawn from (random; tests
+    /// inject a sequence).
+    pub mac_source: mac_addresses::MacSource,
+    /// How long a resolved credential is served from memory (see
+    /// `auth_cache.rs`); zero turns the cache off. Changes made through
+    /// this controller, and through others via `invalidate_auth_cache`,
+    /// apply at once; a change made behind its back (another process on
+    /// the same SQLite file) within this long.
+    pub auth_cache_ttl: Duration,
 }
 
 /// The controller address guests post their status reports to.
@@ -152,6 +163,8 @@ impl ServiceOptions {
             report_url: ReportUrl::Off,
             controller_ports: vec![80, 443],
             controller_name: "ironidc".into(),
+            mac_source: mac_addresses::MacSource::random(),
+            auth_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -206,6 +219,8 @@ struct Inner {
     guest_reports: Mutex<HashMap<i64, (i64, HwStatus)>>,
     /// Whether this controller holds the jobs lease (see `cluster.rs`).
     owns_jobs: std::sync::atomic::AtomicBool,
+    /// Credential -> actor, for `auth_cache_ttl`.
+    auth_cache: auth_cache::AuthCache,
 }
 
 impl Services {
@@ -216,6 +231,8 @@ impl Services {
         network: Arc<dyn Network>,
         opts: ServiceOptions,
     ) -> Self {
+        let auth_cache =
+            auth_cache::AuthCache::new(opts.auth_cache_ttl, auth_cache::AUTH_CACHE_CAPACITY);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -232,6 +249,7 @@ impl Services {
                 counters: Mutex::new(HashMap::new()),
                 guest_reports: Mutex::new(HashMap::new()),
                 owns_jobs: std::sync::atomic::AtomicBool::new(false),
+                auth_cache,
             }),
         }
     }
@@ -247,6 +265,22 @@ impl Services {
             .await
     }
 
+    /// Forget every credential resolved so far: the next request with any
+    /// credential is checked against the store again. Called by every
+    /// change to users, roles, role permissions, API tokens, sessions and
+    /// the root token (before that change's call returns), and by whatever
+    /// learns of such a change made by another controller.
+    pub fn invalidate_auth_cache(&self) {
+        self.inner.auth_cache.invalidate();
+    }
+
+    /// A guard that invalidates the auth cache when dropped: taken at the
+    /// start of a change to credentials or grants, it flushes after the
+    /// change on every way out, errors after a partial write included.
+    pub(crate) fn auth_change(&self) -> AuthChange<'_> {
+        AuthChange(self)
+    }
+
     fn vm_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self
             .inner
@@ -254,6 +288,15 @@ impl Services {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.entry(uuid.to_string()).or_default().clone()
+    }
+}
+
+/// See `Services::auth_change`.
+pub(crate) struct AuthChange<'a>(&'a Services);
+
+impl Drop for AuthChange<'_> {
+    fn drop(&mut self) {
+        self.0.invalidate_auth_cache();
     }
 }
 

@@ -61,8 +61,9 @@ impl Services {
             let mut merged = vm.config.clone();
             merged.nic_all.insert(name.clone(), input.nic.clone());
             merged.nic_all = normalize_nics(merged.nic_all)?;
-            let nic = merged.nic_all.get(&name).cloned().unwrap_or_default();
-            self.check_new_nic(&host, "", &nic).await?;
+            let chosen = merged.nic_all.get(&name).cloned().unwrap_or_default();
+            self.check_new_nic(&host, "", &chosen).await?;
+            self.fill_macs(&mut merged.nic_all).await?;
             Ok((name, merged))
         }
         .await;

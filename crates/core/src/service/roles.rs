@@ -87,6 +87,7 @@ impl Services {
                 // controller would race the others with.
                 let stored: std::collections::BTreeSet<&String> = role.permissions.iter().collect();
                 if stored != all.iter().collect() {
+                    let _flush = self.auth_change();
                     self.store().set_role_permissions(role.id, &all).await?;
                 }
                 role.id
@@ -126,6 +127,7 @@ impl Services {
     }
 
     async fn insert_builtin(&self, new: NewRole) -> Result<i64, CoreError> {
+        let _flush = self.auth_change();
         match self.store().insert_role(&new).await {
             Ok(role) => Ok(role.id),
             // Another controller made it first.
@@ -183,6 +185,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |new, _op| {
+                let _flush = self.auth_change();
                 let role = self
                     .store()
                     .insert_role(&new)
@@ -256,6 +259,8 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |role, _op| {
+                // A disabled role's permissions go on the next request.
+                let _flush = self.auth_change();
                 self.store()
                     .update_role(&role)
                     .await
@@ -292,6 +297,7 @@ impl Services {
             Subject::target(&id.to_string()),
             checked,
             async |codes, _op| {
+                let _flush = self.auth_change();
                 self.store().set_role_permissions(id, &codes).await?;
                 self.role_view(id).await
             },
@@ -331,6 +337,7 @@ impl Services {
             Subject::target(&target),
             checked,
             async |(), _op| {
+                let _flush = self.auth_change();
                 let mut deleted = 0;
                 for &id in ids {
                     if self.store().delete_role(id).await? {

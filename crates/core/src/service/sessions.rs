@@ -3,7 +3,9 @@
 //! a face receives (root token, access token, API token) into an `Actor`.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
+use super::auth_cache::credential_key;
 use super::jwt::{looks_like_jwt, Claims, TokenType};
 use super::{now, passwords, Actor, Services};
 use crate::accounts::{NewLoginLog, Session, User, UserKey};
@@ -158,6 +160,7 @@ impl Services {
             .rotate_session(&session.id, &claims.jti, &new_jti, expires_at)
             .await?
         {
+            let _flush = self.auth_change();
             self.store().revoke_session(&session.id).await?;
             tracing::warn!(user = %user.account, "a spent refresh token was presented; session revoked");
             return Err(CoreError::unauthorized(
@@ -181,14 +184,19 @@ impl Services {
                 "only a login's access token can log out",
             ));
         };
-        self.store().revoke_session(sid).await?;
+        {
+            // The access token stops working on the very next request.
+            let _flush = self.auth_change();
+            self.store().revoke_session(sid).await?;
+        }
         self.log_login(actor.user_id, &actor.name, &actor.source_ip, "logout", "")
             .await;
         Ok(())
     }
 
     /// The caller behind a credential: the root token, a login's access
-    /// token, or a personal API token (`ixt_…`).
+    /// token, or a personal API token (`ixt_…`). A credential resolved in
+    /// the last `auth_cache_ttl` is served from memory (see `auth_cache`).
     pub async fn authenticate(
         &self,
         credential: &str,
@@ -201,6 +209,33 @@ impl Services {
                 "missing token (send Authorization: Bearer <token>)",
             ));
         }
+        let cache = &self.inner.auth_cache;
+        if !cache.enabled() {
+            return Ok(self.resolve_credential(credential, ip, face).await?.0);
+        }
+        let key = credential_key(credential);
+        if let Some(actor) = cache.get(&key) {
+            return Ok(actor.seen_from(ip, face));
+        }
+        // Read before the store is: see `AuthCache::insert`.
+        let generation = cache.generation();
+        let (actor, expires_at) = self.resolve_credential(credential, ip, face).await?;
+        let valid_until = expires_at.map(|at| {
+            let left = u64::try_from(at - now()).unwrap_or(0);
+            Instant::now() + Duration::from_secs(left)
+        });
+        cache.insert(key, &actor, generation, valid_until);
+        Ok(actor)
+    }
+
+    /// `authenticate` against the store, with the Unix time the
+    /// credential stops working (none for the root token).
+    async fn resolve_credential(
+        &self,
+        credential: &str,
+        ip: &str,
+        face: &'static str,
+    ) -> Result<(Actor, Option<i64>), CoreError> {
         if credential.starts_with(super::API_TOKEN_PREFIX) {
             return self.authenticate_api_token(credential, ip, face).await;
         }
@@ -209,17 +244,21 @@ impl Services {
             let session = self.live_session(&claims).await?;
             let user = self.enabled_user(session.user_id).await?;
             let permissions = self.permissions_of(user.id).await?;
-            return Ok(Actor::user(
-                user.id,
-                &user.account,
-                permissions,
-                ip,
-                face,
-                Some(session.id),
+            let expires_at = claims.exp.min(session.expires_at);
+            return Ok((
+                Actor::user(
+                    user.id,
+                    &user.account,
+                    permissions,
+                    ip,
+                    face,
+                    Some(session.id),
+                ),
+                Some(expires_at),
             ));
         }
         if self.check_token(credential).await? {
-            return Ok(Actor::root("admin", ip, face));
+            return Ok((Actor::root("admin", ip, face), None));
         }
         Err(CoreError::unauthorized("invalid token"))
     }

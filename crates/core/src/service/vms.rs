@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
-
 use super::journal::Subject;
+use super::mac_addresses::MAC_ATTEMPTS;
 use super::quotas::Demand;
 use super::{now, Actor, Services};
 use crate::accounts::Page;
@@ -12,7 +11,7 @@ use crate::engine::{EngineError, NicSpec, PowerAction, PowerState, UpdateOutcome
 use crate::error::CoreError;
 use crate::ipam::IpVersion;
 use crate::model::{Host, HwStatus, NicConfig, Vm, VmConfig};
-use crate::store::{NewVm, Scope, StoreError};
+use crate::store::{NewVm, Scope, StoreError, VmFilter};
 use crate::validate;
 
 /// Disk limit per VM when the host plan sets none (2 TiB in MiB).
@@ -224,6 +223,15 @@ fn demand_of(config: &VmConfig, vms: u64) -> Demand {
     }
 }
 
+/// A create request checked and completed, before its row exists.
+struct PreparedCreate {
+    config: VmConfig,
+    spec: VmSpec,
+    sealed_pass: Option<String>,
+    /// NICs whose MAC was drawn here, not chosen by the caller.
+    generated_macs: std::collections::BTreeSet<String>,
+}
+
 /// Per-VM upper bounds on one host.
 struct VmLimits {
     cpu: u32,
@@ -299,7 +307,32 @@ impl Services {
     /// all of them for operators, their own for customers.
     pub async fn all_vms(&self, actor: &Actor, page: Page) -> Result<VmPage, CoreError> {
         actor.require("vm.instance.read")?;
-        let owner = match (actor.sees_all_vms(), actor.user_id) {
+        self.vm_page(actor, None, page).await
+    }
+
+    /// The host's VMs the caller may see, by id, a page at a time, with
+    /// how many there are: the same VMs `list_vms` returns, paged in the
+    /// store (one count and one `LIMIT`/`OFFSET` query, both indexed).
+    pub async fn host_vm_page(
+        &self,
+        actor: &Actor,
+        hs_name: &str,
+        page: Page,
+    ) -> Result<VmPage, CoreError> {
+        actor.require("vm.instance.read")?;
+        let host = self.host(hs_name).await?;
+        self.vm_page(actor, Some(host.id), page).await
+    }
+
+    /// A page of the VMs the caller sees, on one host or all.
+    async fn vm_page(
+        &self,
+        actor: &Actor,
+        host_id: Option<i64>,
+        page: Page,
+    ) -> Result<VmPage, CoreError> {
+        // The ownership rule of `Actor::owns`, as a filter the store applies.
+        let owner_id = match (actor.sees_all_vms(), actor.user_id) {
             (true, _) => None,
             (false, Some(id)) => Some(id),
             (false, None) => {
@@ -309,7 +342,10 @@ impl Services {
                 })
             }
         };
-        let (vms, total) = self.store().vm_page(owner, page).await?;
+        let (vms, total) = self
+            .store()
+            .vm_page(VmFilter { host_id, owner_id }, page)
+            .await?;
         Ok(VmPage {
             items: vms.into_iter().map(VmView::from).collect(),
             total,
@@ -365,15 +401,17 @@ impl Services {
         let owner_ref = input.owner.clone();
         let prepared = async {
             let owner = self.owner_for_create(actor, owner_ref.as_deref()).await?;
-            let (config, spec, sealed) = self.prepare_create(&host, input).await?;
+            let prepared = self.prepare_create(&host, input).await?;
             // Held until the row exists, so the quota counts it.
-            let guard = self.reserve_quota(owner, demand_of(&config, 1)).await?;
-            Ok((owner, config, spec, sealed, guard))
+            let guard = self
+                .reserve_quota(owner, demand_of(&prepared.config, 1))
+                .await?;
+            Ok((owner, prepared, guard))
         }
         .await;
         let vm_uuid = prepared
             .as_ref()
-            .map(|(_, config, ..)| config.vm_uuid.clone())
+            .map(|(_, p, _)| p.config.vm_uuid.clone())
             .unwrap_or_default();
         let subject = match vm_uuid.as_str() {
             "" => Subject::host(hs_name),
@@ -384,35 +422,62 @@ impl Services {
             "vm.create",
             subject,
             prepared,
-            async |(owner, config, spec, sealed, quota_guard), op| {
+            async |(owner, prepared, quota_guard), op| {
                 op.step("registering", 5).await;
+                let PreparedCreate {
+                    mut config,
+                    spec,
+                    sealed_pass: sealed,
+                    generated_macs,
+                } = prepared;
                 // The unique row comes first: of two concurrent creates of one
-                // name, exactly one gets past this line.
-                let vm = self
-                    .store()
-                    .insert_vm(NewVm {
-                        host_id: host.id,
-                        uuid: &config.vm_uuid,
-                        config: &config,
-                        state: PowerState::Stopped,
-                        os_pass_sealed: sealed.as_deref(),
-                        owner_id: owner,
-                    })
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::Conflict(c) if c.table == "vm_nics" => CoreError::invalid(
-                            "nic_all",
-                            format!(
-                                "mac_addr {} is used by another VM",
-                                c.value.unwrap_or_default()
-                            ),
-                        ),
-                        StoreError::Conflict(_) => CoreError::Conflict(format!(
-                            "vm_uuid {} already exists",
-                            config.vm_uuid
-                        )),
-                        other => other.into(),
-                    })?;
+                // name, exactly one gets past this line. A MAC we drew that
+                // another create took meanwhile is drawn again; a MAC the
+                // caller chose that is taken refuses the create.
+                let mut redraws = 0;
+                let vm = loop {
+                    let inserted = self
+                        .store()
+                        .insert_vm(NewVm {
+                            host_id: host.id,
+                            uuid: &config.vm_uuid,
+                            config: &config,
+                            state: PowerState::Stopped,
+                            os_pass_sealed: sealed.as_deref(),
+                            owner_id: owner,
+                        })
+                        .await;
+                    let collision = match inserted {
+                        Ok(vm) => break vm,
+                        Err(StoreError::Conflict(c)) if c.table == "vm_nics" => c.value,
+                        Err(StoreError::Conflict(_)) => {
+                            return Err(CoreError::Conflict(format!(
+                                "vm_uuid {} already exists",
+                                config.vm_uuid
+                            )))
+                        }
+                        Err(other) => return Err(other.into()),
+                    };
+                    let mac = collision.unwrap_or_default();
+                    let drawn = config
+                        .nic_all
+                        .iter()
+                        .find(|(name, nic)| nic.mac_addr == mac && generated_macs.contains(*name))
+                        .map(|(name, _)| name.clone());
+                    match drawn {
+                        Some(name) if redraws < MAC_ATTEMPTS => {
+                            redraws += 1;
+                            tracing::info!(vm = %config.vm_uuid, %mac, "a drawn MAC was taken meanwhile; drawing another");
+                            self.redraw_mac(&mut config.nic_all, &name).await?;
+                        }
+                        _ => {
+                            return Err(CoreError::invalid(
+                                "nic_all",
+                                format!("mac_addr {mac} is used by another VM"),
+                            ))
+                        }
+                    }
+                };
                 drop(quota_guard);
                 // The engine removes what it made if it fails; the row (and
                 // with it the addresses) goes here.
@@ -548,7 +613,7 @@ impl Services {
         &self,
         host: &Host,
         input: VmCreateInput,
-    ) -> Result<(VmConfig, VmSpec, Option<String>), CoreError> {
+    ) -> Result<PreparedCreate, CoreError> {
         if !host.enabled {
             return Err(CoreError::Conflict(format!(
                 "host {} is disabled",
@@ -571,8 +636,14 @@ impl Services {
             ));
         }
         if host.config.limits_nums > 0 {
-            let count = self.store().list_vms(host.id).await?.len();
-            if count >= host.config.limits_nums as usize {
+            let count = self
+                .store()
+                .count_vms(VmFilter {
+                    host_id: Some(host.id),
+                    owner_id: None,
+                })
+                .await?;
+            if count >= u64::from(host.config.limits_nums) {
                 return Err(CoreError::Conflict(format!(
                     "host {} allows at most {} VMs (limits_nums)",
                     host.name, host.config.limits_nums
@@ -593,8 +664,14 @@ impl Services {
             self.check_new_nic(host, &format!("nic_all.{name}."), nic)
                 .await?;
         }
+        let generated_macs = self.fill_macs(&mut config.nic_all).await?;
         let spec = spec_of(host, &config, &image);
-        Ok((config, spec, sealed))
+        Ok(PreparedCreate {
+            config,
+            spec,
+            sealed_pass: sealed,
+            generated_macs,
+        })
     }
 
     /// A NIC a VM is about to get (on create or plug): its kind has a
@@ -613,8 +690,9 @@ impl Services {
                 format!("host {} has no public network (network_pub)", host.name),
             ));
         }
-        // The other VM may be another customer's: it is not named.
-        if self.store().vm_by_mac(&nic.mac_addr).await?.is_some() {
+        // The other VM may be another customer's: it is not named. A NIC
+        // without a MAC gets a free one later (`fill_macs`).
+        if !nic.mac_addr.is_empty() && self.store().mac_in_use(&nic.mac_addr).await? {
             return Err(CoreError::invalid(
                 &field("mac_addr"),
                 format!("{} is used by another VM", nic.mac_addr),
@@ -807,6 +885,7 @@ impl Services {
         }
         check_definition(&merged, &self.vm_limits(host).await)?;
         merged.nic_all = normalize_nics(std::mem::take(&mut merged.nic_all))?;
+        self.fill_macs(&mut merged.nic_all).await?;
         Ok(merged)
     }
 
@@ -1057,8 +1136,6 @@ fn check_definition(config: &VmConfig, limits: &VmLimits) -> Result<(), CoreErro
     Ok(())
 }
 
-/// Validate NIC names, types and MACs; give every NIC without a MAC a
-/// locally administered one in QEMU's 52:54:00 range.
 /// The OS image a create names: by display name, or by file name as
 /// OpenIDCS also accepts; when none is named, the host's only image.
 /// Returns the display name, the file and the minimum disk in GB.
@@ -1090,6 +1167,8 @@ fn os_image_of(host: &Host, named: &str) -> Result<(String, String, u64), CoreEr
         })
 }
 
+/// Validate NIC names, types and the MACs callers chose (lower-cased, each
+/// once); NICs without a MAC stay without (see `fill_macs`).
 pub(crate) fn normalize_nics(
     nics: BTreeMap<String, NicConfig>,
 ) -> Result<BTreeMap<String, NicConfig>, CoreError> {
@@ -1106,14 +1185,10 @@ pub(crate) fn normalize_nics(
         if nic.nic_type.is_empty() {
             nic.nic_type = "nat".into();
         }
+        // A NIC without a MAC gets a free one from `fill_macs`, after this.
         if nic.mac_addr.is_empty() {
-            let mut rng = rand::thread_rng();
-            nic.mac_addr = format!(
-                "52:54:00:{:02x}:{:02x}:{:02x}",
-                rng.gen::<u8>(),
-                rng.gen::<u8>(),
-                rng.gen::<u8>()
-            );
+            out.insert(name, nic);
+            continue;
         }
         validate::mac_address("mac_addr", &nic.mac_addr).map_err(|_| {
             CoreError::invalid(&format!("nic_all.{name}.mac_addr"), "must be a MAC address")

@@ -45,6 +45,24 @@ pub struct VmEntry {
     updated_at: i64,
 }
 
+impl VmEntry {
+    /// The top-level fields, for `fields=` selection (a test keeps this in
+    /// step with what is serialized).
+    pub const FIELDS: &'static [&'static str] = &[
+        "id",
+        "uuid",
+        "hs_name",
+        "config",
+        "status",
+        "state",
+        "vm_flag",
+        "pending_restart",
+        "owner_id",
+        "created_at",
+        "updated_at",
+    ];
+}
+
 impl From<VmView> for VmEntry {
     fn from(v: VmView) -> Self {
         let VmView {
@@ -346,5 +364,30 @@ mod tests {
         ] {
             assert_eq!(vm_flag(state), flag);
         }
+    }
+
+    #[test]
+    fn the_field_list_is_what_a_vm_entry_serializes() {
+        let entry = VmEntry::from(VmView {
+            id: 1,
+            uuid: "u".into(),
+            hs_name: "h".into(),
+            config: Default::default(),
+            state: PowerState::Stopped,
+            pending_restart: false,
+            status: None,
+            owner_id: None,
+            created_at: 0,
+            updated_at: 0,
+        });
+        let serde_json::Value::Object(map) = serde_json::to_value(&entry).unwrap_or_default()
+        else {
+            panic!("a VM entry is an object");
+        };
+        let mut serialized: Vec<&str> = map.keys().map(String::as_str).collect();
+        let mut listed = VmEntry::FIELDS.to_vec();
+        serialized.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(serialized, listed);
     }
 }
