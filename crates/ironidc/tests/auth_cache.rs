@@ -4,7 +4,7 @@
 //! and not at all with the cache off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 use std::time::Duration;
 
 use ironidc_core::store::{AccountStore, Store};
@@ -15,27 +15,9 @@ const ROOT: &str = "cache-test-root-token-0123456789";
 const PASSWORD: &str = "Cache-Test-Passw0rd";
 
 async fn services(dir: &std::path::Path, ttl: Duration) -> (Services, SqlStore) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let store = SqlStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
-        .await
-        .unwrap();
-    let secrets = ironidc_core::secrets::SecretBox::load_or_create(&dir.join("k")).unwrap();
-    let network = ironidc_net::HostNetwork::new(
-        ironidc_net::HostNetworkOptions {
-            run_dir: dir.join("run"),
-            acme: None,
-        },
-        ironidc_net::proxy::ReverseProxy::new(),
-    );
     let mut opts = ServiceOptions::new(dir.to_path_buf());
     opts.auth_cache_ttl = ttl;
-    let services = Services::new(
-        Arc::new(store.clone()),
-        EngineRegistry::default(),
-        secrets,
-        Arc::new(network),
-        opts,
-    );
+    let (services, store) = common::in_process(dir, EngineRegistry::default(), opts).await;
     services.bootstrap_token(Some(ROOT)).await.unwrap();
     services.init_accounts(Some(PASSWORD)).await.unwrap();
     (services, store)

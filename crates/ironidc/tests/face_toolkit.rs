@@ -5,7 +5,7 @@
 //! format of the face its path belongs to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -15,7 +15,7 @@ use ironidc_api::credentials::{md5_hex, CredentialReader, Md5Signature};
 use ironidc_api::face::Unrouted;
 use ironidc_api::kit::{Caller, Fields, Query};
 use ironidc_api::{ApiOptions, Face, FaceEntry, FaceName, FaceState, FACES};
-use ironidc_core::{CoreError, EngineRegistry, ServiceOptions, Services};
+use ironidc_core::{CoreError, EngineRegistry, ServiceOptions};
 use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -105,25 +105,8 @@ async fn signed(Fields(f): Fields) -> Result<String, TinyError> {
 static WITH_TINY: [FaceEntry; 3] = [FACES[0], FACES[1], FaceEntry::of::<Tiny>()];
 
 async fn app(dir: &std::path::Path, ip_per_minute: u32) -> Router {
-    let store =
-        ironidc_store::SqlStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
-            .await
-            .unwrap();
-    let secrets = ironidc_core::secrets::SecretBox::load_or_create(&dir.join("k")).unwrap();
-    let network = ironidc_net::HostNetwork::new(
-        ironidc_net::HostNetworkOptions {
-            run_dir: dir.join("run"),
-            acme: None,
-        },
-        ironidc_net::proxy::ReverseProxy::new(),
-    );
-    let services = Services::new(
-        Arc::new(store),
-        EngineRegistry::default(),
-        secrets,
-        Arc::new(network),
-        ServiceOptions::new(dir.to_path_buf()),
-    );
+    let opts = ServiceOptions::new(dir.to_path_buf());
+    let (services, _) = common::in_process(dir, EngineRegistry::default(), opts).await;
     services.bootstrap_token(Some(TOKEN)).await.unwrap();
     let opts = ApiOptions {
         ip_per_minute,

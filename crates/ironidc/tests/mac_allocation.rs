@@ -18,24 +18,11 @@ use ironidc_engine::qemu::{QemuEngine, QemuOptions};
 
 /// Services over a fresh SQLite file whose MACs come from `source`.
 async fn services(dir: &std::path::Path, source: MacSource) -> Services {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let store =
-        ironidc_store::SqlStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
-            .await
-            .unwrap();
-    let secrets = ironidc_core::secrets::SecretBox::load_or_create(&dir.join("k")).unwrap();
-    let network = ironidc_net::HostNetwork::new(
-        ironidc_net::HostNetworkOptions {
-            run_dir: dir.join("run"),
-            acme: None,
-        },
-        ironidc_net::proxy::ReverseProxy::new(),
-    );
     let mut opts = ServiceOptions::new(dir.to_path_buf());
     opts.mac_source = source;
     let engines =
         EngineRegistry::default().with("qemu", Arc::new(QemuEngine::new(QemuOptions::default())));
-    let services = Services::new(Arc::new(store), engines, secrets, Arc::new(network), opts);
+    let (services, _) = common::in_process(dir, engines, opts).await;
     let images = common::blank_image_dir(dir);
     for name in ["h1", "h2"] {
         let config: HostConfig = serde_json::from_value(serde_json::json!({

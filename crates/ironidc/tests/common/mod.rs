@@ -12,6 +12,37 @@ use serde_json::Value;
 
 pub mod netns;
 
+/// The service layer in this process, over a fresh SQLite store in `dir`
+/// (for tests of the core through its public API); also the store, to
+/// change it behind the service layer's back.
+pub async fn in_process(
+    dir: &Path,
+    engines: ironidc_core::EngineRegistry,
+    opts: ironidc_core::ServiceOptions,
+) -> (ironidc_core::Services, ironidc_store::SqlStore) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let store =
+        ironidc_store::SqlStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
+            .await
+            .unwrap();
+    let secrets = ironidc_core::secrets::SecretBox::load_or_create(&dir.join("k")).unwrap();
+    let network = ironidc_net::HostNetwork::new(
+        ironidc_net::HostNetworkOptions {
+            run_dir: dir.join("run"),
+            acme: None,
+        },
+        ironidc_net::proxy::ReverseProxy::new(),
+    );
+    let services = ironidc_core::Services::new(
+        std::sync::Arc::new(store.clone()),
+        engines,
+        secrets,
+        std::sync::Arc::new(network),
+        opts,
+    );
+    (services, store)
+}
+
 pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The built-in `administrator`'s password in tests.
 pub const ADMIN_PASSWORD: &str = "Test-Admin-Passw0rd";
