@@ -11,6 +11,7 @@ pub mod model;
 pub mod network;
 pub mod ops_store;
 pub mod permissions;
+pub mod remote_host;
 pub mod secrets;
 pub mod service;
 pub mod store;

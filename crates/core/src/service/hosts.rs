@@ -79,14 +79,82 @@ pub struct HostStatusReport {
     pub details: Option<crate::engine::HostDetails>,
 }
 
+/// What a cached remote engine was made from: a host change that touches
+/// any of it makes a new engine.
+pub(crate) type RemoteKey = (String, u16, Option<String>);
+pub(crate) type CachedRemote = (RemoteKey, Arc<dyn Engine>);
+
+/// A host run by an agent on another machine (see `remote_host.rs`).
+pub(crate) fn is_remote(host: &Host) -> bool {
+    !host.config.server_addr.is_empty()
+}
+
 impl Services {
-    pub(crate) fn engine_of(&self, host: &Host) -> Result<&Arc<dyn Engine>, CoreError> {
-        self.inner.engines.get(&host.engine).ok_or_else(|| {
+    /// The engine of `host`: the local one of its kind, or for a host with
+    /// `server_addr`, one that drives that host's agent (made once per host
+    /// and kept until the host's address or token changes).
+    pub(crate) fn engine_of(&self, host: &Host) -> Result<Arc<dyn Engine>, CoreError> {
+        if is_remote(host) {
+            return self.remote_engine_of(host);
+        }
+        self.inner
+            .engines
+            .get(&host.engine)
+            .cloned()
+            .ok_or_else(|| {
+                CoreError::Unavailable(format!(
+                    "engine {} is not available on this controller",
+                    host.engine
+                ))
+            })
+    }
+
+    fn remote_engine_of(&self, host: &Host) -> Result<Arc<dyn Engine>, CoreError> {
+        let key: RemoteKey = (
+            host.config.server_addr.clone(),
+            host.config.server_port,
+            host.config.server_pass.clone(),
+        );
+        let mut cache = self
+            .inner
+            .remote_engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((made_from, engine)) = cache.get(&host.name) {
+            if *made_from == key {
+                return Ok(engine.clone());
+            }
+        }
+        let Some(remote) = self.inner.remote.get() else {
+            return Err(CoreError::Unavailable(format!(
+                "host {} is remote ({}) but this controller cannot reach agents",
+                host.name, host.config.server_addr
+            )));
+        };
+        let sealed = host.config.server_pass.as_deref().ok_or_else(|| {
             CoreError::Unavailable(format!(
-                "engine {} is not available on this controller",
-                host.engine
+                "host {} has no enrolment token (config.server_pass)",
+                host.name
             ))
-        })
+        })?;
+        let token = crate::remote_host::EnrolmentToken::parse(&self.inner.secrets.open(sealed)?)?;
+        let engine = remote.connect(
+            &host.name,
+            &host.config.server_addr,
+            host.config.server_port,
+            &token,
+        )?;
+        cache.insert(host.name.clone(), (key, engine.clone()));
+        Ok(engine)
+    }
+
+    /// Drop the cached engine of a changed or deleted host.
+    fn forget_remote_engine(&self, hs_name: &str) {
+        self.inner
+            .remote_engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hs_name);
     }
 
     pub(crate) fn host_context(&self, host: &Host) -> HostContext {
@@ -259,6 +327,7 @@ impl Services {
                 let updated = self.host(hs_name).await?;
                 self.apply_host_network(&updated).await?;
                 self.forget_host_status(hs_name);
+                self.forget_remote_engine(hs_name);
                 self.host_view(hs_name).await
             },
             |_| serde_json::json!({"hs_name": hs_name}),
@@ -343,6 +412,7 @@ impl Services {
                 }
                 self.store().delete_host(host.id).await?;
                 self.forget_host_status(hs_name);
+                self.forget_remote_engine(hs_name);
                 op.step("network", 95).await;
                 self.remove_host_network(&host).await
             },
@@ -471,8 +541,13 @@ impl Services {
     }
 
     /// Apply the network plan when this host has networks of its own.
+    /// A remote host's bridges and NAT would belong on that host, driven by
+    /// its agent, which does not do networks yet: nothing is applied here
+    /// (the controller's kernel is not the host's).
     async fn apply_host_network(&self, host: &Host) -> Result<(), CoreError> {
-        if host.config.network_nat.is_empty() && host.config.network_pub.is_empty() {
+        if is_remote(host)
+            || (host.config.network_nat.is_empty() && host.config.network_pub.is_empty())
+        {
             return Ok(());
         }
         self.reconcile_network().await.map(|_| ())
@@ -609,6 +684,23 @@ impl Services {
             (None, Some(host)) => host.config.server_pass.clone(),
             (None, None) => None,
         };
+        if !config.server_addr.is_empty() {
+            // A remote host's password is its agent's enrolment token:
+            // refuse a malformed one now rather than at the first call.
+            let sealed = config.server_pass.as_deref().ok_or_else(|| {
+                CoreError::invalid(
+                    "config.server_pass",
+                    "a host with server_addr needs its agent's enrolment token",
+                )
+            })?;
+            crate::remote_host::EnrolmentToken::parse(&self.inner.secrets.open(sealed)?)?;
+            if config.server_port == 0 {
+                return Err(CoreError::invalid(
+                    "config.server_port",
+                    "a host with server_addr needs the agent's port",
+                ));
+            }
+        }
         Ok((engine, config))
     }
 }

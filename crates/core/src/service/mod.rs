@@ -221,6 +221,10 @@ struct Inner {
     owns_jobs: std::sync::atomic::AtomicBool,
     /// Credential -> actor, for `auth_cache_ttl`.
     auth_cache: auth_cache::AuthCache,
+    /// Makes engines for hosts run by an agent; set once by the binary.
+    remote: std::sync::OnceLock<Arc<dyn crate::remote_host::RemoteEngines>>,
+    /// host name -> (what it was made from, the engine of that remote host).
+    remote_engines: Mutex<HashMap<String, hosts::CachedRemote>>,
 }
 
 impl Services {
@@ -250,7 +254,17 @@ impl Services {
                 guest_reports: Mutex::new(HashMap::new()),
                 owns_jobs: std::sync::atomic::AtomicBool::new(false),
                 auth_cache,
+                remote: std::sync::OnceLock::new(),
+                remote_engines: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// How engines for remote hosts (`config.server_addr`) are made.
+    /// Without it, such hosts answer 503. Only the first call counts.
+    pub fn set_remote_engines(&self, remote: Arc<dyn crate::remote_host::RemoteEngines>) {
+        if self.inner.remote.set(remote).is_err() {
+            tracing::warn!("remote engines were already set; keeping the first");
         }
     }
 

@@ -26,8 +26,18 @@ impl Services {
         let hosts = self.store().list_hosts().await?;
         let rules = self.store().nat_rules(Scope::All).await?;
         let mut bridges: BTreeMap<String, BridgePlan> = BTreeMap::new();
+        // Remote hosts' bridges and forwards belong on those hosts, not on
+        // this controller's kernel; the agent does not plan networks yet.
+        let remote: Vec<i64> = hosts
+            .iter()
+            .filter(|h| super::hosts::is_remote(&h.host))
+            .map(|h| h.host.id)
+            .collect();
         for summary in hosts {
             let host = summary.host;
+            if remote.contains(&host.id) {
+                continue;
+            }
             let Ok(pools) = Self::pools_of(&host) else {
                 tracing::warn!(host = %host.name, "host has invalid IP pools; its network is skipped");
                 continue;
@@ -63,7 +73,11 @@ impl Services {
                 }
             }
         }
-        let mut forwards: Vec<PortForward> = rules.iter().flat_map(forwards_of).collect();
+        let mut forwards: Vec<PortForward> = rules
+            .iter()
+            .filter(|r| !remote.contains(&r.host_id))
+            .flat_map(forwards_of)
+            .collect();
         forwards.sort();
         forwards.dedup_by_key(|f| (f.protocol, f.external_port));
         Ok(NetworkPlan {
