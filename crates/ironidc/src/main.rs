@@ -1,8 +1,10 @@
-//! The `ironidc` binary: `serve` (the controller), `user` (accounts from
+//! The `ironidc` binary: `serve` (the controller), `agent` (a remote
+//! host's side), `user` (accounts from
 //! the console), `image demo` (a bootable demo image built from Debian
 //! packages).
 
 mod access;
+mod agent_cmd;
 mod api_listener;
 mod config;
 mod connections;
@@ -31,6 +33,9 @@ struct Cli {
 enum Command {
     /// Run the controller: the HTTP API over the local QEMU engine.
     Serve(Box<serve::ServeArgs>),
+    /// Run on a hypervisor host: serve its QEMU engine to controllers over
+    /// TLS. The first start prints the enrolment token.
+    Agent(agent_cmd::AgentArgs),
     /// Manage users on the controller's database (first operator steps).
     User(user_cli::UserArgs),
     /// Build OS images.
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Agent(args) => agent_cmd::run(args),
         Command::User(args) => user_cli::run(args),
         Command::Image {
             command: ImageCommand::Demo { dir, cache },

@@ -198,6 +198,8 @@ pub async fn open_services(
         proxy.clone(),
     );
     let services = Services::new(Arc::new(store), engines, secrets, Arc::new(network), opts);
+    // Hosts whose config names server_addr are driven through their agent.
+    services.set_remote_engines(Arc::new(ironidc_agent::client::AgentConnector));
     Ok((services, proxy))
 }
 
@@ -384,7 +386,7 @@ fn spawn_certificate_renewal(services: Services) {
 /// How long a stopping controller waits for background operations.
 const BACKGROUND_WAIT: Duration = Duration::from_secs(60);
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
