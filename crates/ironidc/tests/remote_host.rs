@@ -33,6 +33,27 @@ impl Drop for Agent {
 }
 
 fn start_agent(ns: &Netns, ip: &str, data_dir: &Path) -> Agent {
+    let (child, token) = spawn_agent(ns, ip, data_dir);
+    Agent {
+        child,
+        token: token.expect("a first start prints the enrolment token"),
+    }
+}
+
+/// The agent on `data_dir` again: it keeps its identity (and prints no
+/// token).
+fn restart_agent(ns: &Netns, ip: &str, data_dir: &Path, token: &str) -> Agent {
+    let (child, printed) = spawn_agent(ns, ip, data_dir);
+    assert_eq!(printed, None, "a later start prints no token");
+    Agent {
+        child,
+        token: token.to_string(),
+    }
+}
+
+/// Start `ironidc agent`; returns it once it listens, with the token it
+/// printed, if any.
+fn spawn_agent(ns: &Netns, ip: &str, data_dir: &Path) -> (Child, Option<String>) {
     let mut child = Command::new("ip")
         .args([
             "netns",
@@ -70,10 +91,7 @@ fn start_agent(ns: &Netns, ip: &str, data_dir: &Path) -> Agent {
             break;
         }
     }
-    Agent {
-        child,
-        token: token.expect("a first start prints the enrolment token"),
-    }
+    (child, token)
 }
 
 fn remote_host_body(name: &str, ip: &str, token: &str, agent_dir: &Path) -> Value {
@@ -149,7 +167,23 @@ fn a_vm_on_a_remote_host_lives_on_the_agent() {
     }
 
     let ctrl = tempfile::tempdir().unwrap();
-    let s = Server::start(ctrl.path());
+    let env = [
+        ("IRONIDC_TOKEN", common::TOKEN),
+        ("IRONIDC_MONITOR_SECS", "1"),
+    ];
+    let s = Server::start_with(ctrl.path(), &env, None);
+    // A local host beside the remote one, with a VM of its own.
+    let images = common::blank_image_dir(ctrl.path());
+    s.ok(
+        "POST",
+        "/api/server/create",
+        Some(common::host_body("h1", &images, "blank.qcow2")),
+    );
+    s.ok(
+        "POST",
+        "/api/client/create/h1",
+        Some(json!({"vm_uuid": "lvm1", "os_name": "demo", "cpu_num": 1, "mem_num": 64, "hdd_num": 16})),
+    );
 
     // A malformed token is refused at host create, naming the field.
     let (status, v) = s.call(
@@ -199,6 +233,25 @@ fn a_vm_on_a_remote_host_lives_on_the_agent() {
     );
     assert_eq!(started["state"], "running", "{started}");
     assert_eq!(state(&s, "r1", "rvm1"), "running");
+
+    // The agent goes away (its guests keep running: QEMU is not a process
+    // it takes down). The monitor finds the host unreachable: its VM turns
+    // unknown; the local host's VM is sampled as before.
+    let token = agent.token.clone();
+    drop(agent);
+    common::wait_until(20, "the remote VM to turn unknown", || {
+        state(&s, "r1", "rvm1") == "unknown"
+    });
+    assert_eq!(
+        state(&s, "h1", "lvm1"),
+        "stopped",
+        "the other host is unaffected"
+    );
+    // The agent is back: the next pass finds the guest still running.
+    let agent = restart_agent(&ns, ip, &agent_dir, &token);
+    common::wait_until(20, "the remote VM to be seen running again", || {
+        state(&s, "r1", "rvm1") == "running"
+    });
     let stopped = s.ok(
         "POST",
         "/api/client/powers/r1/rvm1",

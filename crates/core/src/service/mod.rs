@@ -14,6 +14,7 @@ mod cluster;
 mod config_io;
 mod console;
 mod guest_agent;
+mod host_passes;
 mod host_update;
 mod hosts;
 mod journal;

@@ -4,23 +4,16 @@
 //! their per-VM secret; history is served by time range; old samples are
 //! purged after `monitor_retention`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
 use super::{now, Actor, Services};
-use crate::engine::{Engine, HostContext, PowerState, VmCounters};
+use crate::engine::{Engine, EngineError, HostContext, PowerState, VmCounters};
 use crate::error::CoreError;
 use crate::model::{Host, HwStatus, Vm};
 use crate::secrets::hashes_equal;
 
 /// A guest report counts as current for this many sampling intervals.
 const GUEST_REPORT_FRESH_INTERVALS: i64 = 3;
-/// Hosts sampled at the same time in one monitor pass.
-const MONITOR_HOSTS_AT_ONCE: usize = 16;
 /// Most samples one history request returns.
 pub const MAX_HISTORY_SAMPLES: u32 = 5000;
 
@@ -79,49 +72,19 @@ impl Services {
     }
 
     async fn sample_running(&self) -> usize {
-        let (vms, hosts) = match (
-            self.store().all_vms().await,
-            self.store().list_hosts().await,
-        ) {
-            (Ok(vms), Ok(hosts)) => (vms, hosts),
-            (Err(e), _) | (_, Err(e)) => {
+        let limit = self.inner.opts.monitor_host_timeout;
+        let passes = self
+            .per_host("monitor", limit, |services, host, vms| async move {
+                services.sample_host(&host, &vms).await
+            })
+            .await;
+        match passes {
+            Ok(sampled) => sampled.into_iter().sum(),
+            Err(e) => {
                 tracing::warn!(error = %e, "monitor: cannot list VMs and hosts");
-                return 0;
+                0
             }
-        };
-        let mut by_host: HashMap<String, Vec<Vm>> = HashMap::new();
-        for vm in vms {
-            by_host.entry(vm.hs_name.clone()).or_default().push(vm);
         }
-        // Hosts are sampled side by side, each within a time limit, so a
-        // slow or unreachable host never holds up the others.
-        let at_once = Arc::new(Semaphore::new(MONITOR_HOSTS_AT_ONCE));
-        let mut passes = JoinSet::new();
-        for summary in hosts {
-            let host = summary.host;
-            let Some(vms) = by_host.remove(&host.name) else {
-                continue;
-            };
-            let services = self.clone();
-            let at_once = at_once.clone();
-            let limit = self.inner.opts.monitor_host_timeout;
-            passes.spawn(async move {
-                let _turn = at_once.acquire_owned().await;
-                match tokio::time::timeout(limit, services.sample_host(&host, &vms)).await {
-                    Ok(sampled) => sampled,
-                    Err(_) => {
-                        tracing::warn!(host = %host.name, secs = limit.as_secs(), "monitor: the host did not answer in time");
-                        services.mark_unknown(&vms).await;
-                        0
-                    }
-                }
-            });
-        }
-        let mut sampled = 0;
-        while let Some(pass) = passes.join_next().await {
-            sampled += pass.unwrap_or(0);
-        }
-        sampled
     }
 
     /// Sample the VMs of one host; returns how many were running.
@@ -139,23 +102,17 @@ impl Services {
             match self.sample_vm(engine.as_ref(), &ctx, vm).await {
                 Ok(true) => sampled += 1,
                 Ok(false) => {}
+                // The host itself does not answer (a remote host whose agent
+                // is down): its VMs' state is unknown until it is back, and
+                // asking about the others would only wait again.
+                Err(CoreError::Engine(EngineError::Unavailable(why))) => {
+                    self.host_unreachable("monitor", host, vms, &why).await;
+                    return sampled;
+                }
                 Err(e) => tracing::debug!(vm = %vm.uuid, error = %e, "monitor: no sample"),
             }
         }
         sampled
-    }
-
-    /// The VMs of a host that did not answer: their state is unknown.
-    async fn mark_unknown(&self, vms: &[Vm]) {
-        for vm in vms.iter().filter(|vm| vm.state != PowerState::Unknown) {
-            if let Err(e) = self
-                .store()
-                .set_vm_state(vm.id, PowerState::Unknown, vm.pending_restart)
-                .await
-            {
-                tracing::warn!(vm = %vm.uuid, error = %e, "monitor: could not mark the VM unknown");
-            }
-        }
     }
 
     /// Sample one VM if it runs; `Ok(false)` when it does not.
