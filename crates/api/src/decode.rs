@@ -7,16 +7,29 @@ use serde::de::DeserializeOwned;
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
+/// The whole body; an unreadable one (too large, cut off) is refused.
+pub async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, CoreError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| CoreError::invalid("body", e.to_string()))
+}
+
 /// A JSON object body; an empty body is an empty object. Malformed JSON or
 /// a non-object is refused.
 pub async fn json_object<S: Send + Sync>(req: Request, state: &S) -> Result<JsonMap, CoreError> {
-    let bytes = axum::body::Bytes::from_request(req, state)
-        .await
-        .map_err(|e| CoreError::invalid("body", e.to_string()))?;
+    let bytes = body_bytes(req, state).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(JsonMap::new());
     }
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+    parse_object(&bytes)
+}
+
+/// JSON text that must be one object.
+fn parse_object(text: &[u8]) -> Result<JsonMap, CoreError> {
+    match serde_json::from_slice::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         Ok(_) => Err(CoreError::invalid("body", "must be a JSON object")),
         Err(e) => Err(CoreError::invalid("body", format!("malformed JSON: {e}"))),
@@ -54,12 +67,7 @@ pub fn request_fields(
         .unwrap_or_default();
     let text = body.trim_ascii_start();
     if text.first() == Some(&b'{') {
-        let map = match serde_json::from_slice::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(_) => return Err(CoreError::invalid("body", "must be a JSON object")),
-            Err(e) => return Err(CoreError::invalid("body", format!("malformed JSON: {e}"))),
-        };
-        for (key, value) in map {
+        for (key, value) in parse_object(text)? {
             let text = match value {
                 serde_json::Value::Null => continue,
                 serde_json::Value::String(s) => s,

@@ -58,9 +58,7 @@ impl<T: DeserializeOwned, F: Face> FromRequest<FaceState<F>> for Form<T> {
     type Rejection = F::Error;
 
     async fn from_request(req: Request, state: &FaceState<F>) -> Result<Self, F::Error> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| CoreError::invalid("body", e.to_string()))?;
+        let bytes = crate::decode::body_bytes(req, state).await?;
         Ok(Form(crate::decode::from_form(&bytes)?))
     }
 }
@@ -105,9 +103,7 @@ impl<F: Face> FromRequest<FaceState<F>> for Fields {
 
     async fn from_request(req: Request, state: &FaceState<F>) -> Result<Self, F::Error> {
         let query = req.uri().query().map(str::to_string);
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| CoreError::invalid("body", e.to_string()))?;
+        let bytes = crate::decode::body_bytes(req, state).await?;
         Ok(Fields(crate::decode::request_fields(
             query.as_deref(),
             &bytes,
