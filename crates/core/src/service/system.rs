@@ -59,22 +59,29 @@ impl Services {
     /// Figures for monitoring. The face serving them decides who may
     /// read them (the root token, or listed addresses).
     pub async fn figures(&self) -> Result<Figures, CoreError> {
-        let mut hosts_up = Vec::new();
+        // Probed side by side: a scrape waits for the slowest host once,
+        // not for every host that does not answer in turn.
+        let mut probes = tokio::task::JoinSet::new();
         for summary in self.store().list_hosts().await? {
             let host = summary.host;
-            let up = match self.engine_of(&host) {
-                Ok(engine) => {
-                    let ctx = self.host_context(&host);
-                    let probe = engine.host_details(&ctx);
-                    matches!(
-                        tokio::time::timeout(HOST_PROBE_TIMEOUT, probe).await,
-                        Ok(Ok(_))
-                    )
-                }
-                Err(_) => false,
-            };
-            hosts_up.push((host.name, up));
+            let services = self.clone();
+            probes.spawn(async move {
+                let up = match services.engine_of(&host) {
+                    Ok(engine) => {
+                        let ctx = services.host_context(&host);
+                        let probe = engine.host_details(&ctx);
+                        matches!(
+                            tokio::time::timeout(HOST_PROBE_TIMEOUT, probe).await,
+                            Ok(Ok(_))
+                        )
+                    }
+                    Err(_) => false,
+                };
+                (host.name, up)
+            });
         }
+        let mut hosts_up = probes.join_all().await;
+        hosts_up.sort();
         Ok(Figures {
             vms_by_state: self.store().vm_state_counts().await?,
             tasks_by_status: self.store().task_status_counts().await?,
