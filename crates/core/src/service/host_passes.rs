@@ -32,7 +32,7 @@ impl Services {
     ) -> Result<Vec<T>, CoreError>
     where
         T: Send + 'static,
-        F: Fn(Services, Host, Vec<Vm>) -> Fut,
+        F: Fn(Services, Host, Arc<[Vm]>) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
         let hosts = self.store().list_hosts().await?;
@@ -47,6 +47,8 @@ impl Services {
             let Some(vms) = by_host.remove(&host.name) else {
                 continue;
             };
+            // Shared by the pass and the overrun path, not copied.
+            let vms: Arc<[Vm]> = vms.into();
             let work = pass(self.clone(), host.clone(), vms.clone());
             let services = self.clone();
             let at_once = at_once.clone();
